@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# The agent-session-manager image: the `asm` CLI (worker, setup, client commands).
+#   docker build -t agent-session-manager .
+#   docker run --rm agent-session-manager asm --help
+ARG PYTHON_VERSION=3.12
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/asm
+WORKDIR /src
+# Metadata first, so a code change does not rebuild the dependency layer.
+COPY pyproject.toml README.md ./
+RUN mkdir -p core store workflows activities worker client \
+ && touch core/__init__.py store/__init__.py workflows/__init__.py \
+          activities/__init__.py worker/__init__.py client/__init__.py \
+ && /opt/asm/bin/pip install . \
+ && /opt/asm/bin/pip uninstall -y agent-session-manager
+COPY core ./core
+COPY store ./store
+COPY workflows ./workflows
+COPY activities ./activities
+COPY worker ./worker
+COPY client ./client
+RUN /opt/asm/bin/pip install --no-deps . \
+ && /opt/asm/bin/asm --help >/dev/null
+
+FROM python:${PYTHON_VERSION}-slim
+# An unprivileged user; its home holds nothing but the (unused in compose) SQLite default.
+RUN useradd --create-home --uid 10001 asm
+COPY --from=build /opt/asm /opt/asm
+ENV PATH=/opt/asm/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER asm
+WORKDIR /home/asm
+# Metrics / health (ASM_PROMETHEUS_BIND=0.0.0.0:9464 in docker-compose.yml).
+EXPOSE 9464
+CMD ["asm", "worker"]

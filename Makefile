@@ -1,0 +1,36 @@
+# Every target bootstraps .venv first; re-running is cheap (a stamp tracks pyproject.toml).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo dev worker test lint typecheck check bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv  ## run a multi-turn session end to end on the embedded server
+	$(BIN)/asm demo
+
+dev: venv  ## embedded Temporal dev server + worker, until Ctrl-C
+	$(BIN)/asm dev
+
+worker: venv  ## a worker against ASM_TEMPORAL_ADDRESS
+	$(BIN)/asm worker
+
+test: venv  ## the whole suite: lint, types, then pytest against a real dev server
+	$(BIN)/ruff check .
+	$(BIN)/mypy core workflows
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python bench/event_store.py
+	$(BIN)/python bench/runs.py
+
+clean:
+	rm -rf $(VENV) .asm .pytest_cache .mypy_cache .ruff_cache

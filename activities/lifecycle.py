@@ -1,0 +1,53 @@
+"""Local activities the workflows use for lifecycle bookkeeping.
+
+Workflows may not do I/O, so every lifecycle event and read-model change goes through
+``record_lifecycle``: one transaction, idempotent by the event's deterministic id, so a
+replayed or retried local activity writes nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import activity
+
+from activities.providers.base import Provider, info
+from core.contract import (
+    PROVIDER_CATALOG_ACTIVITY,
+    RECORD_LIFECYCLE_ACTIVITY,
+    ROLLBACK_RUN_ACTIVITY,
+    LifecycleRecord,
+    ProviderCatalog,
+)
+from core.errors import AsmError
+from core.temporal import to_application_error
+from store import EventStore
+
+
+@dataclass
+class LifecycleActivities:
+    """Store-side activities for the session and run workflows."""
+
+    store: EventStore
+    providers: dict[str, Provider]
+
+    @activity.defn(name=RECORD_LIFECYCLE_ACTIVITY)
+    async def record_lifecycle(self, rec: LifecycleRecord) -> None:
+        """Append one lifecycle event and apply its read-model change, atomically."""
+        try:
+            await self.store.record(rec)
+        except AsmError as err:
+            raise to_application_error(err) from err
+
+    @activity.defn(name=PROVIDER_CATALOG_ACTIVITY)
+    async def provider_catalog(self) -> ProviderCatalog:
+        """The providers this worker runs, with their capabilities."""
+        return ProviderCatalog(providers={name: info(p) for name, p in self.providers.items()})
+
+    @activity.defn(name=ROLLBACK_RUN_ACTIVITY)
+    async def rollback_run(self, run_id: str) -> None:
+        """Drop a run's messages from the conversation (multitask strategy ``rollback``)."""
+        try:
+            await self.store.mark_rolled_back(run_id)
+        except AsmError as err:
+            raise to_application_error(err) from err

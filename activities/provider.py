@@ -1,0 +1,151 @@
+"""The provider activity: one attempt of one run, streamed into the event store.
+
+It reads the conversation from SQL (never from workflow payloads), runs the provider through
+a :class:`~activities.sink.StoreSink`, and on success stores the assistant message together
+with the attempt's last events in one transaction. Failures leave the attempt as an
+``error_occurred`` event and an ``ApplicationError`` whose type is the taxonomy code, so the
+retry policy decides; cancellation flushes what was streamed and re-raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from temporalio import activity
+
+from activities.providers.base import Provider, ProviderRequest
+from activities.sink import StoreSink
+from core.contract import (
+    STREAM_PROVIDER_ACTIVITY,
+    Message,
+    ProviderCall,
+    ProviderOutcome,
+)
+from core.errors import AsmError, error
+from core.events import EventType
+from core.temporal import to_application_error
+from store import EventStore
+
+log = logging.getLogger(__name__)
+
+#: The outcome carries at most this much text; the full text is in the event store.
+OUTPUT_LIMIT = 16 * 1024
+
+
+@dataclass
+class ProviderActivities:
+    """Activities that call providers; dependencies are injected by the worker."""
+
+    store: EventStore
+    providers: dict[str, Provider]
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    flush_interval: float = 0.05
+    tick: float = 0.1
+
+    @activity.defn(name=STREAM_PROVIDER_ACTIVITY)
+    async def stream_provider(self, call: ProviderCall) -> ProviderOutcome:
+        """Run one attempt of ``call.spec`` against its provider."""
+        spec = call.spec
+        info = activity.info()
+        attempt = info.attempt
+        provider = self.providers.get(spec.provider)
+        if provider is None:
+            raise to_application_error(
+                error(
+                    "provider_unavailable",
+                    f"provider {spec.provider!r} is not installed on this worker",
+                    retryable=False,
+                )
+            )
+        sink = StoreSink(
+            self.store,
+            session_id=spec.session_id,
+            run_id=spec.run_id,
+            attempt=attempt,
+            provider=spec.provider,
+            heartbeat=activity.heartbeat,
+            flush_interval=self.flush_interval,
+        )
+        try:
+            history = await self.store.conversation(spec.session_id, before_turn=spec.turn)
+            request = ProviderRequest(
+                session_id=spec.session_id,
+                run_id=spec.run_id,
+                attempt=attempt,
+                turn=spec.turn,
+                model=spec.model or provider.default_model,
+                system_prompt=spec.system_prompt,
+                history=history,
+                messages=spec.messages,
+                options=spec.provider_options,
+                mock=spec.mock,
+                secrets=self.secrets,
+            )
+            result = await sink.run_with_ticker(
+                provider.stream(request, sink),
+                tick=self.tick,
+                silence_limit=spec.heartbeat_timeout_seconds,
+            )
+            assistant = Message(
+                role="assistant", content=result.content or result.text or "(no text)"
+            )
+            if attempt > 1:
+                # Marks the earlier attempts' partial output as superseded in the log.
+                await sink.emit(
+                    EventType.ERROR_RECOVERED,
+                    {"attempt": attempt, "superseded_attempts": list(range(1, attempt))},
+                )
+            # The assistant message and the attempt's last events land atomically.
+            await self.store.save_messages(
+                spec.session_id,
+                spec.run_id,
+                spec.turn,
+                [*spec.messages, assistant],
+                events=sink.take(),
+            )
+        except asyncio.CancelledError:
+            await asyncio.shield(self._flush_quietly(sink))
+            raise
+        except AsmError as err:
+            await self._record_failure(sink, err)
+            raise to_application_error(err) from err
+        except Exception as exc:
+            log.exception("provider %s crashed", spec.provider)
+            err = error(
+                "internal_error",
+                f"provider {spec.provider!r} raised {type(exc).__name__}: {exc}",
+                retryable=False,
+            )
+            await self._record_failure(sink, err)
+            raise to_application_error(err) from exc
+        truncated = len(result.text) > OUTPUT_LIMIT
+        return ProviderOutcome(
+            output=result.text[:OUTPUT_LIMIT],
+            output_truncated=truncated,
+            stop_reason=result.stop_reason,
+            usage=result.usage,
+            attempt=attempt,
+        )
+
+    async def _flush_quietly(self, sink: StoreSink) -> None:
+        try:
+            await sink.flush()
+        except Exception:  # the store may be the reason we stop; the attempt is over anyway
+            log.warning("final flush failed for run %s", sink.run_id, exc_info=True)
+
+    async def _record_failure(self, sink: StoreSink, err: AsmError) -> None:
+        data = {
+            "attempt": sink.attempt,
+            "code": err.code,
+            "category": err.category,
+            "message": err.message,
+            "retryable": err.retryable,
+        }
+        if err.provider_error is not None:
+            data["provider_error"] = err.provider_error.model_dump(exclude_none=True)
+        try:
+            await sink.flush(extra=[sink.draft(EventType.ERROR_OCCURRED, data)])
+        except Exception:
+            log.warning("could not record error_occurred for run %s", sink.run_id, exc_info=True)

@@ -1,0 +1,131 @@
+"""The provider protocol, and how providers are found (built-ins and entry points).
+
+A provider turns one run attempt into normalized events and a :class:`ProviderResult`:
+
+* it reads nothing and writes nothing itself: the activity hands it the conversation in a
+  :class:`ProviderRequest` and an :class:`EventSink` to emit into (the sink batches writes to
+  the event store and heartbeats);
+* it raises :class:`core.errors.AsmError` with a taxonomy code for every failure, translated
+  from its SDK's exceptions at the adapter (``raise error(...) from exc``);
+* cancellation arrives as ``asyncio.CancelledError`` at its current ``await`` (the activity
+  learns of it through its heartbeat): it must stop the provider promptly — close the HTTP
+  stream, kill the subprocess — and let the ``CancelledError`` propagate. It must never block
+  the event loop.
+
+Third-party adapters register a class (or zero-argument factory) in the
+``agent_session_manager.providers`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from core.capabilities import Capability
+from core.contract import Message, MockScript, ProviderInfo
+from core.errors import ProviderError
+from core.events import EventType
+from core.usage import TokenUsage
+
+ENTRY_POINT_GROUP = "agent_session_manager.providers"
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    """One attempt of one run, as a provider sees it."""
+
+    session_id: str
+    run_id: str
+    attempt: int
+    turn: int
+    model: str | None
+    system_prompt: str | None
+    history: list[Message]
+    """Earlier completed runs' messages, oldest first."""
+    messages: list[Message]
+    """This run's new messages."""
+    options: dict[str, Any] = field(default_factory=dict)
+    mock: MockScript | None = None
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    """Credentials from the worker's environment; never logged, never in events."""
+
+
+@dataclass
+class ProviderResult:
+    """What a finished attempt produced; the activity stores the assistant message."""
+
+    text: str
+    content: list[dict[str, Any]] = field(default_factory=list)
+    """Assistant content blocks (text, tool_use, …) for the conversation; ``[]`` = text only."""
+    stop_reason: str | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    model: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class EventSink(Protocol):
+    """Where a provider emits normalized events (batched, heartbeated, idempotent)."""
+
+    async def emit(self, type: EventType, data: dict[str, Any] | None = None) -> None:
+        """Queue one event; ``message_streamed`` deltas coalesce within the flush window."""
+        ...
+
+    async def flush(self) -> None:
+        """Write everything queued now (one transaction, one heartbeat)."""
+        ...
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A model provider adapter."""
+
+    name: str
+    default_model: str | None
+
+    def capabilities(self) -> list[Capability]:
+        """What this provider can do; runs negotiate against it."""
+        ...
+
+    async def stream(self, request: ProviderRequest, sink: EventSink) -> ProviderResult:
+        """Run one attempt, emitting events into ``sink``; raise ``AsmError`` on failure."""
+        ...
+
+
+def discover() -> dict[str, Provider]:
+    """Every provider installed: built-ins plus the entry-point group, by name."""
+    found: dict[str, Provider] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            factory = ep.load()
+            provider = factory()
+        except Exception as exc:  # a broken third-party adapter must not take the worker down
+            import logging
+
+            logging.getLogger(__name__).warning("provider %s failed to load: %s", ep.name, exc)
+            continue
+        found[provider.name] = provider
+    if "mock" not in found:  # running from a checkout without the package installed
+        from activities.providers.mock import MockProvider
+
+        found["mock"] = MockProvider()
+    return found
+
+
+def info(provider: Provider) -> ProviderInfo:
+    """The catalog entry a workflow negotiates against."""
+    return ProviderInfo(
+        name=provider.name,
+        capabilities=provider.capabilities(),
+        default_model=provider.default_model,
+    )
+
+
+def unavailable(name: str, install_hint: str) -> ProviderError:
+    """``provider_unavailable`` telling the user what to install."""
+    return ProviderError(
+        "provider_unavailable",
+        f"provider {name!r} is not installed on this worker; run: {install_hint}",
+        details={"provider": name, "fix": install_hint},
+        retryable=False,
+    )

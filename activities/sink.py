@@ -1,0 +1,139 @@
+"""The batched, heartbeating event writer every long activity streams through.
+
+* Deltas coalesce: consecutive ``message_streamed`` events of the same block and kind merge
+  into one row until the next flush, so a 2,000-token answer is a few dozen rows, not 2,000.
+* A flush happens at most every ``flush_interval`` or when ``max_batch`` events are queued,
+  whichever comes first; every flush is one transaction and one heartbeat.
+* A ticker heartbeats while the provider is quiet, because cancellation reaches an activity
+  only through a heartbeat response. It also watches for silence: a provider that emits
+  nothing for ``silence_limit`` fails the attempt with ``provider_timeout`` (retried), rather
+  than hanging until the run deadline.
+* Event ids are ``(run, attempt, index)``: a retried flush or a replayed attempt writes
+  nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.errors import AsmError, error
+from core.events import EventDraft, EventType, activity_event_id
+from store import EventStore
+
+Heartbeat = Callable[..., None]
+
+
+class StoreSink:
+    """An :class:`~activities.providers.base.EventSink` that writes to the event store."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        session_id: str,
+        run_id: str,
+        attempt: int,
+        provider: str,
+        heartbeat: Heartbeat,
+        flush_interval: float = 0.05,
+        max_batch: int = 64,
+    ) -> None:
+        self._store = store
+        self.session_id = session_id
+        self.run_id = run_id
+        self.attempt = attempt
+        self.provider = provider
+        self._heartbeat = heartbeat
+        self.flush_interval = flush_interval
+        self.max_batch = max_batch
+        self._buffer: list[EventDraft] = []
+        self._index = 0
+        self._lock = asyncio.Lock()
+        self._last_flush = time.monotonic()
+        self.last_progress = time.monotonic()
+        self.written = 0
+
+    def draft(self, type: EventType, data: dict[str, Any] | None = None) -> EventDraft:
+        """The next event of this attempt, with its deterministic id (not queued)."""
+        self._index += 1
+        return EventDraft(
+            id=activity_event_id(self.run_id, self.attempt, self._index),
+            session_id=self.session_id,
+            run_id=self.run_id,
+            attempt=self.attempt,
+            type=type,
+            data=data or {},
+            provider=self.provider,
+        )
+
+    async def emit(self, type: EventType, data: dict[str, Any] | None = None) -> None:
+        """Queue one event, coalescing deltas; flush when the window or the batch is full."""
+        self.last_progress = time.monotonic()
+        data = data or {}
+        if type is EventType.MESSAGE_STREAMED and self._buffer:
+            last = self._buffer[-1]
+            if (
+                last.type is EventType.MESSAGE_STREAMED
+                and last.data.get("index") == data.get("index")
+                and last.data.get("kind") == data.get("kind")
+            ):
+                merged = {**last.data, "text": last.data.get("text", "") + data.get("text", "")}
+                self._buffer[-1] = last.model_copy(update={"data": merged})
+                await self._maybe_flush()
+                return
+        self._buffer.append(self.draft(type, data))
+        await self._maybe_flush()
+
+    async def _maybe_flush(self) -> None:
+        if (
+            len(self._buffer) >= self.max_batch
+            or time.monotonic() - self._last_flush >= self.flush_interval
+        ):
+            await self.flush()
+
+    async def flush(self, extra: list[EventDraft] | None = None) -> None:
+        """Write the queue (plus ``extra``) in one transaction, then heartbeat."""
+        async with self._lock:
+            batch, self._buffer = self._buffer + (extra or []), []
+            self._last_flush = time.monotonic()
+            if batch:
+                written = await self._store.append(batch)
+                self.written += len(written)
+            self._heartbeat(self.written)
+
+    def take(self) -> list[EventDraft]:
+        """Hand over what is queued, for a caller that writes it in its own transaction."""
+        batch, self._buffer = self._buffer, []
+        return batch
+
+    async def run_with_ticker(
+        self, work: Awaitable[Any], *, tick: float, silence_limit: float
+    ) -> Any:
+        """Await ``work`` while a ticker flushes, heartbeats and watches for silence."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=tick)
+                if done:
+                    return task.result()
+                if time.monotonic() - self.last_progress > silence_limit:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise _silence(silence_limit)
+                await self.flush()
+        finally:
+            if not task.done():
+                # We are being cancelled: stop the provider and wait for it to let go.
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+
+def _silence(limit: float) -> AsmError:
+    return error(
+        "provider_timeout",
+        f"the provider sent nothing for {limit:g}s",
+        details={"silence_seconds": limit},
+    )

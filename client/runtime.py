@@ -1,0 +1,113 @@
+"""Where the CLI and the demo get a Temporal connection, an event store and (maybe) a worker.
+
+Unset ``ASM_TEMPORAL_ADDRESS`` means "the embedded default": use the ``asm dev`` server on
+127.0.0.1:7233 if one is running, else (for commands that may) start one in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from client.session_client import SessionClient
+from core.errors import error
+from core.temporal import data_converter
+from store import EventStore, open_store, upgrade
+from worker.dev_server import free_port, start_dev_server
+from worker.settings import Settings
+from worker.worker import build_worker
+
+DEV_ADDRESS = "127.0.0.1:7233"
+DEV_UI_PORT = 8233
+
+
+def reachable(address: str, timeout: float = 0.3) -> bool:
+    """True if something accepts TCP connections at ``host:port``."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+async def connect_temporal(address: str, namespace: str) -> Client:
+    """A Temporal client with our data converter, or a clear error saying what to do."""
+    try:
+        return await Client.connect(address, namespace=namespace, data_converter=data_converter)
+    except (RPCError, RuntimeError) as exc:
+        raise error(
+            "provider_unavailable",
+            f"cannot reach Temporal at {address} ({exc}); start one with `asm dev`, "
+            "or set ASM_TEMPORAL_ADDRESS to your cluster's frontend",
+            retryable=True,
+        ) from exc
+
+
+@dataclass
+class Runtime:
+    """A connected client plus what was started for it."""
+
+    client: SessionClient
+    store: EventStore
+    address: str
+    ui_url: str | None
+    embedded: bool
+
+
+@asynccontextmanager
+async def runtime(
+    settings: Settings | None = None,
+    *,
+    allow_embedded: bool = False,
+    with_worker: bool = False,
+) -> AsyncIterator[Runtime]:
+    """Connect (starting an embedded server and a worker when asked) and clean up after."""
+    settings = settings or Settings()
+    async with AsyncExitStack() as stack:
+        await upgrade(settings.database_url)
+        store = await open_store(settings.database_url)
+        stack.push_async_callback(store.close)
+        address = settings.temporal_address
+        ui_url = settings.ui_url
+        embedded = False
+        if address is None and reachable(DEV_ADDRESS):
+            address = DEV_ADDRESS
+            ui_url = ui_url or f"http://127.0.0.1:{DEV_UI_PORT}"
+        if address is None:
+            if not allow_embedded:
+                raise error(
+                    "provider_unavailable",
+                    f"no Temporal server at {DEV_ADDRESS}; start one with `asm dev` "
+                    "(or set ASM_TEMPORAL_ADDRESS)",
+                    retryable=True,
+                )
+            ui_port = free_port()
+            env = await start_dev_server(home=settings.home, port=free_port(), ui_port=ui_port)
+            stack.push_async_callback(env.shutdown)
+            temporal = env.client
+            address = temporal.service_client.config.target_host
+            ui_url = f"http://127.0.0.1:{ui_port}"
+            embedded = True
+            with_worker = True
+        else:
+            temporal = await connect_temporal(address, settings.namespace)
+        if with_worker:
+            worker = build_worker(
+                temporal, store, task_queue=settings.task_queue, settings=settings
+            )
+            task = asyncio.create_task(worker.run())
+
+            async def stop_worker() -> None:
+                await worker.shutdown()
+                await asyncio.gather(task, return_exceptions=True)
+
+            stack.push_async_callback(stop_worker)
+        client = SessionClient(temporal, store, task_queue=settings.task_queue, ui_url=ui_url)
+        yield Runtime(client=client, store=store, address=address, ui_url=ui_url, embedded=embedded)

@@ -1,0 +1,379 @@
+"""``SessionClient``: the async Python face of agent-session-manager.
+
+Everything goes through Temporal (start, updates, signals, queries, visibility) except events,
+which are read from the event store by cursor: tokens never travel through workflow history.
+Every Temporal failure comes back as the :class:`~core.errors.AsmError` the workflow raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from core.contract import (
+    DEFAULT_TASK_QUEUE,
+    SESSION_WORKFLOW,
+    CancelRun,
+    CancelSession,
+    RunRef,
+    RunRequest,
+    RunResult,
+    SessionSpec,
+    SessionSummary,
+    SessionView,
+    Transition,
+    run_workflow_id,
+    session_workflow_id,
+)
+from core.errors import AsmError, error
+from core.events import RUN_TERMINAL_EVENTS, Event, EventType
+from core.status import RunStatus
+from core.temporal import from_failure
+from core.usage import TokenUsage
+from store import EventStore
+from workflows.agent_session import (
+    SA_AGENT_ID,
+    SA_PROVIDER,
+    SA_SESSION_ID,
+    SA_STATUS,
+    SA_TAGS,
+    SA_TOTAL_TOKENS,
+)
+
+_RUN_END_TYPES = frozenset(t.value for t in RUN_TERMINAL_EVENTS.values())
+
+
+@dataclass(frozen=True)
+class SessionListing:
+    """One row of :meth:`SessionClient.list_sessions` (from Temporal visibility)."""
+
+    session_id: str
+    workflow_id: str
+    agent_id: str | None
+    provider: str | None
+    status: str | None
+    total_tokens: int
+    workflow_status: str
+    started_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of a run's assistant text, from attempt ``attempt``."""
+
+    text: str
+    attempt: int
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Reset:
+    """A later attempt started: discard the text shown so far for this run."""
+
+    attempt: int
+
+
+def new_session_id() -> str:
+    """A fresh ``ses_…`` id."""
+    import uuid
+
+    return f"ses_{uuid.uuid4().hex[:24]}"
+
+
+@contextmanager
+def _translated(session_id: str | None = None) -> Iterator[None]:
+    """Turn Temporal's exceptions into the domain error they carry."""
+    try:
+        yield
+    except AsmError:
+        raise
+    except (WorkflowUpdateFailedError, WorkflowFailureError) as exc:
+        raise from_failure(exc.cause) from exc
+    except RPCError as exc:
+        if "already completed" in exc.message or "already finished" in exc.message:
+            raise error(
+                "invalid_transition",
+                f"session {session_id} has ended; start a new session",
+                details={"session_id": session_id},
+            ) from exc
+        if exc.status is RPCStatusCode.NOT_FOUND and session_id is not None:
+            raise error(
+                "session_not_found",
+                f"no session {session_id!r}; list them with `asm session ls`",
+                details={"session_id": session_id},
+            ) from exc
+        if exc.status is RPCStatusCode.UNAVAILABLE:
+            raise error(
+                "provider_unavailable",
+                f"Temporal is unreachable ({exc.message}); is the server running? "
+                "Start one with `asm dev` or set ASM_TEMPORAL_ADDRESS",
+                retryable=True,
+            ) from exc
+        raise error("internal_error", f"Temporal: {exc.message}") from exc
+
+
+class SessionClient:
+    """Sessions, runs and events over an injected Temporal client and event store."""
+
+    def __init__(
+        self,
+        client: Client,
+        store: EventStore,
+        *,
+        task_queue: str = DEFAULT_TASK_QUEUE,
+        ui_url: str | None = None,
+    ) -> None:
+        self.temporal = client
+        self.store = store
+        self.task_queue = task_queue
+        self.ui_base = ui_url
+
+    # --- sessions ---------------------------------------------------------------------
+
+    async def start_session(self, spec: SessionSpec | None = None, /, **fields: Any) -> SessionView:
+        """Start an ``AgentSession`` and wait until it has started (or failed to)."""
+        spec = spec or SessionSpec(**fields)
+        session_id = spec.session_id or new_session_id()
+        spec = spec.model_copy(update={"session_id": session_id})
+        attrs = TypedSearchAttributes(
+            [
+                SearchAttributePair(SA_SESSION_ID, session_id),
+                SearchAttributePair(SA_AGENT_ID, spec.agent_id),
+                SearchAttributePair(SA_PROVIDER, spec.provider),
+                SearchAttributePair(SA_STATUS, "pending"),
+                SearchAttributePair(SA_TOTAL_TOKENS, 0),
+                *([SearchAttributePair(SA_TAGS, spec.tags)] if spec.tags else []),
+            ]
+        )
+        with _translated(session_id):
+            handle = await self.temporal.start_workflow(
+                SESSION_WORKFLOW,
+                spec,
+                id=session_workflow_id(session_id),
+                task_queue=self.task_queue,
+                result_type=SessionSummary,
+                search_attributes=attrs,
+                memo={"agent_id": spec.agent_id, "tags": spec.tags},
+                static_summary=f"agent {spec.agent_id} · {spec.provider}",
+            )
+        return await self._wait_started(handle, session_id)
+
+    async def _wait_started(
+        self, handle: WorkflowHandle[Any, SessionSummary], session_id: str
+    ) -> SessionView:
+        delay = 0.01
+        while True:
+            with _translated(session_id):
+                desc = await handle.describe()
+                if desc.status is not WorkflowExecutionStatus.RUNNING:
+                    await handle.result()  # raises the typed failure
+                view = await handle.query("describe", result_type=SessionView)
+            if view.ready:
+                return view
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def _handle(self, session_id: str) -> WorkflowHandle[Any, SessionSummary]:
+        return self.temporal.get_workflow_handle(
+            session_workflow_id(session_id), result_type=SessionSummary
+        )
+
+    async def describe(self, session_id: str) -> SessionView:
+        """The session's status, runs and totals (the ``describe`` query)."""
+        with _translated(session_id):
+            return await self._handle(session_id).query("describe", result_type=SessionView)
+
+    async def _transition(self, name: str, session_id: str, arg: Transition) -> SessionView:
+        with _translated(session_id):
+            return await self._handle(session_id).execute_update(name, arg, result_type=SessionView)
+
+    async def activate(self, session_id: str, reason: str | None = None) -> SessionView:
+        """``pending → active``."""
+        return await self._transition("activate", session_id, Transition(reason=reason))
+
+    async def pause(self, session_id: str, reason: str | None = None) -> SessionView:
+        """``active → paused``: new runs are held."""
+        return await self._transition("pause", session_id, Transition(reason=reason))
+
+    async def resume(self, session_id: str, reason: str | None = None) -> SessionView:
+        """``paused → active``: held runs proceed."""
+        return await self._transition("resume", session_id, Transition(reason=reason))
+
+    async def complete_session(self, session_id: str, reason: str | None = None) -> SessionView:
+        """End the session ``completed``."""
+        return await self._transition("complete", session_id, Transition(reason=reason))
+
+    async def fail_session(
+        self, session_id: str, reason: str | None = None, error: dict[str, Any] | None = None
+    ) -> SessionView:
+        """End the session ``failed`` (active runs are cancelled)."""
+        return await self._transition("fail", session_id, Transition(reason=reason, error=error))
+
+    async def cancel_session(self, session_id: str, reason: str | None = None) -> None:
+        """Signal ``cancel``: every run is cancelled, then the session ends ``cancelled``."""
+        with _translated(session_id):
+            await self._handle(session_id).signal("cancel", CancelSession(reason=reason))
+
+    async def result(self, session_id: str) -> SessionSummary:
+        """Wait for the session workflow to end and return its summary."""
+        with _translated(session_id):
+            return await self._handle(session_id).result()
+
+    async def list_sessions(
+        self, query: str | None = None, limit: int = 100
+    ) -> list[SessionListing]:
+        """Sessions from Temporal visibility, newest first; ``query`` is extra visibility SQL."""
+        q = f'WorkflowType = "{SESSION_WORKFLOW}"' + (f" AND ({query})" if query else "")
+        out: list[SessionListing] = []
+        with _translated():
+            async for wf in self.temporal.list_workflows(q, limit=limit):
+                sa = wf.typed_search_attributes
+                out.append(
+                    SessionListing(
+                        session_id=sa.get(SA_SESSION_ID) or wf.id.removeprefix("session-"),
+                        workflow_id=wf.id,
+                        agent_id=sa.get(SA_AGENT_ID),
+                        provider=sa.get(SA_PROVIDER),
+                        status=sa.get(SA_STATUS),
+                        total_tokens=sa.get(SA_TOTAL_TOKENS) or 0,
+                        workflow_status=wf.status.name if wf.status else "UNKNOWN",
+                        started_at=wf.start_time,
+                    )
+                )
+        return out
+
+    # --- runs -------------------------------------------------------------------------
+
+    async def submit_run(
+        self, session_id: str, prompt: str | None = None, /, **fields: Any
+    ) -> RunRef:
+        """Submit a run (``submit_run`` update); returns once it is started or queued."""
+        request = fields.pop("request", None) or RunRequest(prompt=prompt, **fields)
+        with _translated(session_id):
+            return await self._handle(session_id).execute_update(
+                "submit_run", request, result_type=RunRef
+            )
+
+    async def wait_run(self, run_id: str, session_id: str | None = None) -> RunResult:
+        """Wait for a run to end; failed, timed-out and cancelled runs return, not raise."""
+        handle = self.temporal.get_workflow_handle(run_workflow_id(run_id), result_type=RunResult)
+        while True:
+            try:
+                return await handle.result()
+            except WorkflowFailureError as exc:
+                err = from_failure(exc.cause)
+                run = err.details.get("run")
+                if run is not None:
+                    return RunResult.model_validate(run)
+                status = RunStatus.CANCELLED if err.code == "cancelled" else RunStatus.FAILED
+                row = await self.store.get_run(run_id)
+                return RunResult(
+                    run_id=run_id,
+                    session_id=row.session_id if row else (session_id or ""),
+                    status=status,
+                    usage=TokenUsage.model_validate(row.usage)
+                    if row and row.usage
+                    else TokenUsage(),
+                    error=err.to_dict(),
+                )
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND or session_id is None:
+                    raise error("run_not_found", f"no run {run_id!r}") from exc
+                # Not started yet: queued (or cancelled while queued) in its session.
+                view = await self.describe(session_id)
+                run_view = next((r for r in view.runs if r.run_id == run_id), None)
+                if run_view is None:
+                    raise error("run_not_found", f"no run {run_id!r} in {session_id}") from exc
+                if run_view.status.is_terminal:
+                    return RunResult(
+                        run_id=run_id,
+                        session_id=session_id,
+                        status=run_view.status,
+                        error=run_view.error,
+                    )
+                await asyncio.sleep(0.1)
+
+    async def run(self, session_id: str, prompt: str | None = None, /, **fields: Any) -> RunResult:
+        """Submit a run and wait for its result."""
+        ref = await self.submit_run(session_id, prompt, **fields)
+        return await self.wait_run(ref.run_id, session_id)
+
+    async def cancel_run(self, session_id: str, run_id: str, reason: str | None = None) -> RunRef:
+        """Cancel a run and wait until it has stopped; a finished run is a no-op that says so."""
+        with _translated(session_id):
+            return await self._handle(session_id).execute_update(
+                "cancel_run", CancelRun(run_id=run_id, reason=reason), result_type=RunRef
+            )
+
+    # --- events -----------------------------------------------------------------------
+
+    async def stream_events(
+        self,
+        session_id: str,
+        after_seq: int = 0,
+        *,
+        run_id: str | None = None,
+        types: Sequence[str] | None = None,
+        follow: bool = True,
+        until: Callable[[Event], bool] | None = None,
+    ) -> AsyncIterator[Event]:
+        """Events after ``after_seq``; with ``follow`` keep tailing until ``until(event)``."""
+        if not follow:
+            after = after_seq
+            while batch := await self.store.events(
+                session_id, after_seq=after, run_id=run_id, types=types
+            ):
+                for event in batch:
+                    yield event
+                after = batch[-1].seq
+            return
+        async for event in self.store.follow(session_id, after_seq, run_id=run_id, types=types):
+            yield event
+            if until is not None and until(event):
+                return
+
+    async def stream_text(
+        self, session_id: str, run_id: str, after_seq: int = 0
+    ) -> AsyncIterator[TextDelta | Reset]:
+        """A run's assistant text as it streams; :class:`Reset` when a retry voids it."""
+        attempt = 0
+        async for event in self.stream_events(
+            session_id,
+            after_seq,
+            run_id=run_id,
+            until=lambda e: e.type.value in _RUN_END_TYPES,
+        ):
+            if event.attempt > attempt:
+                if attempt:
+                    yield Reset(attempt=event.attempt)
+                attempt = event.attempt
+            if event.type is EventType.MESSAGE_STREAMED and event.attempt == attempt:
+                yield TextDelta(
+                    text=str(event.data.get("text", "")),
+                    attempt=event.attempt,
+                    kind=event.data.get("kind"),
+                )
+
+    # --- links ------------------------------------------------------------------------
+
+    def ui_link(self, session_id: str, namespace: str = "default") -> str | None:
+        """The session's page in the Temporal UI, when the UI address is known."""
+        if not self.ui_base:
+            return None
+        wf = quote(session_workflow_id(session_id), safe="")
+        return f"{self.ui_base.rstrip('/')}/namespaces/{namespace}/workflows/{wf}"

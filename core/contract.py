@@ -1,0 +1,422 @@
+"""The public Temporal contract: one input model and one output model per operation.
+
+Client, workflows and activities import these same types, so a call type-checks on both
+sides, and any Temporal SDK can drive a session with the JSON they describe::
+
+    workflow AgentSession(SessionSpec) -> SessionSummary
+      update activate/pause/resume/complete/fail(Transition) -> SessionView
+      update submit_run(RunRequest) -> RunRef
+      update cancel_run(CancelRun) -> RunRef      signal cancel_run(CancelRun)
+      signal cancel(CancelSession)
+      query  describe() -> SessionView
+    workflow AgentRun(RunSpec) -> RunResult
+
+Payloads stay small by design: tokens, transcripts and tool output live in the event store
+and are read by reference (run id), never carried through workflow history.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.capabilities import Capability, CapabilityType, Negotiation
+from core.errors import ValidationError
+from core.status import RunStatus, SessionStatus
+from core.usage import TokenUsage
+
+#: Workflow type of a session (pinned wire name).
+SESSION_WORKFLOW = "AgentSession"
+#: Workflow type of a run (pinned wire name).
+RUN_WORKFLOW = "AgentRun"
+#: Task queue workers poll unless configured otherwise.
+DEFAULT_TASK_QUEUE = "agent-sessions"
+
+# Activity names are a contract with running workflows: renaming one breaks their replay.
+#: Activity that runs one provider attempt and streams its events to the store.
+STREAM_PROVIDER_ACTIVITY = "stream_provider"
+#: Local activity that writes one lifecycle event and its read-model change.
+RECORD_LIFECYCLE_ACTIVITY = "record_lifecycle"
+#: Activity that lists the providers a worker can run.
+PROVIDER_CATALOG_ACTIVITY = "provider_catalog"
+#: Activity that drops a run's messages from the conversation (strategy ``rollback``).
+ROLLBACK_RUN_ACTIVITY = "rollback_run"
+
+#: What ``submit_run`` does when the session already runs its maximum of runs.
+MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
+#: Every multitask strategy, in declaration order.
+MULTITASK_STRATEGIES: tuple[MultitaskStrategy, ...] = ("reject", "enqueue", "interrupt", "rollback")
+
+
+def session_workflow_id(session_id: str) -> str:
+    """Workflow id of a session: ``session-<session_id>``."""
+    return f"session-{session_id}"
+
+
+def run_workflow_id(run_id: str) -> str:
+    """Workflow id of a run: ``run-<run_id>``."""
+    return f"run-{run_id}"
+
+
+def session_id_from_workflow_id(workflow_id: str) -> str:
+    """Inverse of :func:`session_workflow_id`; any other id is used as is."""
+    return workflow_id.removeprefix("session-")
+
+
+class _Model(BaseModel):
+    # Unknown fields are an error: a typo in a JSON input must not be silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(_Model):
+    """One conversation message: text, or a list of provider content blocks."""
+
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+    @field_validator("content")
+    @classmethod
+    def _not_empty(cls, v: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+        if not v:
+            raise ValueError("message content must not be empty")
+        return v
+
+    def text(self) -> str:
+        """The message's plain text (text blocks joined)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(str(b.get("text", "")) for b in self.content if b.get("type") == "text")
+
+
+# --- the scripted mock provider ---------------------------------------------------------
+
+
+class MockText(_Model):
+    """Stream ``text`` in chunks of ``chunk_size`` characters, ``delay_ms`` apart."""
+
+    type: Literal["text"] = "text"
+    text: str
+    chunk_size: int = Field(default=8, ge=1)
+    delay_ms: int = Field(default=0, ge=0)
+
+
+class MockThinking(_Model):
+    """Stream reasoning text (``message_streamed`` with ``kind: thinking``)."""
+
+    type: Literal["thinking"] = "thinking"
+    text: str
+    chunk_size: int = Field(default=16, ge=1)
+
+
+class MockToolCall(_Model):
+    """A tool call: started, then completed with ``output`` (or failed when ``fail``)."""
+
+    type: Literal["tool_call"] = "tool_call"
+    name: str = Field(min_length=1)
+    input: dict[str, Any] = Field(default_factory=dict)
+    output: Any = None
+    fail: bool = False
+    delay_ms: int = Field(default=0, ge=0)
+
+
+class MockError(_Model):
+    """Raise a taxonomy error on the listed attempts (all attempts when ``attempts`` is empty)."""
+
+    type: Literal["error"] = "error"
+    code: str = "provider_unavailable"
+    message: str = "scripted failure"
+    retry_after: float | None = Field(default=None, ge=0)
+    attempts: list[int] = Field(default_factory=list)
+
+
+class MockSleep(_Model):
+    """Go silent for ``ms`` milliseconds; longer than the silence limit is ``provider_timeout``."""
+
+    type: Literal["sleep"] = "sleep"
+    ms: int = Field(ge=0)
+
+
+#: One step of a mock script, told apart by its ``type``.
+MockStep = Annotated[
+    MockText | MockThinking | MockToolCall | MockError | MockSleep, Field(discriminator="type")
+]
+
+
+class MockScript(_Model):
+    """What the mock provider does for a run; usage is reported at the end."""
+
+    steps: list[MockStep] = Field(default_factory=list)
+    usage: TokenUsage | None = None
+    stop_reason: str = "end_turn"
+
+
+# --- retries and limits -----------------------------------------------------------------
+
+
+class RetrySettings(_Model):
+    """The provider activity's retry policy; non-retryable types come from the taxonomy."""
+
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    initial_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    backoff_coefficient: float = Field(default=2.0, ge=1.0, le=10.0)
+    maximum_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _interval_order(self) -> RetrySettings:
+        if self.maximum_interval_seconds < self.initial_interval_seconds:
+            raise ValueError("maximum_interval_seconds must be >= initial_interval_seconds")
+        return self
+
+
+# --- session ------------------------------------------------------------------------------
+
+
+class SessionSpec(_Model):
+    """Input of ``AgentSession``: who the agent is, which provider, and the session's policies."""
+
+    agent_id: str = Field(min_length=1, description="the agent this session serves")
+    session_id: str | None = Field(
+        default=None, description="defaults to the workflow id without its 'session-' prefix"
+    )
+    provider: str = Field(default="mock", min_length=1)
+    model: str | None = None
+    system_prompt: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    provider_options: dict[str, Any] = Field(
+        default_factory=dict, description="passed to the provider: max_tokens, temperature, …"
+    )
+    mock: MockScript | None = None
+    activate: bool = Field(default=True, description="go active at once (else wait for activate)")
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    run_timeout_seconds: float | None = Field(default=600.0, gt=0)
+    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    idle_timeout_seconds: float | None = Field(default=None, gt=0)
+    max_concurrent_runs: int = Field(default=1, ge=1, le=100)
+    max_queued_runs: int = Field(default=100, ge=0, le=10000)
+    multitask_strategy: MultitaskStrategy = "reject"
+    continue_as_new_after_runs: int = Field(default=200, ge=1)
+    carried: SessionState | None = Field(
+        default=None, description="internal: state carried across continue-as-new"
+    )
+
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("agent_id must not be blank")
+        return v
+
+
+class Transition(_Model):
+    """Argument of the session transition updates; ``reason`` is recorded in the event."""
+
+    reason: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class CancelSession(_Model):
+    """Argument of the ``cancel`` signal."""
+
+    reason: str | None = None
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+class RunRequest(_Model):
+    """Argument of ``submit_run``: the new messages and per-run overrides."""
+
+    run_id: str | None = Field(default=None, description="idempotency key; generated if absent")
+    prompt: str | None = None
+    messages: list[Message] = Field(default_factory=list)
+    model: str | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    retry: RetrySettings | None = None
+    required_capabilities: list[CapabilityType] = Field(default_factory=list)
+    optional_capabilities: list[CapabilityType] = Field(default_factory=list)
+    strategy: MultitaskStrategy | None = None
+    provider_options: dict[str, Any] = Field(default_factory=dict)
+    mock: MockScript | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_input(self) -> RunRequest:
+        if self.prompt is not None and not self.prompt.strip():
+            raise ValueError("prompt must not be blank")
+        if self.prompt is None and not self.messages:
+            raise ValueError("a run needs a prompt or at least one message")
+        if self.run_id is not None and not self.run_id.strip():
+            raise ValueError("run_id must not be blank")
+        return self
+
+    def input_messages(self) -> list[Message]:
+        """The run's new messages: ``messages`` then ``prompt`` as a user message."""
+        msgs = list(self.messages)
+        if self.prompt is not None:
+            msgs.append(Message(role="user", content=self.prompt))
+        return msgs
+
+
+class RunRef(_Model):
+    """What ``submit_run`` and ``cancel_run`` return: where to find the run."""
+
+    run_id: str
+    session_id: str
+    workflow_id: str
+    status: RunStatus
+    turn: int
+    negotiation: Negotiation | None = None
+    note: str | None = None
+
+
+class CancelRun(_Model):
+    """Argument of ``cancel_run``."""
+
+    run_id: str = Field(min_length=1)
+    reason: str | None = None
+
+
+class RunSpec(_Model):
+    """Input of ``AgentRun``: everything the run needs, small (history is read from SQL)."""
+
+    run_id: str
+    session_id: str
+    agent_id: str
+    provider: str
+    model: str | None = None
+    turn: int = Field(ge=1)
+    system_prompt: str | None = None
+    messages: list[Message]
+    provider_options: dict[str, Any] = Field(default_factory=dict)
+    mock: MockScript | None = None
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    negotiation: Negotiation | None = None
+
+
+class RunResult(_Model):
+    """Result of ``AgentRun``; ``output`` is the assistant text, truncated to stay small."""
+
+    run_id: str
+    session_id: str
+    status: RunStatus
+    output: str = ""
+    output_truncated: bool = False
+    stop_reason: str | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    attempts: int = 0
+    error: dict[str, Any] | None = None
+
+
+# --- activities --------------------------------------------------------------------------
+
+
+class ProviderInfo(_Model):
+    """A provider as the worker knows it: name, capabilities, default model."""
+
+    name: str
+    capabilities: list[Capability]
+    default_model: str | None = None
+
+
+class ProviderCatalog(_Model):
+    """Every provider the worker can run."""
+
+    providers: dict[str, ProviderInfo]
+
+
+class ProviderCall(_Model):
+    """Input of the provider activity: the run spec (small) plus the run's writer state."""
+
+    spec: RunSpec
+
+
+class ProviderOutcome(_Model):
+    """What the provider activity returns (text is truncated; the full text is in SQL)."""
+
+    output: str = ""
+    output_truncated: bool = False
+    stop_reason: str | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    attempt: int = 1
+
+
+class LifecycleRecord(_Model):
+    """Input of the ``record_lifecycle`` local activity: one event and the read-model change."""
+
+    event_id: str
+    session_id: str
+    run_id: str | None = None
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    provider: str | None = None
+    session_status: SessionStatus | None = None
+    run_status: RunStatus | None = None
+    session_row: dict[str, Any] | None = Field(
+        default=None, description="session read-model fields to upsert (agent_id, tags, …)"
+    )
+    run_row: dict[str, Any] | None = Field(
+        default=None, description="run read-model fields to upsert (turn, input, usage, …)"
+    )
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+class RunView(_Model):
+    """A run as the session sees it."""
+
+    run_id: str
+    turn: int
+    status: RunStatus
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    error: dict[str, Any] | None = None
+    stop_reason: str | None = None
+
+
+class SessionState(_Model):
+    """The session workflow's whole state: what ``describe`` shows and continue-as-new carries."""
+
+    session_id: str
+    agent_id: str
+    provider: str
+    status: SessionStatus = SessionStatus.PENDING
+    runs: list[RunView] = Field(default_factory=list)
+    queue: list[RunRequest] = Field(default_factory=list)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    run_count: int = 0
+    event_counter: int = 0
+    capabilities: list[Capability] = Field(default_factory=list)
+    continued: int = Field(default=0, description="how many times the session continued-as-new")
+    error: dict[str, Any] | None = None
+
+
+class SessionView(_Model):
+    """Result of the ``describe`` query and of the transition updates."""
+
+    session_id: str
+    agent_id: str
+    provider: str
+    status: SessionStatus
+    runs: list[RunView]
+    queued: list[str]
+    usage: TokenUsage
+    run_count: int
+    continued: int = 0
+    error: dict[str, Any] | None = None
+    ready: bool = Field(default=True, description="false until the session finished starting")
+
+
+class SessionSummary(SessionView):
+    """Result of the ``AgentSession`` workflow when it ends."""
+
+
+SessionSpec.model_rebuild()
+
+
+def invalid(message: str, **details: Any) -> ValidationError:
+    """A ``validation_error`` with a human message: the shorthand validators use."""
+    return ValidationError("validation_error", message, details=details)

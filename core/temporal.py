@@ -1,0 +1,190 @@
+"""The one place core/ speaks Temporal: error conversion and taxonomy-derived retry policies.
+
+An :class:`~core.errors.AsmError` crosses a Temporal boundary as an ``ApplicationError`` whose
+``type`` is the taxonomy code, ``non_retryable`` is ``not retryable``, ``next_retry_delay``
+comes from the provider's ``retry-after`` and the single detail is ``AsmError.to_dict()``.
+:func:`from_failure` undoes it on the other side, however deeply Temporal wrapped it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pydantic
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RetryPolicy
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+    TimeoutType,
+)
+
+from core.errors import CODES, NON_RETRYABLE_CODES, AsmError, ProviderErrorInfo, error
+
+
+def to_application_error(err: AsmError) -> ApplicationError:
+    """Wrap a domain error for Temporal, keeping code, retry bit and retry-after."""
+    delay: timedelta | None = None
+    if err.provider_error is not None and err.provider_error.retry_after is not None:
+        delay = timedelta(seconds=max(err.provider_error.retry_after, 0.0))
+    return ApplicationError(
+        err.message,
+        err.to_dict(),
+        type=err.code,
+        non_retryable=not err.retryable,
+        next_retry_delay=delay,
+    )
+
+
+def from_failure(exc: BaseException) -> AsmError:
+    """Recover the domain error from any Temporal failure chain (activity, child, update).
+
+    Follows causes through ``ActivityError``, ``ChildWorkflowError`` and the client's
+    ``WorkflowFailureError`` / ``WorkflowUpdateFailedError``. An ``ApplicationError`` whose
+    ``type`` is a taxonomy code comes back as that code, with its details, retry bit and
+    retry-after; Temporal's own cancellation and timeouts map to ``cancelled`` and
+    ``timeout`` (a heartbeat timeout to ``provider_timeout``, as only provider activities
+    heartbeat); anything else is ``internal_error`` carrying what was known about it.
+    """
+    seen: set[int] = set()
+    foreign: ApplicationError | None = None
+    current: BaseException | None = exc
+    # The id set guards against a cause cycle, which Python allows to be built by hand.
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, AsmError):
+            return current
+        if isinstance(current, ApplicationError):
+            if current.type in CODES:
+                return _from_application_error(current)
+            foreign = foreign or current
+        elif isinstance(current, CancelledError):
+            return error("cancelled", current.message or "Cancelled")
+        elif isinstance(current, TimeoutError):
+            return _from_timeout(current)
+        current = current.__cause__
+    if foreign is not None:
+        return error(
+            "internal_error",
+            foreign.message or "Application error",
+            details={"type": foreign.type, "details": _jsonish(foreign.details)},
+        )
+    return error(
+        "internal_error", str(exc) or type(exc).__name__, details={"exception": type(exc).__name__}
+    )
+
+
+def _from_application_error(app: ApplicationError) -> AsmError:
+    assert app.type is not None
+    first: Any = app.details[0] if app.details else None
+    if isinstance(first, dict) and first.get("code") == app.type:
+        return AsmError.from_dict(first)
+    # Raised by another SDK (or by hand) with our code as its type but not our detail shape:
+    # keep whatever detail it sent rather than dropping it.
+    details: dict[str, Any] = {}
+    if isinstance(first, dict) and len(app.details) == 1:
+        details = dict(first)
+    elif app.details:
+        details = {"details": _jsonish(app.details)}
+    provider_error: ProviderErrorInfo | None = None
+    if app.next_retry_delay is not None:
+        provider_error = ProviderErrorInfo(retry_after=app.next_retry_delay.total_seconds())
+    return error(
+        app.type,
+        app.message or None,
+        details=details,
+        retryable=not app.non_retryable,
+        provider_error=provider_error,
+    )
+
+
+def _from_timeout(timeout: TimeoutError) -> AsmError:
+    details: dict[str, Any] = {"timeout_type": timeout.type.name if timeout.type else None}
+    # After retries run out on a deadline, the cause is the last attempt's failure: keep it,
+    # it is usually what the user wants to see.
+    if timeout.__cause__ is not None:
+        details["last_failure"] = from_failure(timeout.__cause__).to_dict()
+    if timeout.type == TimeoutType.HEARTBEAT:
+        return error(
+            "provider_timeout", "The provider went silent (heartbeat timeout)", details=details
+        )
+    return error("timeout", timeout.message or "Timed out", details=details)
+
+
+def _jsonish(values: Any) -> list[Any]:
+    return [
+        v if isinstance(v, str | int | float | bool | dict | list) or v is None else repr(v)
+        for v in values
+    ]
+
+
+def retry_policy(
+    base: RetryPolicy | None = None, *, extra_non_retryable: tuple[str, ...] = ()
+) -> RetryPolicy:
+    """A copy of ``base`` whose non-retryable types are the non-retryable codes, plus extras.
+
+    Types ``base`` already lists as non-retryable stay so: dropping them would silently
+    retry what its author chose not to. Never mutates ``base``: a policy object may be
+    shared across workflows.
+    """
+    base = base or RetryPolicy()
+    types = sorted(
+        NON_RETRYABLE_CODES | set(extra_non_retryable) | set(base.non_retryable_error_types or ())
+    )
+    return replace(base, non_retryable_error_types=types)
+
+
+class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
+    """pydantic JSON whose decode failures are taxonomy errors Temporal can report."""
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        # A plain exception while decoding a workflow or update input wedges the workflow
+        # task (retried forever); an ApplicationError fails or rejects it with a typed error.
+        try:
+            return super().from_payload(payload, type_hint)
+        except AsmError as err:
+            raise to_application_error(err) from err
+        except pydantic.ValidationError as exc:
+            # The message names every problem: it is what a CLI user reads.
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise to_application_error(
+                error(
+                    "validation_error",
+                    f"invalid {getattr(type_hint, '__name__', 'payload')}: {problems}",
+                    details={
+                        "errors": exc.errors(
+                            include_url=False, include_context=False, include_input=False
+                        )
+                    },
+                )
+            ) from exc
+
+
+class _PayloadConverter(CompositePayloadConverter):
+    """The default converters, with JSON replaced by :class:`_ValidatingJSONConverter`."""
+
+    def __init__(self) -> None:
+        json_converter = _ValidatingJSONConverter()
+        super().__init__(
+            *(
+                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
+data_converter = DataConverter(payload_converter_class=_PayloadConverter)
+"""The data converter every client and worker of this project uses (pydantic JSON)."""

@@ -1,0 +1,29 @@
+"""SQL event store and read models (SQLite by default, PostgreSQL for production).
+
+Events are the audit trail and the streaming interface: append-only, gap-free ``seq`` per
+session, idempotent by event id, readable by cursor and followable live::
+
+    await upgrade(url)                    # `asm db upgrade`: alembic migrations to head
+    store = await open_store(url)         # refuses an out-of-date schema (SchemaOutOfDate)
+    written = await store.append(drafts)  # seqs assigned; existing ids skipped
+    async for event in store.follow(session_id, after_seq=cursor): ...
+    await store.close()
+
+``url`` defaults to ``$ASM_DATABASE_URL``, then :data:`DEFAULT_DATABASE_URL`.
+"""
+
+from store._engine import DEFAULT_DATABASE_URL
+from store._errors import SchemaOutOfDate
+from store._migrate import upgrade
+from store._rows import RunRow, SessionRow
+from store._store import EventStore, open_store
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "EventStore",
+    "RunRow",
+    "SchemaOutOfDate",
+    "SessionRow",
+    "open_store",
+    "upgrade",
+]

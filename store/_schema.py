@@ -1,0 +1,186 @@
+"""The SQL schema: sessions, runs, events, per-session sequence counters, conversation messages.
+
+Tables are defined with sqlmodel on a private registry (so ``SQLModel.metadata`` of other code
+never mixes in), and prefixed ``asm_`` so the store can share a database — Temporal's own
+PostgreSQL for instance — without colliding. Hot paths use the SQLAlchemy Core tables
+(``EVENTS`` …), never the ORM.
+
+Changing anything here needs a migration in ``store/migrations/versions``:
+``tests/store/test_schema.py`` fails when the migrated schema and these models disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+#: JSON everywhere, JSONB on PostgreSQL (queryable, compact; parsing cost is the same per row).
+JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones (SQLAlchemy would silently drop
+    the offset), so values are converted to naive UTC on the way in and marked UTC on the way
+    out.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(
+        self, value: datetime | None, dialect: sa.Dialect
+    ) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+Timestamp = UtcDateTime()
+
+#: The alembic version table: not ``alembic_version``, which another application sharing the
+#: database may own.
+VERSION_TABLE = "asm_alembic_version"
+
+
+#: Constraint names as the migrations spell them (``pk_asm_events`` …), so autogenerate and the
+#: migrated schema agree on every backend.
+_NAMING = {
+    "pk": "pk_%(table_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+}
+
+
+class _AsmModel(SQLModel, registry=registry(metadata=sa.MetaData(naming_convention=_NAMING))):
+    """Base of the store's tables; its ``metadata`` holds exactly the store's schema."""
+
+
+class EventRow(_AsmModel, table=True):
+    """The append-only event log. Primary key ``(session_id, seq)``; ``id`` unique."""
+
+    __tablename__ = "asm_events"
+    __table_args__ = (
+        sa.UniqueConstraint("id", name="uq_asm_events_id"),
+        # "events of one run" (client stream_text, `asm events --run`) without a session scan.
+        sa.Index("ix_asm_events_run_id_seq", "run_id", "seq"),
+    )
+
+    session_id: str = Field(primary_key=True, max_length=255)
+    seq: int = Field(sa_column_kwargs={"primary_key": True, "autoincrement": False})
+    id: str = Field(max_length=512)
+    run_id: str | None = Field(default=None, max_length=255)
+    attempt: int = Field(default=0)
+    type: str = Field(max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JsonType)
+    provider: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(sa_type=Timestamp)
+
+
+class EventCounterRow(_AsmModel, table=True):
+    """Per-session sequence allocator: ``last_seq`` is the highest committed ``seq``.
+
+    Created lazily by the first append of a session (an event may precede its session row).
+    Writers of one session serialize on this row's lock, so ``seq`` is gap-free.
+    """
+
+    __tablename__ = "asm_event_counters"
+
+    session_id: str = Field(primary_key=True, max_length=255)
+    last_seq: int = Field(default=0)
+
+
+class SessionTable(_AsmModel, table=True):
+    """Session read model for ``asm session ls/show``, written by the lifecycle activities."""
+
+    __tablename__ = "asm_sessions"
+    __table_args__ = (
+        sa.Index("ix_asm_sessions_created_at", "created_at"),
+        sa.Index("ix_asm_sessions_status", "status"),
+        sa.Index("ix_asm_sessions_agent_id", "agent_id"),
+    )
+
+    session_id: str = Field(primary_key=True, max_length=255)
+    agent_id: str = Field(default="", max_length=255)
+    provider: str = Field(default="", max_length=255)
+    model: str | None = Field(default=None, max_length=255)
+    status: str = Field(default="pending", max_length=32)
+    tags: list[str] = Field(default_factory=list, sa_type=JsonType)
+    # ``metadata`` is reserved on declarative classes: the attribute is ``meta``.
+    meta: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column("metadata", JsonType, nullable=False)
+    )
+    usage: dict[str, Any] = Field(default_factory=dict, sa_type=JsonType)
+    total_tokens: int = Field(default=0)
+    run_count: int = Field(default=0)
+    error: dict[str, Any] | None = Field(default=None, sa_type=JsonType)
+    created_at: datetime = Field(sa_type=Timestamp)
+    updated_at: datetime = Field(sa_type=Timestamp)
+
+
+class RunTable(_AsmModel, table=True):
+    """Run read model: status, input, output, usage; ``rolled_back`` hides its messages."""
+
+    __tablename__ = "asm_runs"
+    __table_args__ = (sa.Index("ix_asm_runs_session_id_turn", "session_id", "turn"),)
+
+    run_id: str = Field(primary_key=True, max_length=255)
+    session_id: str = Field(max_length=255)
+    turn: int = Field(default=0)
+    status: str = Field(default="pending", max_length=32)
+    input_text: str | None = Field(default=None, sa_type=sa.Text)
+    input_messages: list[dict[str, Any]] = Field(default_factory=list, sa_type=JsonType)
+    output: str | None = Field(default=None, sa_type=sa.Text)
+    stop_reason: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=255)
+    provider: str | None = Field(default=None, max_length=255)
+    usage: dict[str, Any] = Field(default_factory=dict, sa_type=JsonType)
+    total_tokens: int = Field(default=0)
+    error: dict[str, Any] | None = Field(default=None, sa_type=JsonType)
+    attempts: int = Field(default=0)
+    meta: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column("metadata", JsonType, nullable=False)
+    )
+    rolled_back: bool = Field(default=False)
+    started_at: datetime | None = Field(default=None, sa_type=Timestamp)
+    ended_at: datetime | None = Field(default=None, sa_type=Timestamp)
+    created_at: datetime = Field(sa_type=Timestamp)
+    updated_at: datetime = Field(sa_type=Timestamp)
+
+
+class MessageRow(_AsmModel, table=True):
+    """Conversation messages of a run, in order; replaced as a whole by ``save_messages``."""
+
+    __tablename__ = "asm_messages"
+    __table_args__ = (sa.Index("ix_asm_messages_session_id_turn", "session_id", "turn"),)
+
+    run_id: str = Field(primary_key=True, max_length=255)
+    idx: int = Field(sa_column_kwargs={"primary_key": True, "autoincrement": False})
+    session_id: str = Field(max_length=255)
+    turn: int
+    role: str = Field(max_length=16)
+    content: Any = Field(sa_type=JsonType)
+    created_at: datetime = Field(sa_type=Timestamp)
+
+
+METADATA: sa.MetaData = _AsmModel.metadata
+EVENTS: sa.Table = EventRow.__table__  # type: ignore[attr-defined]
+COUNTERS: sa.Table = EventCounterRow.__table__  # type: ignore[attr-defined]
+SESSIONS: sa.Table = SessionTable.__table__  # type: ignore[attr-defined]
+RUNS: sa.Table = RunTable.__table__  # type: ignore[attr-defined]
+MESSAGES: sa.Table = MessageRow.__table__  # type: ignore[attr-defined]

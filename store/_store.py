@@ -1,0 +1,1238 @@
+"""The event store: append-only events with gap-free per-session ``seq``, read models, follow.
+
+Sequence allocation
+    Each session has a counter row (``asm_event_counters``), created by its first append. An
+    append upserts ``last_seq = last_seq + <new events>`` and inserts its events in the same
+    transaction, so writers of one session serialize on that row and commit in ``seq`` order:
+    no gaps, no duplicates, no lock errors.
+
+    * PostgreSQL: one statement does it all (skip existing ids, bump the counter, insert, NOTIFY)
+      and runs in autocommit mode — one round trip per batch. A concurrent writer committing
+      the same ids first makes it fail on ``uq_asm_events_id``; it is re-run and skips them.
+    * SQLite: ``BEGIN IMMEDIATE`` (the whole database is write-locked up front), then select
+      existing ids, bump the counter, ``executemany`` the rows. ``database is locked`` from
+      another process is retried for :data:`SQLITE_LOCK_RETRY_S`.
+
+Idempotency
+    An event whose ``id`` exists is skipped (within a batch, the first occurrence wins), so a
+    retried activity or a replayed local activity writes nothing twice. ``record`` and
+    ``save_messages`` apply their read-model changes as *sets*, so re-applying them is a no-op.
+
+Cursors
+    ``after_seq`` is "the last seq I have": valid values are ``0 .. last_seq(session)``.
+    Negative values are always ``invalid_cursor``; values beyond the end are ``invalid_cursor``
+    unless ``strict=False`` (a cursor beyond the end was never handed out by this store, so it
+    means a wrong session or a reset database, and waiting on it would hang silently).
+    An unknown session is not an error unless ``must_exist=True`` (``session_not_found``): a
+    follower may legitimately start before the session's first event is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+import pydantic_core
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+from pydantic import BaseModel
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.contract import LifecycleRecord, Message
+from core.errors import AsmError, ResourceError, StateError, ValidationError
+from core.events import Event, EventDraft, EventType, parse_event_type
+from core.status import RunStatus, SessionStatus
+from core.usage import TokenUsage
+from store._engine import (
+    Backend,
+    asyncpg_connect_kwargs,
+    backend_of,
+    make_engines,
+    resolve_url,
+)
+from store._errors import DB_ERRORS, is_sqlite_locked, redact, translate
+from store._hub import CHANNEL, Hub, ListenHub, PollingHub
+from store._migrate import check_schema as _check_schema
+from store._rows import (
+    RUN_ROW_ALIASES,
+    RUN_ROW_KEYS,
+    SESSION_ROW_KEYS,
+    RunRow,
+    SessionRow,
+)
+from store._schema import COUNTERS, EVENTS, MESSAGES, RUNS, SESSIONS
+
+T = TypeVar("T")
+
+#: How long a SQLite write keeps retrying while another process holds the write lock (on top
+#: of each attempt's busy_timeout).
+SQLITE_LOCK_RETRY_S = 30.0
+#: Re-runs of a write that lost a race on an event id or hit a PostgreSQL deadlock /
+#: serialization failure. Each re-run sees the winner's commit, so one is normally enough.
+WRITE_CONFLICT_RETRIES = 5
+#: Variables per ``IN (…)`` on SQLite (the compiled-in limit is 32766 on 3.32+; stay modest).
+_SQLITE_IN_CHUNK = 500
+#: Largest page ``events()`` returns; bigger limits are clamped (a reader pages with after_seq).
+MAX_PAGE = 10_000
+
+_RUN_TERMINAL = tuple(s.value for s in RunStatus if s.is_terminal)
+_SESSION_TERMINAL = tuple(s.value for s in SessionStatus if s.is_terminal)
+#: Runs whose saved messages do not count in ``conversation()``.
+_RUN_EXCLUDED_FROM_CONVERSATION = (
+    RunStatus.FAILED.value,
+    RunStatus.CANCELLED.value,
+    RunStatus.TIMEOUT.value,
+)
+
+# One statement per batch and session (see the module docstring). Parameters are passed as a
+# single JSON array, so the statement text is the same for every batch size (one prepared
+# statement, one plan). ``x`` is referenced so the NOTIFY runs exactly once per statement.
+_PG_APPEND = sa.text(
+    """
+WITH d AS (
+    SELECT t.id, t.run_id, t.attempt, t.type, t.data, t.provider, o.ord
+    FROM jsonb_array_elements(CAST(:batch AS jsonb)) WITH ORDINALITY AS o(e, ord)
+    CROSS JOIN LATERAL jsonb_to_record(o.e)
+        AS t(id text, run_id text, attempt int, type text, data jsonb, provider text)
+), n AS (
+    SELECT d.*, row_number() OVER (ORDER BY d.ord) AS rn
+    FROM d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM asm_events e WHERE e.id = d.id AND e.session_id = CAST(:sid AS varchar)
+    )
+), k AS (
+    SELECT count(*)::int AS k FROM n
+), c AS (
+    INSERT INTO asm_event_counters AS c (session_id, last_seq)
+    SELECT CAST(:sid AS varchar), k.k FROM k
+    ON CONFLICT (session_id) DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq
+    RETURNING c.last_seq
+), i AS (
+    INSERT INTO asm_events (session_id, seq, id, run_id, attempt, type, data, provider, created_at)
+    SELECT CAST(:sid AS varchar), c.last_seq - k.k + n.rn, n.id, n.run_id, n.attempt, n.type,
+           n.data, n.provider, CAST(:now AS timestamptz)
+    FROM n, c, k
+    ORDER BY n.rn
+    RETURNING id, seq
+), x AS (
+    SELECT pg_notify(:channel, c.last_seq::text || ':' || CAST(:sid AS varchar)) AS z
+    FROM c, k WHERE k.k > 0
+)
+SELECT i.id, i.seq FROM i LEFT JOIN x ON true
+"""
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _invalid_cursor(session_id: str, after_seq: int, last: int | None) -> StateError:
+    if after_seq < 0:
+        message = f"after_seq must be >= 0, got {after_seq}"
+    else:
+        message = (
+            f"after_seq {after_seq} is beyond the end of session {session_id!r}: "
+            f"valid after_seq is 0..{last}"
+        )
+    return StateError(
+        "invalid_cursor",
+        message,
+        details={"session_id": session_id, "after_seq": after_seq, "min": 0, "max": last},
+    )
+
+
+def _event_from_row(row: sa.Row[Any]) -> Event:
+    # model_construct: rows were validated on the way in; re-validating every event on the
+    # follower's hot path would cost more than the query.
+    return Event.model_construct(
+        id=row.id,
+        session_id=row.session_id,
+        run_id=row.run_id,
+        attempt=row.attempt,
+        type=EventType(row.type),
+        data=row.data,
+        provider=row.provider,
+        seq=row.seq,
+        created_at=row.created_at,
+    )
+
+
+def _built(draft: EventDraft, seq: int, now: datetime) -> Event:
+    return Event.model_construct(
+        id=draft.id,
+        session_id=draft.session_id,
+        run_id=draft.run_id,
+        attempt=draft.attempt,
+        type=draft.type,
+        data=draft.data,
+        provider=draft.provider,
+        seq=seq,
+        created_at=now,
+    )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _dedupe(drafts: Iterable[EventDraft]) -> list[EventDraft]:
+    seen: set[str] = set()
+    out: list[EventDraft] = []
+    for d in drafts:
+        if not isinstance(d, EventDraft):
+            raise TypeError(f"append() takes EventDraft objects, got {type(d).__name__}")
+        if d.id not in seen:
+            seen.add(d.id)
+            out.append(d)
+    return out
+
+
+def _group(drafts: list[EventDraft]) -> dict[str, list[EventDraft]]:
+    groups: dict[str, list[EventDraft]] = {}
+    for d in drafts:
+        groups.setdefault(d.session_id, []).append(d)
+    return groups
+
+
+def _type_values(types: Sequence[str | EventType] | None) -> list[str] | None:
+    if types is None:
+        return None
+    if isinstance(types, str):
+        types = [types]
+    return [parse_event_type(str(t)).value for t in types]
+
+
+# --- read-model field normalization ---------------------------------------------------------
+
+
+def _bad(message: str, **details: Any) -> ValidationError:
+    return ValidationError("invalid_input", message, details=details)
+
+
+def _timestamp(key: str, value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise _bad(f"{key} must be an ISO 8601 timestamp, got {value!r}") from None
+    else:
+        raise _bad(f"{key} must be a datetime or ISO 8601 string, got {type(value).__name__}")
+    if dt is not None and dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt
+
+
+def _usage(value: Any) -> dict[str, Any]:
+    if isinstance(value, TokenUsage):
+        usage = value
+    else:
+        try:
+            usage = TokenUsage.model_validate(value or {})
+        except Exception as exc:
+            raise _bad(f"usage is not a token usage: {exc}") from None
+    return {"usage": usage.model_dump(mode="json"), "total_tokens": usage.total_tokens}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, AsmError):
+        return value.to_dict()
+    return value
+
+
+def _status(kind: type[SessionStatus] | type[RunStatus], value: Any) -> str:
+    try:
+        return kind(str(value)).value
+    except ValueError:
+        allowed = ", ".join(s.value for s in kind)
+        raise _bad(f"unknown {kind.__name__} {value!r} (allowed: {allowed})") from None
+
+
+def _session_values(rec: LifecycleRecord) -> dict[str, Any] | None:
+    if rec.session_row is None and rec.session_status is None:
+        return None
+    values: dict[str, Any] = {}
+    row = rec.session_row or {}
+    unknown = set(row) - SESSION_ROW_KEYS
+    if unknown:
+        raise _bad(
+            f"unknown session_row fields {sorted(unknown)}; allowed: {sorted(SESSION_ROW_KEYS)}"
+        )
+    for key, value in row.items():
+        if key == "status":
+            values["status"] = _status(SessionStatus, value)
+        elif key == "usage":
+            values.update(_usage(value))
+        elif key == "tags":
+            values["tags"] = [str(t) for t in (value or [])]
+        elif key == "metadata":
+            values["metadata"] = dict(value or {})
+        elif key == "run_count":
+            values["run_count"] = int(value)
+        elif key == "error":
+            values["error"] = _jsonable(value)
+        elif key in ("agent_id", "provider"):
+            values[key] = str(value or "")
+        else:
+            values[key] = value
+    if rec.session_status is not None:
+        values["status"] = _status(SessionStatus, rec.session_status)
+    return values
+
+
+def _run_values(rec: LifecycleRecord) -> dict[str, Any] | None:
+    if rec.run_row is None and rec.run_status is None:
+        return None
+    if rec.run_id is None:
+        raise _bad("run_row / run_status need the record's run_id")
+    values: dict[str, Any] = {}
+    row = rec.run_row or {}
+    unknown = set(row) - RUN_ROW_KEYS - RUN_ROW_ALIASES
+    if unknown:
+        raise _bad(f"unknown run_row fields {sorted(unknown)}; allowed: {sorted(RUN_ROW_KEYS)}")
+    for key, value in row.items():
+        if key in ("input", "prompt", "messages"):
+            if isinstance(value, str) or value is None:
+                values["input_text"] = value
+            else:
+                values["input_messages"] = [_jsonable(m) for m in value]
+        elif key == "input_messages":
+            values["input_messages"] = [_jsonable(m) for m in (value or [])]
+        elif key == "status":
+            values["status"] = _status(RunStatus, value)
+        elif key == "usage":
+            values.update(_usage(value))
+        elif key in ("started_at", "ended_at"):
+            values[key] = _timestamp(key, value)
+        elif key in ("turn", "attempts"):
+            values[key] = int(value)
+        elif key == "metadata":
+            values["metadata"] = dict(value or {})
+        elif key == "error":
+            values["error"] = _jsonable(value)
+        elif key == "rolled_back":
+            values["rolled_back"] = bool(value)
+        else:
+            values[key] = value
+    if rec.run_status is not None:
+        values["status"] = _status(RunStatus, rec.run_status)
+    return values
+
+
+def _new_run(run_id: str, session_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "session_id": session_id,
+        "turn": 0,
+        "status": RunStatus.PENDING.value,
+        "input_text": None,
+        "input_messages": [],
+        "output": None,
+        "stop_reason": None,
+        "model": None,
+        "provider": None,
+        "usage": {},
+        "total_tokens": 0,
+        "error": None,
+        "attempts": 0,
+        "metadata": {},
+        "rolled_back": False,
+        "started_at": None,
+        "ended_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _new_session(session_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "agent_id": "",
+        "provider": "",
+        "model": None,
+        "status": SessionStatus.PENDING.value,
+        "tags": [],
+        "metadata": {},
+        "usage": {},
+        "total_tokens": 0,
+        "run_count": 0,
+        "error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _session_from_row(row: sa.Row[Any]) -> SessionRow:
+    m = row._mapping
+    return SessionRow(
+        session_id=m["session_id"],
+        agent_id=m["agent_id"],
+        provider=m["provider"],
+        model=m["model"],
+        status=SessionStatus(m["status"]),
+        tags=m["tags"] or [],
+        metadata=m["metadata"] or {},
+        usage=TokenUsage.model_validate(m["usage"] or {}),
+        run_count=m["run_count"],
+        error=m["error"],
+        last_seq=m["last_seq"] or 0,
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def _run_from_row(row: sa.Row[Any]) -> RunRow:
+    m = dict(row._mapping)
+    m["usage"] = TokenUsage.model_validate(m["usage"] or {})
+    m["status"] = RunStatus(m["status"])
+    m.pop("total_tokens", None)
+    return RunRow.model_validate(m)
+
+
+class EventStore:
+    """Events, sessions, runs and conversation messages in SQL (SQLite or PostgreSQL).
+
+    Open with :func:`open_store`; one store per process is the intent (it owns the pools and,
+    on PostgreSQL, one ``LISTEN`` connection shared by every follower). Every public method
+    raises only :class:`core.errors.AsmError` for storage failures and bad input.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.backend: Backend = backend_of(url)
+        self._writer, self._reader = make_engines(url)
+        self._closed = False
+        # In-process SQLite writers queue here rather than in SQLite's sleeping busy handler.
+        self._write_lock: asyncio.Lock | None = None
+        self._hub: Hub
+        if self.backend == "sqlite":
+            self._write_lock = asyncio.Lock()
+            self._hub = PollingHub(self._reader)
+            self._autocommit: AsyncEngine = self._writer
+        else:
+            # Reads and single-statement appends need no transaction: AUTOCOMMIT saves the
+            # BEGIN and COMMIT round trips (an append is then one round trip).
+            self._autocommit = self._writer.execution_options(isolation_level="AUTOCOMMIT")
+            self._reader = self._autocommit
+            connect_kwargs = asyncpg_connect_kwargs(self._writer)
+            self._hub = ListenHub(lambda: asyncpg.connect(**connect_kwargs))
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password redacted: safe for logs and messages."""
+        return redact(self.url)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The writer engine (benchmarks compare against raw inserts through it)."""
+        return self._writer
+
+    def __repr__(self) -> str:
+        return f"EventStore({self.display_url!r})"
+
+    async def close(self) -> None:
+        """Stop followers (they raise ``stream_closed``) and release every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._hub.close()
+        await self._writer.dispose()
+        if self._reader is not self._writer and self.backend == "sqlite":
+            await self._reader.dispose()
+
+    async def __aenter__(self) -> EventStore:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def _check_connection(self, check_schema: bool) -> None:
+        try:
+            async with self._reader.connect() as conn:
+                if check_schema:
+                    await _check_schema(conn, self.url)
+                else:
+                    await conn.execute(sa.text("SELECT 1"))
+        except AsmError:
+            raise
+        except DB_ERRORS as exc:
+            raise translate(exc, "connect", self.url) from exc
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise StateError("stream_closed", f"the event store {self.display_url} is closed")
+
+    # --- transactions ------------------------------------------------------------------------
+
+    async def _run_write(
+        self,
+        fn: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        ids: Mapping[str, str] | None = None,
+        autocommit: bool = False,
+    ) -> T:
+        """Run ``fn`` in one write transaction, retrying lock waits and lost id races."""
+        self._ensure_open()
+        loop = asyncio.get_running_loop()
+        lock_deadline: float | None = None
+        conflicts = 0
+        while True:
+            try:
+                if self._write_lock is not None:
+                    async with self._write_lock, self._writer.begin() as conn:
+                        return await fn(conn)
+                if autocommit:
+                    async with self._autocommit.connect() as conn:
+                        return await fn(conn)
+                async with self._writer.begin() as conn:
+                    return await fn(conn)
+            except AsmError:
+                raise
+            except DB_ERRORS as exc:
+                if is_sqlite_locked(exc):
+                    lock_deadline = lock_deadline or loop.time() + SQLITE_LOCK_RETRY_S
+                    if loop.time() < lock_deadline:
+                        await asyncio.sleep(0.01)
+                        continue
+                elif _is_conflict(exc) and conflicts < WRITE_CONFLICT_RETRIES:
+                    conflicts += 1
+                    if "uq_asm_events_id" in str(exc) and ids:
+                        await self._raise_if_foreign(ids)
+                    continue
+                raise translate(exc, "write", self.url) from exc
+
+    async def _run_read(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``fn`` on a reader connection; a connection the server dropped is retried once."""
+        self._ensure_open()
+        for attempt in (1, 2):
+            try:
+                async with self._reader.connect() as conn:
+                    return await fn(conn)
+            except AsmError:
+                raise
+            except DB_ERRORS as exc:
+                # A pooled connection killed by a server restart: the pool was invalidated by
+                # this failure, so one retry gets a fresh connection. Reads are idempotent.
+                if attempt == 1 and isinstance(exc, sa_exc.DBAPIError) and (
+                    exc.connection_invalidated
+                ):
+                    continue
+                raise translate(exc, "read", self.url) from exc
+        raise AssertionError("unreachable")
+
+    async def _raise_if_foreign(self, owners: Mapping[str, str]) -> None:
+        """``session_mismatch`` if one of the ids exists in another session than intended."""
+        ids = list(owners)
+
+        async def q(conn: AsyncConnection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for chunk in _chunks(ids, _SQLITE_IN_CHUNK):
+                rows = await conn.execute(
+                    sa.select(EVENTS.c.id, EVENTS.c.session_id).where(EVENTS.c.id.in_(chunk))
+                )
+                found.update((r.id, r.session_id) for r in rows)
+            return found
+
+        for event_id, session_id in (await self._run_read(q)).items():
+            _raise_foreign({event_id: session_id}, owners[event_id])
+
+    # --- append ------------------------------------------------------------------------------
+
+    async def append(self, drafts: Sequence[EventDraft]) -> list[Event]:
+        """Write ``drafts`` in one transaction; return the events newly written, with ``seq``.
+
+        Events whose id already exists are skipped (so a retried write changes nothing); the
+        first of several drafts sharing an id wins. No session row is needed. Drafts of several
+        sessions may be mixed; each session's events get consecutive seqs in draft order.
+        Raises ``session_mismatch`` when an id exists in another session.
+        """
+        batch = _dedupe(drafts)
+        if not batch:
+            return []
+        now = _now()
+        groups = _group(batch)
+        ids = {d.id: d.session_id for d in batch}
+        if self.backend == "postgresql" and len(groups) == 1:
+            ((sid, group),) = groups.items()
+
+            async def single(conn: AsyncConnection) -> list[Event]:
+                return await self._append_group(conn, sid, group, now)
+
+            written = await self._run_write(single, ids=ids, autocommit=True)
+        else:
+
+            async def tx(conn: AsyncConnection) -> list[Event]:
+                return await self._append_tx(conn, batch, now)
+
+            written = await self._run_write(tx, ids=ids)
+        self._published(written)
+        return written
+
+    def _published(self, written: Sequence[Event]) -> None:
+        # PostgreSQL followers hear the NOTIFY; SQLite followers of this store are woken here
+        # (followers in other processes see it on their next poll).
+        if self.backend == "sqlite":
+            for sid in {e.session_id for e in written}:
+                self._hub.publish(sid)
+
+    async def _append_tx(
+        self, conn: AsyncConnection, batch: list[EventDraft], now: datetime
+    ) -> list[Event]:
+        groups = _group(batch)
+        by_id: dict[str, Event] = {}
+        # Sorted: two multi-session transactions lock counters in the same order (no deadlock).
+        for sid in sorted(groups):
+            for ev in await self._append_group(conn, sid, groups[sid], now):
+                by_id[ev.id] = ev
+        return [by_id[d.id] for d in batch if d.id in by_id]
+
+    async def _append_group(
+        self, conn: AsyncConnection, sid: str, group: list[EventDraft], now: datetime
+    ) -> list[Event]:
+        if self.backend == "postgresql":
+            return await self._append_group_pg(conn, sid, group, now)
+        return await self._append_group_sqlite(conn, sid, group, now)
+
+    async def _append_group_pg(
+        self, conn: AsyncConnection, sid: str, group: list[EventDraft], now: datetime
+    ) -> list[Event]:
+        payload = pydantic_core.to_json(
+            [
+                {
+                    "id": d.id,
+                    "run_id": d.run_id,
+                    "attempt": d.attempt,
+                    "type": d.type.value,
+                    "data": d.data,
+                    "provider": d.provider,
+                }
+                for d in group
+            ]
+        ).decode()
+        result = await conn.execute(
+            _PG_APPEND, {"batch": payload, "sid": sid, "now": now, "channel": CHANNEL}
+        )
+        seqs: dict[str, int] = {r.id: r.seq for r in result}
+        return [_built(d, seqs[d.id], now) for d in group if d.id in seqs]
+
+    async def _append_group_sqlite(
+        self, conn: AsyncConnection, sid: str, group: list[EventDraft], now: datetime
+    ) -> list[Event]:
+        existing: dict[str, str] = {}
+        ids = [d.id for d in group]
+        for chunk in _chunks(ids, _SQLITE_IN_CHUNK):
+            rows = await conn.execute(
+                sa.select(EVENTS.c.id, EVENTS.c.session_id).where(EVENTS.c.id.in_(chunk))
+            )
+            existing.update((r.id, r.session_id) for r in rows)
+        _raise_foreign(existing, sid)
+        new = [d for d in group if d.id not in existing]
+        if not new:
+            return []
+        ins = sqlite_insert(COUNTERS).values(session_id=sid, last_seq=len(new))
+        ins = ins.on_conflict_do_update(
+            index_elements=[COUNTERS.c.session_id],
+            set_={"last_seq": COUNTERS.c.last_seq + ins.excluded.last_seq},
+        ).returning(COUNTERS.c.last_seq)
+        last = (await conn.execute(ins)).scalar_one()
+        first = last - len(new) + 1
+        await conn.execute(
+            EVENTS.insert(),
+            [
+                {
+                    "session_id": sid,
+                    "seq": first + i,
+                    "id": d.id,
+                    "run_id": d.run_id,
+                    "attempt": d.attempt,
+                    "type": d.type.value,
+                    "data": d.data,
+                    "provider": d.provider,
+                    "created_at": now,
+                }
+                for i, d in enumerate(new)
+            ],
+        )
+        return [_built(d, first + i, now) for i, d in enumerate(new)]
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def _select_events(
+        self,
+        session_id: str,
+        after_seq: int,
+        before_seq: int | None,
+        run_id: str | None,
+        types: list[str] | None,
+        limit: int,
+        upto: int | None = None,
+    ) -> sa.Select[Any]:
+        stmt = sa.select(EVENTS).where(EVENTS.c.session_id == session_id, EVENTS.c.seq > after_seq)
+        if before_seq is not None:
+            stmt = stmt.where(EVENTS.c.seq < before_seq)
+        if upto is not None:
+            stmt = stmt.where(EVENTS.c.seq <= upto)
+        if run_id is not None:
+            stmt = stmt.where(EVENTS.c.run_id == run_id)
+        if types is not None:
+            stmt = stmt.where(EVENTS.c.type.in_(types))
+        return stmt.order_by(EVENTS.c.seq).limit(limit)
+
+    async def _session_state(self, session_id: str) -> tuple[int, bool]:
+        """``(last_seq, exists)``: a session exists when it has events or a session row."""
+        last_q = sa.select(COUNTERS.c.last_seq).where(COUNTERS.c.session_id == session_id)
+        row_q = sa.select(SESSIONS.c.session_id).where(SESSIONS.c.session_id == session_id)
+        stmt = sa.select(last_q.scalar_subquery().label("last"), sa.exists(row_q).label("row"))
+
+        async def q(conn: AsyncConnection) -> tuple[int, bool]:
+            last, row = (await conn.execute(stmt)).one()
+            return int(last or 0), last is not None or bool(row)
+
+        return await self._run_read(q)
+
+    async def _check_cursor(
+        self, session_id: str, after_seq: int, *, strict: bool, must_exist: bool
+    ) -> None:
+        last, exists = await self._session_state(session_id)
+        if must_exist and not exists:
+            raise ResourceError(
+                "session_not_found",
+                f"session {session_id!r} not found (no events and no session record)",
+                details={"session_id": session_id},
+            )
+        if strict and after_seq > last:
+            raise _invalid_cursor(session_id, after_seq, last)
+
+    async def _read_page(
+        self,
+        session_id: str,
+        after_seq: int,
+        before_seq: int | None,
+        run_id: str | None,
+        types: list[str] | None,
+        limit: int,
+    ) -> tuple[list[Event], int]:
+        """A page of events and the seq the caller may resume after (past filtered-out rows)."""
+        filtered = run_id is not None or types is not None
+
+        async def q(conn: AsyncConnection) -> tuple[list[Event], int]:
+            upto: int | None = None
+            if filtered:
+                upto = (
+                    await conn.execute(
+                        sa.select(COUNTERS.c.last_seq).where(COUNTERS.c.session_id == session_id)
+                    )
+                ).scalar_one_or_none() or 0
+                if before_seq is not None:
+                    upto = min(upto, before_seq - 1)
+            stmt = self._select_events(
+                session_id, after_seq, before_seq, run_id, types, limit, upto
+            )
+            events = [_event_from_row(r) for r in await conn.execute(stmt)]
+            if len(events) >= limit:
+                return events, events[-1].seq
+            if upto is not None:
+                return events, max(after_seq, upto)
+            return events, events[-1].seq if events else after_seq
+
+        return await self._run_read(q)
+
+    async def events(
+        self,
+        session_id: str,
+        after_seq: int = 0,
+        before_seq: int | None = None,
+        run_id: str | None = None,
+        types: Sequence[str] | None = None,
+        limit: int = 1000,
+        *,
+        strict: bool = True,
+        must_exist: bool = False,
+    ) -> list[Event]:
+        """Events of a session with ``after_seq < seq < before_seq``, in seq order.
+
+        Filters: ``run_id``, ``types`` (event type names). At most ``limit`` events (clamped
+        to :data:`MAX_PAGE`); page by passing the last seq as ``after_seq``. See the module
+        docstring for ``strict`` (cursor beyond the end) and ``must_exist``.
+        """
+        if after_seq < 0:
+            raise _invalid_cursor(session_id, after_seq, None)
+        if before_seq is not None and before_seq < 1:
+            raise StateError(
+                "invalid_cursor", f"before_seq must be >= 1, got {before_seq}",
+                details={"session_id": session_id, "before_seq": before_seq},
+            )
+        if limit < 1:
+            raise _bad(f"limit must be >= 1, got {limit}")
+        type_values = _type_values(types)
+        stmt = self._select_events(
+            session_id, after_seq, before_seq, run_id, type_values, min(limit, MAX_PAGE)
+        )
+
+        async def q(conn: AsyncConnection) -> list[Event]:
+            return [_event_from_row(r) for r in await conn.execute(stmt)]
+
+        events = await self._run_read(q)
+        if not events and ((strict and after_seq > 0) or must_exist):
+            await self._check_cursor(session_id, after_seq, strict=strict, must_exist=must_exist)
+        return events
+
+    async def last_seq(self, session_id: str) -> int:
+        """The session's highest seq; 0 when it has no events."""
+        stmt = sa.select(COUNTERS.c.last_seq).where(COUNTERS.c.session_id == session_id)
+
+        async def q(conn: AsyncConnection) -> int:
+            return (await conn.execute(stmt)).scalar_one_or_none() or 0
+
+        return await self._run_read(q)
+
+    async def wait_events(
+        self,
+        session_id: str,
+        after_seq: int,
+        timeout: float,  # noqa: ASYNC109 - the long-poll budget is the API, not a wrapper timeout
+        *,
+        run_id: str | None = None,
+        types: Sequence[str] | None = None,
+        limit: int = 1000,
+        strict: bool = True,
+        must_exist: bool = False,
+    ) -> list[Event]:
+        """Long poll: events after ``after_seq`` as soon as there are any, ``[]`` after ``timeout``.
+
+        Returns at once when matching events exist. Same filters and cursor rules as
+        :meth:`events`.
+        """
+        if timeout < 0:
+            raise _bad(f"timeout must be >= 0, got {timeout}")
+        first = await self.events(
+            session_id, after_seq, None, run_id, types, limit,
+            strict=strict, must_exist=must_exist,
+        )
+        if first or timeout == 0:
+            return first
+        type_values = _type_values(types)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        sub = await self._hub.subscribe(session_id)
+        try:
+            cursor = after_seq
+            while True:
+                sub.clear()
+                events, cursor = await self._read_page(
+                    session_id, cursor, None, run_id, type_values, min(limit, MAX_PAGE)
+                )
+                if events:
+                    return events
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return []
+                if sub.closed:
+                    self._ensure_open()
+                await sub.wait(min(remaining, self._hub.wait_interval))
+        finally:
+            self._hub.unsubscribe(sub)
+
+    def follow(
+        self,
+        session_id: str,
+        after_seq: int = 0,
+        *,
+        run_id: str | None = None,
+        types: Sequence[str] | None = None,
+        strict: bool = True,
+        must_exist: bool = False,
+        page_size: int = 1000,
+        reconnect_timeout: float = 60.0,
+    ) -> AsyncIterator[Event]:
+        """Every event after ``after_seq``, then new ones live, forever, in seq order.
+
+        Stops when the consumer stops iterating (use ``contextlib.aclosing`` to release the
+        subscription at once) or is cancelled; raises ``stream_closed`` if the store closes.
+        Resume from any seq by passing it as ``after_seq``: every event is delivered exactly
+        once. Wake-ups: PostgreSQL ``LISTEN/NOTIFY``, with a catch-up read whenever the
+        listener (re)connects; SQLite polls every 10-50 ms (instant for writes made through this
+        same store). Connection failures are retried for ``reconnect_timeout`` seconds before
+        ``storage_connection_failed`` is raised.
+
+        A negative ``after_seq`` raises here; cursor/session checks happen on the first
+        iteration (see the module docstring for ``strict`` and ``must_exist``).
+        """
+        if after_seq < 0:
+            raise _invalid_cursor(session_id, after_seq, None)
+        if page_size < 1:
+            raise _bad(f"page_size must be >= 1, got {page_size}")
+        return self._follow(
+            session_id, after_seq, run_id, _type_values(types), strict, must_exist,
+            min(page_size, MAX_PAGE), reconnect_timeout,
+        )
+
+    async def _follow(
+        self,
+        session_id: str,
+        after_seq: int,
+        run_id: str | None,
+        types: list[str] | None,
+        strict: bool,
+        must_exist: bool,
+        page_size: int,
+        reconnect_timeout: float,
+    ) -> AsyncIterator[Event]:
+        self._ensure_open()
+        loop = asyncio.get_running_loop()
+        sub = await self._hub.subscribe(session_id)
+        try:
+            cursor = after_seq
+            checked = not (strict and after_seq > 0) and not must_exist
+            failing_since: float | None = None
+            backoff = 0.05
+            while True:
+                if sub.closed:
+                    self._ensure_open()
+                sub.clear()
+                try:
+                    events, scanned = await self._read_page(
+                        session_id, cursor, None, run_id, types, page_size
+                    )
+                    if not checked:
+                        if not events:
+                            await self._check_cursor(
+                                session_id, after_seq, strict=strict, must_exist=must_exist
+                            )
+                        checked = True
+                except AsmError as exc:
+                    if exc.code != "storage_connection_failed" or self._closed:
+                        raise
+                    failing_since = failing_since or loop.time()
+                    if loop.time() - failing_since > reconnect_timeout:
+                        raise
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                failing_since, backoff = None, 0.05
+                for ev in events:
+                    yield ev
+                cursor = scanned
+                if len(events) >= page_size:
+                    continue  # catching up: next page at once
+                await sub.wait(self._hub.wait_interval)
+        finally:
+            self._hub.unsubscribe(sub)
+
+    # --- read models -------------------------------------------------------------------------
+
+    async def record(self, rec: LifecycleRecord) -> Event | None:
+        """Append a lifecycle event and apply its read-model change in one transaction.
+
+        The event (id ``rec.event_id``, attempt 0) is written idempotently. Session and run
+        fields are *set* (never incremented), so a re-applied record is a no-op; a row in a
+        terminal status keeps it (terminal states are final; a late or replayed non-terminal
+        update cannot resurrect it). A run moving to ``running`` gets ``started_at`` and one
+        reaching a terminal status gets ``ended_at`` (now, unless given). Returns the new
+        event, or None if it already existed.
+        """
+        draft = EventDraft(
+            id=rec.event_id,
+            session_id=rec.session_id,
+            run_id=rec.run_id,
+            attempt=0,
+            type=parse_event_type(rec.type),
+            data=rec.data,
+            provider=rec.provider,
+        )
+        session_values = _session_values(rec)
+        run_values = _run_values(rec)
+        now = _now()
+
+        async def tx(conn: AsyncConnection) -> list[Event]:
+            written = await self._append_group(conn, rec.session_id, [draft], now)
+            if session_values is not None:
+                await self._upsert_session(conn, rec.session_id, session_values, now)
+            if run_values is not None:
+                assert rec.run_id is not None
+                await self._upsert_run(conn, rec.run_id, rec.session_id, run_values, now)
+            return written
+
+        written = await self._run_write(tx, ids={draft.id: draft.session_id})
+        self._published(written)
+        return written[0] if written else None
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (pg_insert if self.backend == "postgresql" else sqlite_insert)(table)
+
+    async def _upsert_session(
+        self, conn: AsyncConnection, session_id: str, values: dict[str, Any], now: datetime
+    ) -> None:
+        row = _new_session(session_id, now) | values
+        stmt = self._insert(SESSIONS).values(row)
+        set_: dict[str, Any] = {k: stmt.excluded[k] for k in values}
+        if "status" in values:
+            set_["status"] = sa.case(
+                (SESSIONS.c.status.in_(_SESSION_TERMINAL), SESSIONS.c.status),
+                else_=stmt.excluded.status,
+            )
+        set_["updated_at"] = stmt.excluded.updated_at
+        await conn.execute(stmt.on_conflict_do_update(index_elements=["session_id"], set_=set_))
+
+    async def _upsert_run(
+        self,
+        conn: AsyncConnection,
+        run_id: str,
+        session_id: str,
+        values: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        values = dict(values)
+        auto: list[str] = []
+        status = values.get("status")
+        if status == RunStatus.RUNNING.value and "started_at" not in values:
+            values["started_at"] = now
+            auto.append("started_at")
+        if status in _RUN_TERMINAL and "ended_at" not in values:
+            values["ended_at"] = now
+            auto.append("ended_at")
+        row = _new_run(run_id, session_id, now) | values
+        stmt = self._insert(RUNS).values(row)
+        set_: dict[str, Any] = {k: stmt.excluded[k] for k in values}
+        for key in auto:  # first time wins for automatic timestamps
+            set_[key] = sa.func.coalesce(RUNS.c[key], stmt.excluded[key])
+        if "status" in values:
+            set_["status"] = sa.case(
+                (RUNS.c.status.in_(_RUN_TERMINAL), RUNS.c.status), else_=stmt.excluded.status
+            )
+        set_["updated_at"] = stmt.excluded.updated_at
+        await conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=set_))
+
+    def _sessions_query(self) -> sa.Select[Any]:
+        return sa.select(SESSIONS, COUNTERS.c.last_seq).select_from(
+            SESSIONS.outerjoin(COUNTERS, COUNTERS.c.session_id == SESSIONS.c.session_id)
+        )
+
+    async def get_session(self, session_id: str) -> SessionRow | None:
+        """The session's read model, or None."""
+        stmt = self._sessions_query().where(SESSIONS.c.session_id == session_id)
+
+        async def q(conn: AsyncConnection) -> SessionRow | None:
+            row = (await conn.execute(stmt)).one_or_none()
+            return _session_from_row(row) if row is not None else None
+
+        return await self._run_read(q)
+
+    async def list_sessions(
+        self,
+        *,
+        status: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 100,
+    ) -> list[SessionRow]:
+        """Sessions, newest first, optionally filtered by status and agent."""
+        if limit < 1:
+            raise _bad(f"limit must be >= 1, got {limit}")
+        stmt = self._sessions_query()
+        if status is not None:
+            stmt = stmt.where(SESSIONS.c.status == _status(SessionStatus, status))
+        if agent_id is not None:
+            stmt = stmt.where(SESSIONS.c.agent_id == agent_id)
+        stmt = stmt.order_by(SESSIONS.c.created_at.desc(), SESSIONS.c.session_id.desc()).limit(
+            min(limit, MAX_PAGE)
+        )
+
+        async def q(conn: AsyncConnection) -> list[SessionRow]:
+            return [_session_from_row(r) for r in await conn.execute(stmt)]
+
+        return await self._run_read(q)
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        """The run's read model, or None."""
+        stmt = sa.select(RUNS).where(RUNS.c.run_id == run_id)
+
+        async def q(conn: AsyncConnection) -> RunRow | None:
+            row = (await conn.execute(stmt)).one_or_none()
+            return _run_from_row(row) if row is not None else None
+
+        return await self._run_read(q)
+
+    async def runs(self, session_id: str) -> list[RunRow]:
+        """The session's runs ordered by turn."""
+        stmt = (
+            sa.select(RUNS)
+            .where(RUNS.c.session_id == session_id)
+            .order_by(RUNS.c.turn, RUNS.c.created_at, RUNS.c.run_id)
+        )
+
+        async def q(conn: AsyncConnection) -> list[RunRow]:
+            return [_run_from_row(r) for r in await conn.execute(stmt)]
+
+        return await self._run_read(q)
+
+    # --- conversation ------------------------------------------------------------------------
+
+    async def save_messages(
+        self,
+        session_id: str,
+        run_id: str,
+        turn: int,
+        messages: Sequence[Message],
+        events: Sequence[EventDraft] = (),
+    ) -> list[Event]:
+        """Replace the run's conversation messages and append ``events``, atomically.
+
+        Idempotent per run: saving again replaces the run's messages. The run row is created
+        (status ``running``) if no lifecycle record made it yet. Returns the newly written
+        events. ``run_mismatch`` if the run belongs to another session; ``session_mismatch``
+        if an event does.
+        """
+        msgs = [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
+        batch = _dedupe(events)
+        for d in batch:
+            if d.session_id != session_id:
+                raise StateError(
+                    "session_mismatch",
+                    f"event {d.id!r} belongs to session {d.session_id!r}, not {session_id!r}",
+                    details={"event_id": d.id, "session_id": d.session_id},
+                )
+        now = _now()
+
+        async def tx(conn: AsyncConnection) -> list[Event]:
+            # Lock order everywhere: counters, then session/run rows (no deadlock cycles).
+            written = await self._append_tx(conn, batch, now) if batch else []
+            new_run = _new_run(run_id, session_id, now) | {
+                "turn": turn,
+                "status": RunStatus.RUNNING.value,
+                "started_at": now,
+            }
+            await conn.execute(
+                self._insert(RUNS).values(new_run).on_conflict_do_nothing(index_elements=["run_id"])
+            )
+            owner = (
+                await conn.execute(
+                    sa.select(RUNS.c.session_id).where(RUNS.c.run_id == run_id).with_for_update()
+                )
+            ).scalar_one()
+            if owner != session_id:
+                raise StateError(
+                    "run_mismatch",
+                    f"run {run_id!r} belongs to session {owner!r}, not {session_id!r}",
+                    details={"run_id": run_id, "session_id": owner},
+                )
+            await conn.execute(sa.delete(MESSAGES).where(MESSAGES.c.run_id == run_id))
+            if msgs:
+                await conn.execute(
+                    MESSAGES.insert(),
+                    [
+                        {
+                            "run_id": run_id,
+                            "idx": i,
+                            "session_id": session_id,
+                            "turn": turn,
+                            "role": m.role,
+                            "content": m.content,
+                            "created_at": now,
+                        }
+                        for i, m in enumerate(msgs)
+                    ],
+                )
+            return written
+
+        written = await self._run_write(tx, ids={d.id: session_id for d in batch})
+        self._published(written)
+        return written
+
+    async def conversation(self, session_id: str, before_turn: int) -> list[Message]:
+        """The conversation so far: saved messages of the session's earlier runs.
+
+        A run's messages count iff the run's turn is below ``before_turn``, its messages were
+        saved, it was not rolled back (:meth:`mark_rolled_back`), and its status is not
+        ``failed``, ``cancelled`` or ``timeout`` (a run still ``running`` whose messages were
+        saved counts). Ordered by turn, then run id, then message index.
+        """
+        stmt = (
+            sa.select(MESSAGES.c.role, MESSAGES.c.content)
+            .select_from(MESSAGES.join(RUNS, RUNS.c.run_id == MESSAGES.c.run_id))
+            .where(
+                MESSAGES.c.session_id == session_id,
+                MESSAGES.c.turn < before_turn,
+                RUNS.c.rolled_back.is_(False),
+                RUNS.c.status.not_in(_RUN_EXCLUDED_FROM_CONVERSATION),
+            )
+            .order_by(MESSAGES.c.turn, MESSAGES.c.run_id, MESSAGES.c.idx)
+        )
+
+        async def q(conn: AsyncConnection) -> list[Message]:
+            return [
+                Message.model_validate({"role": r.role, "content": r.content})
+                for r in await conn.execute(stmt)
+            ]
+
+        return await self._run_read(q)
+
+    async def mark_rolled_back(self, run_id: str) -> None:
+        """Exclude the run's messages from :meth:`conversation` (``run_not_found`` if unknown)."""
+        now = _now()
+        stmt = (
+            sa.update(RUNS).where(RUNS.c.run_id == run_id).values(rolled_back=True, updated_at=now)
+        )
+
+        async def tx(conn: AsyncConnection) -> int:
+            return (await conn.execute(stmt)).rowcount
+
+        if await self._run_write(tx) == 0:
+            raise ResourceError(
+                "run_not_found", f"run {run_id!r} not found", details={"run_id": run_id}
+            )
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """A lost race worth re-running: id uniqueness, deadlock, serialization failure."""
+    text = str(exc)
+    if "uq_asm_events_id" in text or "asm_events.id" in text:
+        return True
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
+        getattr(getattr(exc, "orig", None), "__cause__", None), "sqlstate", None
+    )
+    return isinstance(state, str) and state in ("40001", "40P01")
+
+
+def _raise_foreign(existing: dict[str, str], sid: str) -> None:
+    foreign = {i: s for i, s in existing.items() if s != sid}
+    if foreign:
+        event_id, other = next(iter(foreign.items()))
+        raise StateError(
+            "session_mismatch",
+            f"event id {event_id!r} already exists in session {other!r} (appending to {sid!r})",
+            details={"event_ids": sorted(foreign), "session_id": other},
+        )
+
+
+async def open_store(url: str | None = None, *, check_schema: bool = True) -> EventStore:
+    """Open the event store at ``url`` (default ``$ASM_DATABASE_URL``, then ``.asm/asm.db``).
+
+    Connects once to fail fast: ``storage_connection_failed`` names the URL (password
+    redacted) and what to check. With ``check_schema`` (the default, and what the worker
+    does) an out-of-date schema raises :class:`store.SchemaOutOfDate` saying to run
+    ``asm db upgrade``.
+    """
+    resolved = resolve_url(url)
+    try:
+        store = EventStore(resolved)
+    except OSError as exc:  # e.g. the SQLite file's directory cannot be created
+        raise translate(exc, "connect", resolved) from exc
+    try:
+        await store._check_connection(check_schema)
+    except BaseException:
+        await store.close()
+        raise
+    return store
+

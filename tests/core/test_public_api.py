@@ -1,0 +1,167 @@
+"""The shape of core/: its public surface, its docstrings, its purity and determinism."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import core
+
+CORE = Path(core.__file__).parent
+# core/temporal.py is the one adapter that imports temporalio: it is deliberately not
+# re-exported, so that ``import core`` stays free of Temporal.
+ADAPTER = "temporal.py"
+MODULES = sorted(p for p in CORE.glob("*.py") if p.name != "__init__.py")
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def _is_typevar(node: ast.stmt) -> bool:
+    value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "TypeVar"
+    )
+
+
+def _public_definitions(path: Path) -> dict[str, tuple[ast.stmt, int]]:
+    """Public module-level names a module defines (not imports): name -> (node, index)."""
+    found: dict[str, tuple[ast.stmt, int]] = {}
+    body = _tree(path).body
+    for i, node in enumerate(body):
+        names: list[str] = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names = [node.name]
+        elif isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names = [node.target.id]
+        if _is_typevar(node):
+            continue  # type variables are typing machinery, not API
+        for name in names:
+            if not name.startswith("_"):
+                found[name] = (node, i)
+    return found
+
+
+def _has_summary(doc: str | None) -> bool:
+    if not doc:
+        return False
+    first = doc.strip().splitlines()[0].strip()
+    return bool(first) and len(first) <= 100
+
+
+def _assignment_documented(path: Path, node: ast.stmt, index: int) -> bool:
+    body = _tree(path).body
+    following = body[index + 1] if index + 1 < len(body) else None
+    if (
+        isinstance(following, ast.Expr)
+        and isinstance(following.value, ast.Constant)
+        and isinstance(following.value.value, str)
+    ):
+        return _has_summary(following.value.value)
+    lines = path.read_text().splitlines()
+    above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
+    # Sphinx's "#:" comment block: the summary may span the lines just above.
+    return above.startswith("#:")
+
+
+def test_all_lists_exactly_the_public_names_of_the_pure_modules() -> None:
+    expected: set[str] = set()
+    for path in MODULES:
+        if path.name != ADAPTER:
+            expected |= set(_public_definitions(path))
+    assert sorted(core.__all__) == sorted(expected)
+
+
+def test_all_has_no_duplicates() -> None:
+    assert len(core.__all__) == len(set(core.__all__))
+
+
+def test_every_name_in_all_is_importable_from_core() -> None:
+    namespace: dict[str, object] = {}
+    exec("from core import *", namespace)
+    for name in core.__all__:
+        assert namespace[name] is getattr(core, name)
+
+
+def test_every_public_name_has_a_one_line_docstring() -> None:
+    undocumented: list[str] = []
+    for path in MODULES:
+        for name, (node, index) in _public_definitions(path).items():
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                ok = _has_summary(ast.get_docstring(node))
+            else:
+                ok = _assignment_documented(path, node, index)
+            if not ok:
+                undocumented.append(f"{path.name}:{name}")
+    assert undocumented == []
+
+
+def test_every_public_method_of_a_public_class_has_a_docstring() -> None:
+    undocumented: list[str] = []
+    for path in MODULES:
+        for name, (node, _) in _public_definitions(path).items():
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for item in node.body:
+                if (
+                    isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                    and not item.name.startswith("_")
+                    and not _has_summary(ast.get_docstring(item))
+                ):
+                    undocumented.append(f"{path.name}:{name}.{item.name}")
+    assert undocumented == []
+
+
+def test_only_the_adapter_module_imports_temporalio() -> None:
+    importers: list[str] = []
+    for path in [*MODULES, CORE / "__init__.py"]:
+        for node in ast.walk(_tree(path)):
+            modules: list[str] = []
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module]
+            if any(m == "temporalio" or m.startswith("temporalio.") for m in modules):
+                importers.append(path.name)
+    assert sorted(set(importers)) == [ADAPTER]
+
+
+def test_importing_core_loads_no_temporal_module() -> None:
+    code = (
+        "import sys, core\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] == 'temporalio']\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_core_never_reads_a_clock_or_a_random_source() -> None:
+    # Workflows import core: a clock or RNG read here would break replay determinism.
+    forbidden_attrs = {"now", "utcnow", "today", "uuid1", "uuid4", "monotonic", "perf_counter"}
+    forbidden_modules = {"random", "secrets", "time"}
+    offences: list[str] = []
+    for path in MODULES:
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Attribute) and node.attr in forbidden_attrs:
+                offences.append(f"{path.name}:{node.lineno} .{node.attr}")
+            elif isinstance(node, ast.Name) and node.id in {"uuid1", "uuid4"}:
+                offences.append(f"{path.name}:{node.lineno} {node.id}")
+            elif isinstance(node, ast.Import):
+                offences += [
+                    f"{path.name}:{node.lineno} import {a.name}"
+                    for a in node.names
+                    if a.name in forbidden_modules
+                ]
+            elif isinstance(node, ast.ImportFrom) and node.module in forbidden_modules:
+                offences.append(f"{path.name}:{node.lineno} from {node.module}")
+    assert offences == []

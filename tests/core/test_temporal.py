@@ -1,0 +1,256 @@
+"""AsmError ⇄ ApplicationError conversion, through every wrapper Temporal puts around it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio.api.failure.v1 import Failure
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    RetryState,
+    TimeoutError,
+    TimeoutType,
+)
+
+from core.contract import RunRequest
+from core.errors import CODES, NON_RETRYABLE_CODES, AsmError, ProviderErrorInfo, error
+from core.events import EventDraft
+from core.temporal import data_converter, from_failure, retry_policy, to_application_error
+
+
+def _activity_error(cause: BaseException) -> ActivityError:
+    err = ActivityError(
+        "Activity task failed",
+        scheduled_event_id=5,
+        started_event_id=6,
+        identity="worker",
+        activity_type="stream_provider",
+        activity_id="1",
+        retry_state=RetryState.NON_RETRYABLE_FAILURE,
+    )
+    err.__cause__ = cause
+    return err
+
+
+def _child_error(cause: BaseException) -> ChildWorkflowError:
+    err = ChildWorkflowError(
+        "Child Workflow execution failed",
+        namespace="default",
+        workflow_id="run-run_1",
+        run_id="abc",
+        workflow_type="AgentRun",
+        initiated_event_id=3,
+        started_event_id=4,
+        retry_state=RetryState.NON_RETRYABLE_FAILURE,
+    )
+    err.__cause__ = cause
+    return err
+
+
+def _rate_limited() -> AsmError:
+    return error(
+        "provider_rate_limited",
+        "slow down",
+        details={"model": "m"},
+        provider_error=ProviderErrorInfo(status_code=429, headers={"retry-after": "7"}, body="x"),
+    )
+
+
+def test_application_error_type_is_the_code_and_message_is_kept() -> None:
+    app = to_application_error(error("session_not_found", "no such session"))
+    assert app.type == "session_not_found"
+    assert app.message == "no such session"
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_application_error_is_non_retryable_exactly_when_the_code_is(code: str) -> None:
+    assert to_application_error(error(code)).non_retryable is (code in NON_RETRYABLE_CODES)
+
+
+def test_application_error_next_retry_delay_comes_from_retry_after() -> None:
+    assert to_application_error(_rate_limited()).next_retry_delay == timedelta(seconds=7)
+
+
+def test_application_error_without_retry_after_has_no_next_retry_delay() -> None:
+    assert to_application_error(error("provider_unavailable")).next_retry_delay is None
+
+
+def test_application_error_carries_the_error_dict_as_its_single_detail() -> None:
+    err = _rate_limited()
+    assert list(to_application_error(err).details) == [err.to_dict()]
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_every_code_round_trips_through_an_application_error(code: str) -> None:
+    err = error(code, "m", details={"n": 1})
+    back = from_failure(to_application_error(err))
+    assert type(back) is type(err)
+    assert back.to_dict() == err.to_dict()
+
+
+def test_round_trip_through_activity_error() -> None:
+    err = _rate_limited()
+    back = from_failure(_activity_error(to_application_error(err)))
+    assert back.to_dict() == err.to_dict()
+
+
+def test_round_trip_through_child_workflow_error_wrapping_an_activity_error() -> None:
+    err = _rate_limited()
+    back = from_failure(_child_error(_activity_error(to_application_error(err))))
+    assert back.to_dict() == err.to_dict()
+    assert back.provider_error is not None and back.provider_error.retry_after == 7.0
+
+
+def test_client_gets_the_same_error_from_a_workflow_failure() -> None:
+    err = error("invalid_transition", "cannot", details={"from": "completed"})
+    back = from_failure(WorkflowFailureError(cause=to_application_error(err)))
+    assert back.to_dict() == err.to_dict()
+
+
+def test_client_gets_the_same_error_from_a_rejected_update() -> None:
+    err = error("max_runs_exceeded", details={"limit": 1, "active": 1})
+    back = from_failure(WorkflowUpdateFailedError(to_application_error(err)))
+    assert back.to_dict() == err.to_dict()
+
+
+async def test_round_trip_through_the_failure_proto_keeps_details_and_retry_delay() -> None:
+    err = _rate_limited()
+    failure = Failure()
+    await data_converter.encode_failure(_activity_error(to_application_error(err)), failure)
+    decoded = await data_converter.decode_failure(failure)
+    assert isinstance(decoded, ActivityError)
+    assert isinstance(decoded.cause, ApplicationError)
+    assert decoded.cause.next_retry_delay == timedelta(seconds=7)
+    assert from_failure(decoded).to_dict() == err.to_dict()
+
+
+def test_an_asm_error_passes_through_unchanged() -> None:
+    err = error("tool_error")
+    assert from_failure(err) is err
+
+
+def test_an_asm_error_found_as_a_cause_is_returned() -> None:
+    err = error("storage_write_failed")
+    wrapper = RuntimeError("wrapped")
+    wrapper.__cause__ = err
+    assert from_failure(wrapper) is err
+
+
+def test_coded_application_error_from_another_sdk_keeps_its_detail_and_retry_bit() -> None:
+    app = ApplicationError(
+        "gone", {"session": "s1"}, type="session_not_found", next_retry_delay=timedelta(seconds=2)
+    )
+    back = from_failure(app)
+    assert back.code == "session_not_found"
+    assert back.details == {"session": "s1"}
+    assert back.retryable is True  # non_retryable was False on the wire
+    assert back.provider_error is not None and back.provider_error.retry_after == 2.0
+
+
+def test_coded_application_error_with_several_details_keeps_them_all() -> None:
+    back = from_failure(ApplicationError("x", 1, "two", type="invalid_input", non_retryable=True))
+    assert back.details == {"details": [1, "two"]}
+    assert back.retryable is False
+
+
+def test_foreign_application_error_becomes_internal_error_naming_its_type() -> None:
+    back = from_failure(_activity_error(ApplicationError("bad value", "d", type="ValueError")))
+    assert back.code == "internal_error"
+    assert back.message == "bad value"
+    assert back.details == {"type": "ValueError", "details": ["d"]}
+
+
+def test_temporal_cancellation_becomes_cancelled() -> None:
+    back = from_failure(_child_error(CancelledError("Cancelled")))
+    assert back.code == "cancelled"
+    assert back.retryable is False
+
+
+def test_start_to_close_timeout_becomes_timeout() -> None:
+    timeout = TimeoutError(
+        "activity StartToClose timeout",
+        type=TimeoutType.START_TO_CLOSE,
+        last_heartbeat_details=[],
+    )
+    back = from_failure(_activity_error(timeout))
+    assert back.code == "timeout"
+    assert back.retryable is True
+    assert back.details["timeout_type"] == "START_TO_CLOSE"
+
+
+def test_heartbeat_timeout_becomes_provider_timeout() -> None:
+    timeout = TimeoutError("hb", type=TimeoutType.HEARTBEAT, last_heartbeat_details=[])
+    assert from_failure(_activity_error(timeout)).code == "provider_timeout"
+
+
+def test_timeout_after_retries_keeps_the_last_attempt_failure() -> None:
+    timeout = TimeoutError(
+        "deadline", type=TimeoutType.SCHEDULE_TO_CLOSE, last_heartbeat_details=[]
+    )
+    timeout.__cause__ = to_application_error(error("provider_unavailable", "503"))
+    back = from_failure(_activity_error(timeout))
+    assert back.code == "timeout"
+    assert back.details["last_failure"]["code"] == "provider_unavailable"
+
+
+def test_a_plain_exception_becomes_internal_error() -> None:
+    back = from_failure(KeyError("k"))
+    assert back.code == "internal_error"
+    assert back.details == {"exception": "KeyError"}
+
+
+def test_a_cause_cycle_does_not_loop_forever() -> None:
+    a = RuntimeError("a")
+    b = RuntimeError("b")
+    a.__cause__ = b
+    b.__cause__ = a
+    assert from_failure(a).code == "internal_error"
+
+
+def test_retry_policy_makes_exactly_the_non_retryable_codes_non_retryable() -> None:
+    policy = retry_policy()
+    assert set(policy.non_retryable_error_types or ()) == NON_RETRYABLE_CODES
+
+
+def test_retry_policy_returns_a_copy_and_never_mutates_the_base() -> None:
+    base = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
+    policy = retry_policy(base)
+    assert policy is not base
+    assert base.non_retryable_error_types is None
+    assert policy.maximum_attempts == 3
+    assert policy.initial_interval == timedelta(seconds=2)
+
+
+def test_retry_policy_adds_extra_types() -> None:
+    policy = retry_policy(extra_non_retryable=("ValueError",))
+    assert "ValueError" in (policy.non_retryable_error_types or ())
+
+
+def test_retry_policy_keeps_the_base_own_non_retryable_types() -> None:
+    policy = retry_policy(RetryPolicy(non_retryable_error_types=["MyError"]))
+    assert "MyError" in (policy.non_retryable_error_types or ())
+
+
+def test_retry_policy_leaves_retryable_codes_retryable() -> None:
+    assert not {"timeout", "provider_timeout"} & set(retry_policy().non_retryable_error_types or ())
+
+
+async def test_data_converter_rejects_an_invalid_payload_with_a_validation_error() -> None:
+    payloads = await data_converter.encode([{"prompt": ""}])
+    with pytest.raises(ApplicationError) as caught:
+        await data_converter.decode(payloads, [RunRequest])
+    assert caught.value.type == "validation_error"
+    assert caught.value.non_retryable
+
+
+async def test_data_converter_reports_a_taxonomy_error_raised_by_a_validator() -> None:
+    payloads = await data_converter.encode([{"id": "e", "session_id": "s", "type": "nope"}])
+    with pytest.raises(ApplicationError) as caught:
+        await data_converter.decode(payloads, [EventDraft])
+    assert caught.value.type == "invalid_event_type"

@@ -1,0 +1,119 @@
+"""Record the histories that ``tests/workflows/test_replay.py`` replays.
+
+Run ``.venv/bin/python -m tests.histories.record`` after an *intentional* change to workflow
+behaviour that running sessions will never see (new sessions only). A change that running
+sessions *will* replay must instead be guarded with ``workflow.patched("<change-id>")`` so
+the old histories here keep replaying; keep the old files and add new ones beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from pathlib import Path
+
+from activities.providers.base import discover
+from client.session_client import SessionClient
+from core.contract import MockError, MockScript, MockText, RetrySettings, SessionSpec
+from store import open_store, upgrade
+from worker.dev_server import start_dev_server
+from worker.worker import build_worker
+
+HERE = Path(__file__).parent
+
+
+async def record() -> list[Path]:
+    """Run the representative sessions and write their histories as JSON."""
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/asm.db"
+        await upgrade(url)
+        store = await open_store(url)
+        env = await start_dev_server(home=None, ui=False)
+        queue = f"record-{uuid.uuid4().hex[:8]}"
+        client = SessionClient(env.client, store, task_queue=queue)
+        worker = build_worker(env.client, store, task_queue=queue, providers=discover(), secrets={})
+        try:
+            async with worker:
+                written += await _multi_turn(client)
+                written += await _cancelled(client)
+                written += await _retried(client)
+                written += await _continued_as_new(client)
+        finally:
+            await env.shutdown()
+            await store.close()
+    return written
+
+
+async def _save(client: SessionClient, name: str, workflow_id: str) -> Path:
+    """Save the first execution of ``workflow_id`` (the one that continued-as-new, if any)."""
+    executions = [
+        wf async for wf in client.temporal.list_workflows(f'WorkflowId = "{workflow_id}"')
+    ]
+    first = min(executions, key=lambda wf: wf.start_time)
+    handle = client.temporal.get_workflow_handle(workflow_id, run_id=first.run_id)
+    history = await handle.fetch_history()
+    path = HERE / f"{name}.json"
+    path.write_text(history.to_json())
+    return path
+
+
+async def _multi_turn(client: SessionClient) -> list[Path]:
+    sid = (await client.start_session(agent_id="rec", session_id="ses_rec_multi")).session_id
+    first = await client.run(sid, "first question")
+    await client.run(sid, "second question")
+    await client.complete_session(sid)
+    return [
+        await _save(client, "session_multi_turn", f"session-{sid}"),
+        await _save(client, "run_completed", f"run-{first.run_id}"),
+    ]
+
+
+async def _cancelled(client: SessionClient) -> list[Path]:
+    slow = MockScript(steps=[MockText(text="z" * 300, chunk_size=1, delay_ms=10)])
+    sid = (
+        await client.start_session(agent_id="rec", session_id="ses_rec_cancel", mock=slow)
+    ).session_id
+    ref = await client.submit_run(sid, "long")
+    await asyncio.sleep(0.5)
+    await client.cancel_session(sid, reason="recording")
+    await client.result(sid)
+    return [
+        await _save(client, "session_cancelled", f"session-{sid}"),
+        await _save(client, "run_cancelled", f"run-{ref.run_id}"),
+    ]
+
+
+async def _retried(client: SessionClient) -> list[Path]:
+    flaky = MockScript(
+        steps=[
+            MockText(text="partial"),
+            MockError(code="provider_rate_limited", retry_after=0.2, attempts=[1]),
+            MockText(text=" done"),
+        ]
+    )
+    spec = SessionSpec(
+        agent_id="rec",
+        session_id="ses_rec_retry",
+        mock=flaky,
+        retry=RetrySettings(initial_interval_seconds=0.1, maximum_interval_seconds=1),
+    )
+    sid = (await client.start_session(spec)).session_id
+    result = await client.run(sid, "flaky")
+    await client.complete_session(sid)
+    return [await _save(client, "run_retried", f"run-{result.run_id}")]
+
+
+async def _continued_as_new(client: SessionClient) -> list[Path]:
+    spec = SessionSpec(agent_id="rec", session_id="ses_rec_can", continue_as_new_after_runs=2)
+    sid = (await client.start_session(spec)).session_id
+    for n in range(3):
+        await client.run(sid, f"turn {n}")
+    await client.complete_session(sid)
+    return [await _save(client, "session_continued_as_new", f"session-{sid}")]
+
+
+if __name__ == "__main__":
+    for p in asyncio.run(record()):
+        print(p)

@@ -1,0 +1,24 @@
+"""The store's public surface is exactly what store/__init__.py re-exports."""
+
+from __future__ import annotations
+
+import store
+from core.errors import StorageError
+
+
+def test_public_names() -> None:
+    assert sorted(store.__all__) == sorted(
+        [
+            "DEFAULT_DATABASE_URL",
+            "EventStore",
+            "RunRow",
+            "SchemaOutOfDate",
+            "SessionRow",
+            "open_store",
+            "upgrade",
+        ]
+    )
+    for name in store.__all__:
+        assert getattr(store, name) is not None
+    assert store.DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///.asm/asm.db"
+    assert issubclass(store.SchemaOutOfDate, StorageError)

@@ -1,0 +1,1 @@
+"""Worker assembly and entry point; the embedded dev-server launcher."""

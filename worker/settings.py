@@ -1,0 +1,49 @@
+"""Configuration from the environment (``ASM_*``), shared by the worker, the client and the CLI.
+
+Secrets (``ANTHROPIC_API_KEY`` …) are read by the worker only, handed to providers in
+``ProviderRequest.secrets`` and never put into workflow payloads, history or events.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.contract import DEFAULT_TASK_QUEUE
+
+#: Environment variables a provider may need; the worker passes exactly these through.
+SECRET_ENV_VARS = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.asm/asm.db"
+
+
+class Settings(BaseSettings):
+    """Everything configurable; unset ``temporal_address`` means the embedded dev server."""
+
+    model_config = SettingsConfigDict(env_prefix="ASM_", extra="ignore")
+
+    temporal_address: str | None = Field(
+        default=None, description="host:port of a Temporal frontend; unset = embedded dev server"
+    )
+    namespace: str = "default"
+    task_queue: str = DEFAULT_TASK_QUEUE
+    database_url: str = DEFAULT_DATABASE_URL
+    log_level: str = "WARNING"
+    log_format: str = "text"
+    home: str = Field(default=".asm", description="where the embedded server and SQLite live")
+    ui_url: str | None = Field(default=None, description="Temporal UI base URL for links")
+    #: Heartbeats are throttled to this; it bounds how fast a cancel reaches a provider.
+    heartbeat_throttle_seconds: float = 0.2
+
+
+def provider_secrets() -> dict[str, str]:
+    """The provider credentials present in this process's environment."""
+    return {k: v for k in SECRET_ENV_VARS if (v := os.environ.get(k))}

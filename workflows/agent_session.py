@@ -1,0 +1,774 @@
+"""``AgentSession``: one long-lived workflow per session (an entity workflow).
+
+It owns the session status machine, the list of runs, per-session concurrency and the
+multitask strategy, and starts one ``AgentRun`` child per run. It never calls a provider and
+never carries tokens: runs stream into the event store, and the session keeps only statuses
+and usage totals, so its history stays small over hundreds of runs (it continues-as-new when
+Temporal suggests it, or after ``continue_as_new_after_runs`` runs).
+
+Rules that keep it healthy:
+
+* validators reject bad updates before anything is written or recorded in history;
+* handlers raise only ``ApplicationError`` with a taxonomy ``type`` (anything else would
+  wedge the workflow task), via :func:`_fail`;
+* handlers that await take ``self._lock``; every handler finishes before continue-as-new or
+  return (``all_handlers_finished``);
+* a signal that cannot apply is logged and recorded as ``error_occurred``, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+from temporalio.exceptions import ChildWorkflowError
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from core.capabilities import CapabilityResolver, Negotiation
+    from core.contract import (
+        MULTITASK_STRATEGIES,
+        PROVIDER_CATALOG_ACTIVITY,
+        RECORD_LIFECYCLE_ACTIVITY,
+        ROLLBACK_RUN_ACTIVITY,
+        RUN_WORKFLOW,
+        SESSION_WORKFLOW,
+        CancelRun,
+        CancelSession,
+        LifecycleRecord,
+        ProviderCatalog,
+        RunRef,
+        RunRequest,
+        RunResult,
+        RunSpec,
+        RunView,
+        SessionSpec,
+        SessionState,
+        SessionSummary,
+        SessionView,
+        Transition,
+        run_workflow_id,
+        session_id_from_workflow_id,
+    )
+    from core.errors import AsmError, error
+    from core.events import EventType, lifecycle_event_id
+    from core.status import RunStatus, SessionStatus, check_transition
+    from core.temporal import from_failure, to_application_error
+
+LOCAL_TIMEOUT = timedelta(seconds=30)
+
+#: How many finished runs continue-as-new carries into the next run of the workflow (the
+#: rest are in the event store); keeps the carried state, and so the history, bounded.
+CARRIED_RUNS = 100
+
+SA_SESSION_ID = SearchAttributeKey.for_keyword("AsmSessionId")
+SA_AGENT_ID = SearchAttributeKey.for_keyword("AsmAgentId")
+SA_PROVIDER = SearchAttributeKey.for_keyword("AsmProvider")
+SA_STATUS = SearchAttributeKey.for_keyword("AsmStatus")
+SA_TAGS = SearchAttributeKey.for_keyword_list("AsmTags")
+SA_TOTAL_TOKENS = SearchAttributeKey.for_int("AsmTotalTokens")
+
+
+def _fail(err: AsmError) -> NoReturn:
+    """Raise a domain error the only way a handler may: as a typed ``ApplicationError``."""
+    err.retryable = False
+    raise to_application_error(err)
+
+
+@workflow.defn(name=SESSION_WORKFLOW)
+class AgentSession:
+    """One agent session: status machine, runs, queue, strategy, continuity bookkeeping."""
+
+    @workflow.init
+    def __init__(self, spec: SessionSpec) -> None:
+        self._spec = spec
+        if spec.carried is not None:
+            self._state = spec.carried
+        else:
+            session_id = spec.session_id or session_id_from_workflow_id(workflow.info().workflow_id)
+            self._state = SessionState(
+                session_id=session_id, agent_id=spec.agent_id, provider=spec.provider
+            )
+        self._lock = asyncio.Lock()
+        self._ready = spec.carried is not None
+        self._started = spec.carried is not None
+        self._active: dict[str, ChildWorkflowHandle[Any, RunResult]] = {}
+        self._requests: dict[str, RunRequest] = {}
+        self._closing: tuple[SessionStatus, Transition] | None = None
+        self._cancel: CancelSession | None = None
+        self._runs_this_execution = 0
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    # --- main loop --------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, spec: SessionSpec) -> SessionSummary:
+        """Live until completed, failed or cancelled; continue-as-new when history grows."""
+        try:
+            if spec.carried is None:
+                await self._start(spec)
+            self._describe()
+            while True:
+                woke = await self._wait_for_something()
+                if self._cancel is not None:
+                    return await self._finish_cancelled(self._cancel.reason)
+                if self._closing is not None:
+                    return await self._finish(*self._closing)
+                if not woke:  # idle timeout
+                    return await self._finish(
+                        SessionStatus.COMPLETED, Transition(reason="idle timeout")
+                    )
+                if self._should_continue_as_new():
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    self._continue_as_new()
+        except asyncio.CancelledError:
+            # Temporal's own workflow cancel: same cleanup as the signal, then end Canceled.
+            await self._finish_cancelled("workflow cancellation requested")
+            raise
+
+    async def _start(self, spec: SessionSpec) -> None:
+        catalog: ProviderCatalog = await workflow.execute_local_activity(
+            PROVIDER_CATALOG_ACTIVITY,
+            result_type=ProviderCatalog,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+        )
+        provider = catalog.providers.get(spec.provider)
+        if provider is None:
+            # Fail before writing anything: no half-created session in the store.
+            known = ", ".join(sorted(catalog.providers)) or "none"
+            _fail(
+                error(
+                    "validation_error",
+                    f"unknown provider {spec.provider!r}; this worker runs: {known}",
+                    details={"provider": spec.provider, "known": sorted(catalog.providers)},
+                )
+            )
+        self._state.capabilities = provider.capabilities
+        self._ready = True
+        workflow.upsert_memo({"agent_id": spec.agent_id, "tags": spec.tags})
+        await self._record(
+            EventType.SESSION_CREATED,
+            {
+                "agent_id": spec.agent_id,
+                "provider": spec.provider,
+                "model": spec.model,
+                "tags": spec.tags,
+                "metadata": spec.metadata,
+            },
+            session_status=SessionStatus.PENDING,
+            session_row={
+                "agent_id": spec.agent_id,
+                "provider": spec.provider,
+                "model": spec.model,
+                "tags": spec.tags,
+                "metadata": spec.metadata,
+            },
+        )
+        if spec.activate:
+            await self._transition(SessionStatus.ACTIVE, Transition())
+        self._started = True
+
+    async def _wait_for_something(self) -> bool:
+        """Wait for a reason to act; False when the session sat idle past its idle timeout."""
+
+        def wake() -> bool:
+            return (
+                self._cancel is not None
+                or self._closing is not None
+                or self._should_continue_as_new()
+            )
+
+        idle = self._spec.idle_timeout_seconds
+        if idle is None:
+            await workflow.wait_condition(wake)
+            return True
+        while True:
+            busy = bool(self._active or self._state.queue)
+
+            def changed(was_busy: bool = busy) -> bool:
+                return wake() or bool(self._active or self._state.queue) != was_busy
+
+            try:
+                await workflow.wait_condition(changed, timeout=None if busy else idle)
+            except TimeoutError:
+                return False
+            if wake():
+                return True
+
+    def _should_continue_as_new(self) -> bool:
+        if (
+            self._active
+            or self._watchers
+            or (self._state.queue and self._state.status is SessionStatus.ACTIVE)
+        ):
+            return False
+        return (
+            workflow.info().is_continue_as_new_suggested()
+            or self._runs_this_execution >= self._spec.continue_as_new_after_runs
+        )
+
+    def _continue_as_new(self) -> NoReturn:
+        state = self._state.model_copy(
+            update={
+                "runs": self._state.runs[-CARRIED_RUNS:],
+                "continued": self._state.continued + 1,
+            }
+        )
+        workflow.continue_as_new(self._spec.model_copy(update={"carried": state}))
+
+    # --- queries ----------------------------------------------------------------------
+
+    @workflow.query(name="describe")
+    def describe(self) -> SessionView:
+        """The session's status, runs with status and usage, and totals."""
+        return self._view(SessionView)
+
+    def _view(self, cls: type[SessionView]) -> SessionView:
+        s = self._state
+        return cls(
+            session_id=s.session_id,
+            agent_id=s.agent_id,
+            provider=s.provider,
+            status=s.status,
+            runs=list(s.runs),
+            queued=[r.run_id or "" for r in s.queue],
+            usage=s.usage,
+            run_count=s.run_count,
+            continued=s.continued,
+            error=s.error,
+            ready=self._started,
+        )
+
+    # --- session transitions ----------------------------------------------------------
+
+    @workflow.update(name="activate")
+    async def activate(self, arg: Transition) -> SessionView:
+        """``pending → active``."""
+        return await self._transition_update(SessionStatus.ACTIVE, arg)
+
+    @activate.validator
+    def _validate_activate(self, arg: Transition) -> None:
+        self._check(SessionStatus.ACTIVE)
+
+    @workflow.update(name="pause")
+    async def pause(self, arg: Transition) -> SessionView:
+        """``active → paused``: runs submitted now are held until ``resume``."""
+        return await self._transition_update(SessionStatus.PAUSED, arg)
+
+    @pause.validator
+    def _validate_pause(self, arg: Transition) -> None:
+        self._check(SessionStatus.PAUSED)
+
+    @workflow.update(name="resume")
+    async def resume(self, arg: Transition) -> SessionView:
+        """``paused → active``; held runs proceed."""
+        view = await self._transition_update(SessionStatus.ACTIVE, arg)
+        async with self._lock:
+            await self._pump()
+        return view
+
+    @resume.validator
+    def _validate_resume(self, arg: Transition) -> None:
+        if self._state.status is not SessionStatus.PAUSED:
+            _fail(
+                error(
+                    "invalid_transition",
+                    f"only a paused session can resume; this one is {self._state.status.value}",
+                    details={"from": self._state.status.value, "to": "active"},
+                )
+            )
+
+    @workflow.update(name="complete")
+    async def complete(self, arg: Transition) -> SessionView:
+        """End the session ``completed`` (no run may be running)."""
+        self._closing = (SessionStatus.COMPLETED, arg)
+        await workflow.wait_condition(lambda: self._state.status.is_terminal)
+        return self._view(SessionView)
+
+    @complete.validator
+    def _validate_complete(self, arg: Transition) -> None:
+        self._check(SessionStatus.COMPLETED)
+        if self._active:
+            _fail(
+                error(
+                    "invalid_operation",
+                    f"{len(self._active)} run(s) still running "
+                    f"({', '.join(sorted(self._active))}); wait for them or cancel_run first",
+                    details={"active_runs": sorted(self._active)},
+                )
+            )
+
+    @workflow.update(name="fail")
+    async def fail(self, arg: Transition) -> SessionView:
+        """End the session ``failed``: active and queued runs are cancelled."""
+        self._closing = (SessionStatus.FAILED, arg)
+        await workflow.wait_condition(lambda: self._state.status.is_terminal)
+        return self._view(SessionView)
+
+    @fail.validator
+    def _validate_fail(self, arg: Transition) -> None:
+        self._check(SessionStatus.FAILED)
+
+    def _check(self, target: SessionStatus) -> None:
+        if self._closing is not None or self._cancel is not None:
+            _fail(error("invalid_transition", "the session is already ending"))
+        try:
+            check_transition(self._state.status, target)
+        except AsmError as err:
+            _fail(err)
+
+    async def _transition_update(self, target: SessionStatus, arg: Transition) -> SessionView:
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            self._check(target)  # re-checked: the state may have moved while we queued
+            await self._transition(target, arg)
+        return self._view(SessionView)
+
+    async def _transition(self, target: SessionStatus, arg: Transition) -> None:
+        check_transition(self._state.status, target)
+        event = {
+            SessionStatus.ACTIVE: (
+                EventType.SESSION_RESUMED
+                if self._state.status is SessionStatus.PAUSED
+                else EventType.SESSION_STARTED
+            ),
+            SessionStatus.PAUSED: EventType.SESSION_PAUSED,
+            SessionStatus.COMPLETED: EventType.SESSION_COMPLETED,
+            SessionStatus.FAILED: EventType.SESSION_FAILED,
+            SessionStatus.CANCELLED: EventType.SESSION_CANCELLED,
+        }[target]
+        data: dict[str, Any] = {"from": self._state.status.value, "reason": arg.reason}
+        update = workflow.current_update_info()
+        if update is not None:
+            data["update"] = update.name
+        if arg.error:
+            data["error"] = arg.error
+            self._state.error = arg.error
+        self._state.status = target
+        await self._record(event, data, session_status=target)
+        self._describe()
+
+    async def _finish(self, target: SessionStatus, arg: Transition) -> SessionSummary:
+        async with self._lock:
+            await self._cancel_everything(arg.reason or target.value)
+            await self._transition(target, arg)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._summary()
+
+    async def _finish_cancelled(self, reason: str | None) -> SessionSummary:
+        async with self._lock:
+            if self._state.status.is_terminal:
+                return self._summary()
+            await self._cancel_everything(reason or "session cancelled")
+            await self._transition(SessionStatus.CANCELLED, Transition(reason=reason))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._summary()
+
+    def _summary(self) -> SessionSummary:
+        summary = self._view(SessionSummary)
+        assert isinstance(summary, SessionSummary)
+        return summary
+
+    # --- runs -------------------------------------------------------------------------
+
+    @workflow.update(name="submit_run")
+    async def submit_run(self, request: RunRequest) -> RunRef:
+        """Validate, negotiate, apply the multitask strategy, and start (or queue) the run."""
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            if request.run_id is not None and (existing := self._find(request.run_id)):
+                return self._ref(existing, note="already submitted")  # idempotent by run id
+            self._check_submittable(request)
+            negotiation = self._negotiate(request)
+            run_id = request.run_id or f"run_{workflow.uuid4().hex[:24]}"
+            request = request.model_copy(update={"run_id": run_id})
+            self._state.run_count += 1
+            self._runs_this_execution += 1
+            view = RunView(run_id=run_id, turn=self._state.run_count, status=RunStatus.PENDING)
+            self._state.runs.append(view)
+            self._requests[run_id] = request
+            strategy = request.strategy or self._spec.multitask_strategy
+            full = len(self._active) >= self._spec.max_concurrent_runs
+            if full and strategy in ("interrupt", "rollback"):
+                await self._preempt(rollback=strategy == "rollback", by=run_id)
+                full = False
+            if full or self._state.status is SessionStatus.PAUSED:
+                self._state.queue.append(request)
+                self._describe()
+                return self._ref(view, negotiation=negotiation, note="queued")
+            await self._start_run(request, view, negotiation)
+            return self._ref(view, negotiation=negotiation)
+
+    @submit_run.validator
+    def _validate_submit_run(self, request: RunRequest) -> None:
+        if request.run_id is not None and self._find(request.run_id):
+            return  # an idempotent repeat is answered by the handler
+        self._check_submittable(request)
+        if self._ready:
+            self._negotiate(request)
+
+    def _check_submittable(self, request: RunRequest) -> None:
+        status = self._state.status
+        if (
+            status not in (SessionStatus.ACTIVE, SessionStatus.PAUSED)
+            or self._closing
+            or (self._cancel is not None)
+        ):
+            _fail(
+                error(
+                    "invalid_transition",
+                    f"runs need an active session; this one is {status.value}",
+                    details={"status": status.value},
+                )
+            )
+        strategy = request.strategy or self._spec.multitask_strategy
+        if strategy not in MULTITASK_STRATEGIES:
+            _fail(
+                error(
+                    "validation_error",
+                    f"unknown strategy {strategy!r}; valid: {', '.join(MULTITASK_STRATEGIES)}",
+                )
+            )
+        busy = len(self._active) >= self._spec.max_concurrent_runs or (
+            status is SessionStatus.PAUSED
+        )
+        if busy and strategy == "reject":
+            _fail(
+                error(
+                    "max_runs_exceeded",
+                    f"{len(self._active)} of {self._spec.max_concurrent_runs} run slot(s) busy "
+                    "and the strategy is 'reject'; retry later, or submit with strategy "
+                    "'enqueue', 'interrupt' or 'rollback'",
+                    details={
+                        "limit": self._spec.max_concurrent_runs,
+                        "active": len(self._active),
+                    },
+                )
+            )
+        if busy and strategy == "enqueue" and len(self._state.queue) >= self._spec.max_queued_runs:
+            _fail(
+                error(
+                    "max_runs_exceeded",
+                    f"the run queue is full ({self._spec.max_queued_runs} queued)",
+                    details={"limit": self._spec.max_queued_runs, "queued": len(self._state.queue)},
+                )
+            )
+
+    def _negotiate(self, request: RunRequest) -> Negotiation:
+        try:
+            return CapabilityResolver(
+                request.required_capabilities, request.optional_capabilities
+            ).negotiate(self._state.capabilities)
+        except AsmError as err:
+            _fail(err)
+
+    async def _start_run(
+        self, request: RunRequest, view: RunView, negotiation: Negotiation | None
+    ) -> None:
+        assert request.run_id is not None
+        spec = self._spec
+        messages = request.input_messages()
+        run_spec = RunSpec(
+            run_id=request.run_id,
+            session_id=self._state.session_id,
+            agent_id=self._state.agent_id,
+            provider=self._state.provider,
+            model=request.model or spec.model,
+            turn=view.turn,
+            system_prompt=spec.system_prompt,
+            messages=messages,
+            provider_options={**spec.provider_options, **request.provider_options},
+            mock=request.mock or spec.mock,
+            retry=request.retry or spec.retry,
+            timeout_seconds=request.timeout_seconds or spec.run_timeout_seconds,
+            heartbeat_timeout_seconds=spec.heartbeat_timeout_seconds,
+            negotiation=negotiation,
+        )
+        try:
+            handle = await workflow.start_child_workflow(
+                RUN_WORKFLOW,
+                run_spec,
+                id=run_workflow_id(request.run_id),
+                result_type=RunResult,
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                static_summary=f"turn {view.turn}: {messages[-1].text()[:80]}",
+            )
+        except Exception as exc:  # e.g. the run id is taken by another session's run
+            view.status = RunStatus.FAILED
+            view.error = error("already_exists", f"could not start run: {exc}").to_dict()
+            self._describe()
+            _fail(error("already_exists", f"run {request.run_id} could not start: {exc}"))
+        view.status = RunStatus.RUNNING
+        self._active[request.run_id] = handle
+        self._describe()
+        task = asyncio.create_task(self._watch(view, handle), name=f"watch {request.run_id}")
+        self._watchers.add(task)  # a task nobody references may be garbage-collected
+        task.add_done_callback(self._watchers.discard)
+
+    @workflow.signal(name="run_finished")
+    def run_finished(self, result: RunResult) -> None:
+        """Sent by a run just before it ends, so the slot is free before anyone sees the end.
+
+        Without it a client that saw ``run-…`` complete could submit the next run before
+        this workflow processed the child's completion, and be told the slot is busy.
+        """
+        view = self._find(result.run_id)
+        if view is not None and view.run_id in self._active:
+            self._settle(view, result)
+
+    def _settle(self, view: RunView, result: RunResult) -> None:
+        view.status = result.status
+        view.usage = result.usage
+        view.stop_reason = result.stop_reason
+        view.error = result.error
+        self._active.pop(view.run_id, None)
+
+    async def _watch(self, view: RunView, handle: ChildWorkflowHandle[Any, RunResult]) -> None:
+        """Await a run's end, then account for it and start whatever waits in the queue."""
+        try:
+            result = await handle
+        except ChildWorkflowError as exc:
+            err = from_failure(exc)
+            run = err.details.get("run") if isinstance(err.details, dict) else None
+            if run is not None:
+                result = RunResult.model_validate(run)
+            else:
+                status = RunStatus.CANCELLED if err.code == "cancelled" else RunStatus.FAILED
+                result = RunResult(
+                    run_id=view.run_id,
+                    session_id=self._state.session_id,
+                    status=status,
+                    error=err.to_dict(),
+                )
+        if view.run_id in self._active:  # the run_finished signal did not arrive
+            self._settle(view, result)
+        async with self._lock:
+            self._requests.pop(view.run_id, None)
+            self._state.usage = self._state.usage + view.usage
+            await self._record(
+                EventType.TURN_COMPLETED,
+                {
+                    "turn": view.turn,
+                    "status": view.status.value,
+                    "usage": view.usage.model_dump(),
+                    "session_usage": self._state.usage.model_dump(),
+                },
+                run_id=view.run_id,
+                session_row={
+                    "usage": self._state.usage.model_dump(),
+                    "run_count": self._state.run_count,
+                },
+            )
+            await self._pump()
+        self._describe()
+
+    async def _pump(self) -> None:
+        """Start queued runs while there are free slots (caller holds the lock)."""
+        while (
+            self._state.queue
+            and self._state.status is SessionStatus.ACTIVE
+            and self._closing is None
+            and self._cancel is None
+            and len(self._active) < self._spec.max_concurrent_runs
+        ):
+            request = self._state.queue.pop(0)
+            assert request.run_id is not None
+            view = self._find(request.run_id)
+            if view is None or view.status is not RunStatus.PENDING:
+                continue
+            await self._start_run(request, view, self._negotiate(request))
+
+    async def _preempt(self, *, rollback: bool, by: str) -> None:
+        """Cancel the active runs (caller holds the lock); ``rollback`` also forgets them."""
+        victims = list(self._active)
+        for run_id in victims:
+            await workflow.get_external_workflow_handle(run_workflow_id(run_id)).cancel()
+        # The watchers need the lock to account for the ends; let go while we wait.
+        self._lock.release()
+        try:
+            await workflow.wait_condition(lambda: not any(r in self._active for r in victims))
+        finally:
+            await self._lock.acquire()
+        if rollback:
+            for run_id in victims:
+                await workflow.execute_local_activity(
+                    ROLLBACK_RUN_ACTIVITY, run_id, start_to_close_timeout=LOCAL_TIMEOUT
+                )
+
+    @workflow.update(name="cancel_run")
+    async def cancel_run(self, arg: CancelRun) -> RunRef:
+        """Cancel one run; a queued run never reaches the provider. Finished: a no-op."""
+        view = self._find(arg.run_id)
+        assert view is not None  # the validator guarantees it
+        if view.status.is_terminal:
+            return self._ref(view, note=f"run already {view.status.value}; nothing to cancel")
+        await self._cancel_run(view, arg.reason)
+        await workflow.wait_condition(lambda: view.status.is_terminal)
+        return self._ref(view)
+
+    @cancel_run.validator
+    def _validate_cancel_run(self, arg: CancelRun) -> None:
+        if self._find(arg.run_id) is None:
+            _fail(
+                error(
+                    "run_not_found",
+                    f"session {self._state.session_id} has no run {arg.run_id!r}",
+                    details={"run_id": arg.run_id},
+                )
+            )
+
+    @workflow.signal(name="cancel_run")
+    async def cancel_run_signal(self, arg: CancelRun) -> None:
+        """Fire-and-forget ``cancel_run``; an unknown run is recorded as ``error_occurred``."""
+        view = self._find(arg.run_id)
+        if view is None:
+            workflow.logger.warning("cancel_run signal for unknown run %s", arg.run_id)
+            await self._record(
+                EventType.ERROR_OCCURRED,
+                error("run_not_found", f"cancel_run: no run {arg.run_id!r}").to_dict(),
+            )
+            return
+        if not view.status.is_terminal:
+            await self._cancel_run(view, arg.reason)
+
+    async def _cancel_run(self, view: RunView, reason: str | None) -> None:
+        queued = next((r for r in self._state.queue if r.run_id == view.run_id), None)
+        if queued is not None:
+            self._state.queue.remove(queued)
+            view.status = RunStatus.CANCELLED
+            await self._record(
+                EventType.RUN_CANCELLED,
+                {"reason": reason, "queued": True},
+                run_id=view.run_id,
+                run_status=RunStatus.CANCELLED,
+                run_row={"turn": view.turn, "session_id": self._state.session_id},
+            )
+            self._describe()
+        elif view.run_id in self._active:
+            await workflow.get_external_workflow_handle(run_workflow_id(view.run_id)).cancel()
+
+    @workflow.update(name="interrupt")
+    async def interrupt(self, arg: Transition) -> SessionView:
+        """Cancel the running run(s); the session stays active and the queue proceeds."""
+        async with self._lock:
+            if self._active:
+                await self._preempt(rollback=False, by="interrupt")
+            await self._pump()
+        return self._view(SessionView)
+
+    @interrupt.validator
+    def _validate_interrupt(self, arg: Transition) -> None:
+        if self._state.status not in (SessionStatus.ACTIVE, SessionStatus.PAUSED):
+            _fail(
+                error(
+                    "invalid_operation",
+                    f"nothing to interrupt: the session is {self._state.status.value}",
+                )
+            )
+        if not any(c.enabled and c.name == "interrupt" for c in self._state.capabilities):
+            _fail(
+                error(
+                    "capability_not_supported",
+                    f"provider {self._state.provider!r} does not support interrupt",
+                )
+            )
+
+    @workflow.signal(name="cancel")
+    def cancel(self, arg: CancelSession) -> None:
+        """Cancel the session and all its runs."""
+        if self._cancel is None and not self._state.status.is_terminal:
+            self._cancel = arg
+
+    async def _cancel_everything(self, reason: str) -> None:
+        """Cancel queued and active runs and wait until every one has ended (lock held)."""
+        for request in list(self._state.queue):
+            view = self._find(request.run_id or "")
+            if view is not None:
+                await self._cancel_run(view, reason)
+        self._state.queue.clear()
+        victims = list(self._active)
+        for run_id in victims:
+            await workflow.get_external_workflow_handle(run_workflow_id(run_id)).cancel()
+        if victims or self._watchers:
+            # The watchers need the lock to account for the ends; let go while we wait.
+            self._lock.release()
+            try:
+                await workflow.wait_condition(lambda: not self._active and not self._watchers)
+            finally:
+                await self._lock.acquire()
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _find(self, run_id: str) -> RunView | None:
+        return next((r for r in reversed(self._state.runs) if r.run_id == run_id), None)
+
+    def _ref(
+        self, view: RunView, *, negotiation: Negotiation | None = None, note: str | None = None
+    ) -> RunRef:
+        return RunRef(
+            run_id=view.run_id,
+            session_id=self._state.session_id,
+            workflow_id=run_workflow_id(view.run_id),
+            status=view.status,
+            turn=view.turn,
+            negotiation=negotiation,
+            note=note,
+        )
+
+    def _describe(self) -> None:
+        """One line in the Temporal UI, and the search attributes, say where the session is."""
+        s = self._state
+        running = sum(1 for r in s.runs if r.status is RunStatus.RUNNING)
+        workflow.set_current_details(
+            f"{s.status.value} · {s.run_count} run(s) · {running} running · "
+            f"{len(s.queue)} queued · {s.usage.total_tokens} tokens"
+        )
+        pairs: list[SearchAttributeUpdate[Any]] = [
+            SA_SESSION_ID.value_set(s.session_id),
+            SA_AGENT_ID.value_set(s.agent_id),
+            SA_PROVIDER.value_set(s.provider),
+            SA_STATUS.value_set(s.status.value),
+            SA_TOTAL_TOKENS.value_set(s.usage.total_tokens),
+        ]
+        if self._spec.tags:
+            pairs.append(SA_TAGS.value_set(self._spec.tags))
+        current = workflow.info().typed_search_attributes
+        if any(current.get(p.key) != p.value for p in pairs):
+            workflow.upsert_search_attributes(pairs)
+
+    async def _record(
+        self,
+        type: EventType,
+        data: dict[str, Any],
+        *,
+        run_id: str | None = None,
+        session_status: SessionStatus | None = None,
+        run_status: RunStatus | None = None,
+        session_row: dict[str, Any] | None = None,
+        run_row: dict[str, Any] | None = None,
+    ) -> None:
+        self._state.event_counter += 1
+        await workflow.execute_local_activity(
+            RECORD_LIFECYCLE_ACTIVITY,
+            LifecycleRecord(
+                event_id=lifecycle_event_id(
+                    self._state.session_id, self._state.event_counter, type
+                ),
+                session_id=self._state.session_id,
+                run_id=run_id,
+                type=type.value,
+                data=data,
+                provider=self._state.provider,
+                session_status=session_status,
+                run_status=run_status,
+                session_row=session_row,
+                run_row=run_row,
+            ),
+            start_to_close_timeout=LOCAL_TIMEOUT,
+        )
+
+
+__all__ = ["AgentSession"]
