@@ -27,6 +27,7 @@ from core.errors import AsmError, error
 from core.events import EventType
 from core.temporal import to_application_error
 from store import EventStore
+from worker.telemetry import note_result, traced_provider_call
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class ProviderActivities:
     tick: float = 0.1
 
     @activity.defn(name=STREAM_PROVIDER_ACTIVITY)
+    @traced_provider_call  # one GenAI span + provider metrics per attempt
     async def stream_provider(self, call: ProviderCall) -> ProviderOutcome:
         """Run one attempt of ``call.spec`` against its provider."""
         spec = call.spec
@@ -88,6 +90,7 @@ class ProviderActivities:
                 tick=self.tick,
                 silence_limit=spec.heartbeat_timeout_seconds,
             )
+            note_result(result)  # response model and stop reason for the provider span
             assistant = Message(
                 role="assistant", content=result.content or result.text or "(no text)"
             )
@@ -109,6 +112,7 @@ class ProviderActivities:
             await asyncio.shield(self._flush_quietly(sink))
             raise
         except AsmError as err:
+            err.details = {**err.details, "attempt": attempt}  # the run reports its attempts
             await self._record_failure(sink, err)
             raise to_application_error(err) from err
         except Exception as exc:
@@ -117,6 +121,7 @@ class ProviderActivities:
                 "internal_error",
                 f"provider {spec.provider!r} raised {type(exc).__name__}: {exc}",
                 retryable=False,
+                details={"attempt": attempt},
             )
             await self._record_failure(sink, err)
             raise to_application_error(err) from exc

@@ -142,6 +142,11 @@ def worker() -> None:
             "set ASM_TEMPORAL_ADDRESS (e.g. 127.0.0.1:7233), or use `asm dev` for the "
             "embedded server with its own worker",
         )
+    from worker import telemetry
+    from worker.log_config import configure_logging
+
+    configure_logging(settings)  # ASM_LOG_FORMAT=json: JSON lines with Temporal context
+    telemetry.configure()  # OTEL_* exporters; before connecting, so the client is traced
 
     async def main() -> None:
         from client.runtime import connect_temporal
@@ -162,6 +167,7 @@ def worker() -> None:
                 await stop.wait()
         finally:
             await store.close()
+            telemetry.shutdown()  # flush spans/metrics: the CLI exits through os._exit
 
     _run(main())
 
@@ -439,6 +445,106 @@ def db_upgrade() -> None:
     out.print(f"event store at revision {revision}")
 
 
+# --- operations: setup and audit ---------------------------------------------------------
+
+
+@app.command("setup")
+def setup_command(
+    create_namespace: Annotated[
+        bool, typer.Option("--create-namespace", help="register the namespace if it is missing")
+    ] = False,
+    retention_days: Annotated[
+        int, typer.Option(min=1, help="retention of a namespace created by --create-namespace")
+    ] = 7,
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, help="seconds to retry while Temporal is unreachable")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Prepare a Temporal cluster and the event store (idempotent): check the namespace,
+    register the Asm* search attributes, apply the event-store migrations; report what changed."""
+    from datetime import timedelta
+
+    from client.runtime import DEV_ADDRESS
+    from worker.setup import connect, run_setup
+
+    settings = Settings()
+
+    async def main() -> None:
+        address = settings.temporal_address or DEV_ADDRESS
+        client = await connect(address, settings.namespace, wait=wait)
+        report = await run_setup(
+            client,
+            database_url=settings.database_url,
+            namespace=settings.namespace,
+            create_namespace=create_namespace,
+            retention=timedelta(days=retention_days),
+        )
+        if as_json:
+            print(json.dumps(report.to_dict()), flush=True)
+        else:
+            out.print(f"Temporal {address}", highlight=False)
+            for line in report.lines():
+                out.print(line, highlight=False)
+
+    _run(main())
+
+
+@app.command("audit")
+def audit_command(
+    session_id: Annotated[str | None, typer.Argument(help="session id")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="only this run")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="ISO time or relative: 30s, 15m, 2h, 7d")
+    ] = None,
+    type_: Annotated[list[str] | None, typer.Option("--type", help="only these types")] = None,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="JSON Lines on stdout")] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="write JSON Lines to this file")
+    ] = None,
+    identity: Annotated[
+        bool, typer.Option(help="read client identities from Temporal history")
+    ] = True,
+) -> None:
+    """The audit trail of a session or run: status changes, who/what caused them
+    (update name, client identity), tool calls and errors; exportable as JSON Lines."""
+    from client.audit import audit_log, format_entry, parse_since, write_jsonl
+    from client.runtime import DEV_ADDRESS, connect_temporal, reachable
+    from store import open_store
+
+    if session_id is None and run is None:
+        raise AsmError("validation_error", "give a session id or --run RUN_ID")
+    settings = Settings()
+    since_at = parse_since(since) if since else None
+
+    async def main() -> list[Any]:
+        store = await open_store(settings.database_url)
+        try:
+            temporal = None
+            address = settings.temporal_address or (DEV_ADDRESS if reachable(DEV_ADDRESS) else None)
+            if identity and address:
+                temporal = await connect_temporal(address, settings.namespace)
+            elif identity:
+                err.print("no Temporal server: identities are not shown")
+            return await audit_log(
+                store, session_id, run_id=run, since=since_at, types=type_, temporal=temporal
+            )
+        finally:
+            await store.close()
+
+    entries = _run(main())
+    if output:
+        with open(output, "w", encoding="utf-8") as fp:
+            n = write_jsonl(entries, fp)
+        err.print(f"{n} audit entries written to {output}")
+    elif jsonl:
+        write_jsonl(entries, sys.stdout)
+        sys.stdout.flush()
+    else:
+        for entry in entries:
+            out.print(format_entry(entry), markup=False, highlight=False)
+
+
 # --- entry point --------------------------------------------------------------------------
 
 
@@ -446,33 +552,24 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, then exit with a reliable status."""
     code = 0
     try:
-        app(args=argv, standalone_mode=False)
+        # Standalone mode: typer prints usage errors itself and exits 2.
+        app(args=argv, standalone_mode=True)
     except AsmError as exc:
         err.print(f"[red]error[/] [bold]{exc.code}[/]: {exc.message}", highlight=False)
         code = 1
-    except typer.Exit as exc:
-        code = exc.exit_code
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         err.print("interrupted")
         code = 130
-    except Exception as exc:  # click usage errors and the unexpected
-        import click
+    except Exception:
+        import traceback
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            code = exc.exit_code
-        elif isinstance(exc, click.exceptions.Abort):
-            code = 130
-        else:
-            import traceback
-
-            traceback.print_exc()
-            err.print(
-                "[red]internal error[/]: please report this with the trace above", highlight=False
-            )
-            code = 1
+        traceback.print_exc()
+        err.print(
+            "[red]internal error[/]: please report this with the trace above", highlight=False
+        )
+        code = 1
     _exit(code)
 
 
@@ -480,3 +577,7 @@ def _exit(code: int | None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

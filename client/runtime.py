@@ -21,6 +21,7 @@ from core.temporal import data_converter
 from store import EventStore, open_store, upgrade
 from worker.dev_server import free_port, start_dev_server
 from worker.settings import Settings
+from worker.telemetry import instrument_client, temporal_plugins, temporal_runtime
 from worker.worker import build_worker
 
 DEV_ADDRESS = "127.0.0.1:7233"
@@ -40,7 +41,13 @@ def reachable(address: str, timeout: float = 0.3) -> bool:
 async def connect_temporal(address: str, namespace: str) -> Client:
     """A Temporal client with our data converter, or a clear error saying what to do."""
     try:
-        return await Client.connect(address, namespace=namespace, data_converter=data_converter)
+        return await Client.connect(
+            address,
+            namespace=namespace,
+            data_converter=data_converter,
+            plugins=temporal_plugins(),  # OpenTelemetry tracing, when OTEL_TRACES_EXPORTER is set
+            runtime=temporal_runtime(),  # Prometheus SDK metrics, when ASM_PROMETHEUS_BIND is set
+        )
     except (RPCError, RuntimeError) as exc:
         raise error(
             "provider_unavailable",
@@ -91,7 +98,7 @@ async def runtime(
             ui_port = free_port()
             env = await start_dev_server(home=settings.home, port=free_port(), ui_port=ui_port)
             stack.push_async_callback(env.shutdown)
-            temporal = env.client
+            temporal = instrument_client(env.client)
             address = temporal.service_client.config.target_host
             ui_url = f"http://127.0.0.1:{ui_port}"
             embedded = True

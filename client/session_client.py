@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from temporalio.client import (
@@ -54,6 +54,9 @@ from workflows.agent_session import (
     SA_TAGS,
     SA_TOTAL_TOKENS,
 )
+
+if TYPE_CHECKING:
+    from client.audit import AuditEntry
 
 _RUN_END_TYPES = frozenset(t.value for t in RUN_TERMINAL_EVENTS.values())
 
@@ -368,6 +371,27 @@ class SessionClient:
                     attempt=event.attempt,
                     kind=event.data.get("kind"),
                 )
+
+    async def audit_log(
+        self,
+        session_id: str | None = None,
+        *,
+        run_id: str | None = None,
+        since: datetime | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[AuditEntry]:
+        """Who/what changed a session's or run's status (update name, client identity), oldest
+        first; see :mod:`client.audit` (``write_jsonl`` exports it as JSON Lines)."""
+        from client.audit import audit_log
+
+        return await audit_log(
+            self.store,
+            session_id,
+            run_id=run_id,
+            since=since,
+            types=types,
+            temporal=self.temporal,
+        )
 
     # --- links ------------------------------------------------------------------------
 

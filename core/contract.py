@@ -135,6 +135,7 @@ class MockSleep(_Model):
 
     type: Literal["sleep"] = "sleep"
     ms: int = Field(ge=0)
+    attempts: list[int] = Field(default_factory=list, description="empty: every attempt")
 
 
 #: One step of a mock script, told apart by its ``type``.

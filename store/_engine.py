@@ -47,7 +47,7 @@ APPLICATION_NAME = "asm-store"
 def resolve_url(url: str | None) -> str:
     """``url``, else ``$ASM_DATABASE_URL``, else :data:`DEFAULT_DATABASE_URL`."""
     resolved = url or os.environ.get(ENV_VAR) or DEFAULT_DATABASE_URL
-    backend_of(resolved)  # validate early
+    check_supported(resolved)  # fail early, before any engine exists
     return resolved
 
 
@@ -72,6 +72,17 @@ def backend_of(url: str) -> Backend:
     )
 
 
+def check_supported(url: str) -> None:
+    """Reject URLs the store cannot serve, with the reason."""
+    if backend_of(url) == "sqlite" and sqlite_is_memory(make_url(url)):
+        raise ValidationError(
+            "invalid_format",
+            "an in-memory SQLite database cannot be migrated and then opened (each connection "
+            "would see its own empty database): use a file, e.g. sqlite+aiosqlite:///tmp/asm.db",
+            details={"url": url},
+        )
+
+
 def normalize(url: str) -> URL:
     """The URL with the async driver filled in (``postgresql://`` → ``postgresql+asyncpg://``)."""
     parsed = make_url(url)
@@ -91,8 +102,31 @@ def ensure_sqlite_dir(url: URL) -> None:
 
 
 def json_serializer(value: Any) -> str:
-    """JSON for the JSON/JSONB columns: pydantic's serializer (datetimes, models, enums …)."""
+    """JSON for the JSON columns: pydantic's serializer (datetimes, models, enums …)."""
     return pydantic_core.to_json(value).decode()
+
+
+def scrub_nul(value: Any) -> Any:
+    """``value`` with every NUL character in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {scrub_nul(k): scrub_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_nul(v) for v in value]
+    return value
+
+
+def pg_json_serializer(value: Any) -> str:
+    """JSON for JSONB columns, which cannot hold NUL (``\\u0000``): it becomes U+FFFD.
+
+    Tool output may contain NUL bytes; refusing the write would fail the run over one
+    unprintable character. The check is a substring test, so clean data pays nothing.
+    """
+    text = pydantic_core.to_json(value).decode()
+    if "\\u0000" in text:
+        text = pydantic_core.to_json(scrub_nul(pydantic_core.to_jsonable_python(value))).decode()
+    return text
 
 
 def _sqlite_engine(url: URL, *, writer: bool, pool: Mapping[str, Any]) -> AsyncEngine:
@@ -124,10 +158,6 @@ def make_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     parsed = normalize(url)
     if backend_of(url) == "sqlite":
         ensure_sqlite_dir(parsed)
-        if sqlite_is_memory(parsed):
-            # One connection is the whole database: reader and writer must share it.
-            engine = _sqlite_engine(parsed, writer=True, pool={"pool_size": 1, "max_overflow": 0})
-            return engine, engine
         writer = _sqlite_engine(
             parsed, writer=True, pool={"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
         )
@@ -137,7 +167,7 @@ def make_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
         return writer, reader
     engine = create_async_engine(
         parsed,
-        json_serializer=json_serializer,
+        json_serializer=pg_json_serializer,
         pool_size=10,
         max_overflow=20,
         pool_timeout=30,

@@ -19,7 +19,7 @@ import socket
 import sqlite3
 from typing import Literal
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs published
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
@@ -101,7 +101,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def is_sqlite_locked(exc: BaseException) -> bool:
     """SQLite's ``database is locked`` / ``busy``: another connection holds the write lock."""
     return any(
-        "database is locked" in str(e) or "database table is locked" in str(e)
+        "database is locked" in str(e)
+        or "database table is locked" in str(e)
         or "SQLITE_BUSY" in str(e)
         for e in _chain(exc)
     )
@@ -118,14 +119,23 @@ def is_connection_error(exc: BaseException) -> bool:
         if isinstance(e, (ConnectionError, socket.gaierror, TimeoutError)):
             return True
         if isinstance(e, OSError) and e.errno in (
-            errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH,
-            errno.ETIMEDOUT, errno.ENOENT, errno.EACCES,
+            errno.ECONNREFUSED,
+            errno.ECONNRESET,
+            errno.EHOSTUNREACH,
+            errno.ENETUNREACH,
+            errno.ETIMEDOUT,
+            errno.ENOENT,
+            errno.EACCES,
         ):
             return True
         name = type(e).__name__
         if name in (
-            "ConnectionDoesNotExistError", "InterfaceError", "ConnectionFailureError",
-            "CannotConnectNowError", "InternalClientError", "TooManyConnectionsError",
+            "ConnectionDoesNotExistError",
+            "InterfaceError",
+            "ConnectionFailureError",
+            "CannotConnectNowError",
+            "InternalClientError",
+            "TooManyConnectionsError",
         ):
             return True
         text = str(e)

@@ -70,9 +70,22 @@ SESSION_ROW_KEYS: frozenset[str] = frozenset(
 #: ``input``/``messages`` (a list of messages) map to ``input_text`` / ``input_messages``.
 RUN_ROW_KEYS: frozenset[str] = frozenset(
     {
-        "session_id", "turn", "status", "input_text", "input_messages", "output",
-        "stop_reason", "model", "provider", "usage", "error", "attempts", "metadata",
-        "rolled_back", "started_at", "ended_at",
+        "session_id",
+        "turn",
+        "status",
+        "input_text",
+        "input_messages",
+        "output",
+        "stop_reason",
+        "model",
+        "provider",
+        "usage",
+        "error",
+        "attempts",
+        "metadata",
+        "rolled_back",
+        "started_at",
+        "ended_at",
     }
 )
 RUN_ROW_ALIASES: frozenset[str] = frozenset({"input", "prompt", "messages"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.contract import DEFAULT_TASK_QUEUE
@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     ui_url: str | None = Field(default=None, description="Temporal UI base URL for links")
     #: Heartbeats are throttled to this; it bounds how fast a cancel reaches a provider.
     heartbeat_throttle_seconds: float = 0.2
+
+    @field_validator("temporal_address", "ui_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
 
 
 def provider_secrets() -> dict[str, str]:

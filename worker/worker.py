@@ -12,6 +12,7 @@ from activities.provider import ProviderActivities
 from activities.providers.base import Provider, discover
 from store import EventStore
 from worker.settings import Settings, provider_secrets
+from worker.telemetry import instrument_store
 from workflows.agent_run import AgentRun
 from workflows.agent_session import AgentSession
 
@@ -28,6 +29,8 @@ def build_worker(
 ) -> Worker:
     """A worker running both workflows and every activity against ``store``."""
     settings = settings or Settings()
+    # Event-store writes become spans; lifecycle writes feed the run/session metrics.
+    store = instrument_store(store)
     providers = discover() if providers is None else providers
     provider_activities = ProviderActivities(
         store, providers, secrets=provider_secrets() if secrets is None else secrets

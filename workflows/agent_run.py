@@ -164,8 +164,13 @@ class AgentRun:
 
     async def _end(self, spec: RunSpec, status: RunStatus, err: AsmError) -> RunResult:
         """Write the terminal event, then end the workflow as failed/timed out (by raising)."""
+        attempts = err.details.get("attempt")
         result = RunResult(
-            run_id=spec.run_id, session_id=spec.session_id, status=status, error=err.to_dict()
+            run_id=spec.run_id,
+            session_id=spec.session_id,
+            status=status,
+            error=err.to_dict(),
+            attempts=attempts if isinstance(attempts, int) else 0,
         )
         event = {
             RunStatus.FAILED: EventType.RUN_FAILED,

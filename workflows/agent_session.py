@@ -110,6 +110,9 @@ class AgentSession:
         try:
             if spec.carried is None:
                 await self._start(spec)
+            else:
+                async with self._lock:
+                    await self._pump()  # runs that arrived while the last execution drained
             self._describe()
             while True:
                 woke = await self._wait_for_something()
@@ -198,17 +201,15 @@ class AgentSession:
             if wake():
                 return True
 
-    def _should_continue_as_new(self) -> bool:
-        if (
-            self._active
-            or self._watchers
-            or (self._state.queue and self._state.status is SessionStatus.ACTIVE)
-        ):
-            return False
+    def _draining(self) -> bool:
+        """Time to continue-as-new: new runs wait in the (carried) queue until we have."""
         return (
-            workflow.info().is_continue_as_new_suggested()
-            or self._runs_this_execution >= self._spec.continue_as_new_after_runs
+            self._runs_this_execution >= self._spec.continue_as_new_after_runs
+            or workflow.info().is_continue_as_new_suggested()
         )
+
+    def _should_continue_as_new(self) -> bool:
+        return self._draining() and not self._active and not self._watchers
 
     def _continue_as_new(self) -> NoReturn:
         state = self._state.model_copy(
@@ -386,7 +387,6 @@ class AgentSession:
             run_id = request.run_id or f"run_{workflow.uuid4().hex[:24]}"
             request = request.model_copy(update={"run_id": run_id})
             self._state.run_count += 1
-            self._runs_this_execution += 1
             view = RunView(run_id=run_id, turn=self._state.run_count, status=RunStatus.PENDING)
             self._state.runs.append(view)
             self._requests[run_id] = request
@@ -395,7 +395,7 @@ class AgentSession:
             if full and strategy in ("interrupt", "rollback"):
                 await self._preempt(rollback=strategy == "rollback", by=run_id)
                 full = False
-            if full or self._state.status is SessionStatus.PAUSED:
+            if full or self._state.status is SessionStatus.PAUSED or self._draining():
                 self._state.queue.append(request)
                 self._describe()
                 return self._ref(view, negotiation=negotiation, note="queued")
@@ -432,8 +432,10 @@ class AgentSession:
                     f"unknown strategy {strategy!r}; valid: {', '.join(MULTITASK_STRATEGIES)}",
                 )
             )
-        busy = len(self._active) >= self._spec.max_concurrent_runs or (
-            status is SessionStatus.PAUSED
+        # While draining for continue-as-new, runs queue (whatever the strategy): the wait
+        # is ours, not the caller's.
+        busy = not self._draining() and (
+            len(self._active) >= self._spec.max_concurrent_runs or status is SessionStatus.PAUSED
         )
         if busy and strategy == "reject":
             _fail(
@@ -502,6 +504,7 @@ class AgentSession:
             self._describe()
             _fail(error("already_exists", f"run {request.run_id} could not start: {exc}"))
         view.status = RunStatus.RUNNING
+        self._runs_this_execution += 1
         self._active[request.run_id] = handle
         self._describe()
         task = asyncio.create_task(self._watch(view, handle), name=f"watch {request.run_id}")
@@ -572,6 +575,7 @@ class AgentSession:
             and self._state.status is SessionStatus.ACTIVE
             and self._closing is None
             and self._cancel is None
+            and not self._draining()
             and len(self._active) < self._spec.max_concurrent_runs
         ):
             request = self._state.queue.pop(0)

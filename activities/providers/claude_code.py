@@ -134,7 +134,7 @@ def claude_binary() -> Path:
 # --- the transport -------------------------------------------------------------------------
 
 
-class CliTransport(_SdkTransport):  # type: ignore[misc,valid-type]
+class CliTransport(_SdkTransport):
     """The bundled CLI as a ``claude_agent_sdk.Transport``: our env, our process group."""
 
     def __init__(self, argv: list[str], *, env: dict[str, str], cwd: str) -> None:
@@ -147,7 +147,16 @@ class CliTransport(_SdkTransport):  # type: ignore[misc,valid-type]
         self._closing = False
 
     async def connect(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
+        from claude_agent_sdk import CLIConnectionError
+
+        try:
+            self.proc = await self._spawn()
+        except OSError as exc:  # not executable, wrong architecture, …
+            raise CLIConnectionError(f"could not start {self.argv[0]}: {exc}") from exc
+        self._stderr_task = asyncio.create_task(self._drain_stderr(), name="claude-stderr")
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             *self.argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -157,7 +166,6 @@ class CliTransport(_SdkTransport):  # type: ignore[misc,valid-type]
             start_new_session=True,
             limit=LINE_LIMIT,
         )
-        self._stderr_task = asyncio.create_task(self._drain_stderr(), name="claude-stderr")
 
     async def _drain_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
@@ -195,7 +203,8 @@ class CliTransport(_SdkTransport):  # type: ignore[misc,valid-type]
         if returncode != 0 and not self._closing:
             tail = "\n".join(list(self.stderr_tail)[-10:])
             raise ProcessError(
-                "Claude Code exited before the turn completed", exit_code=returncode,
+                "Claude Code exited before the turn completed",
+                exit_code=returncode,
                 stderr=tail or None,
             )
 
@@ -357,7 +366,9 @@ def _result_text(content: Any) -> str:
         return content
     if isinstance(content, list):
         return "".join(
-            str(c.get("text", "")) for c in content if isinstance(c, dict) and c.get("type") == "text"
+            str(c.get("text", ""))
+            for c in content
+            if isinstance(c, dict) and c.get("type") == "text"
         )
     return json.dumps(content)
 
@@ -439,8 +450,10 @@ class ClaudeCodeProvider:
 
         argv = [
             str(binary),
-            "--output-format", "stream-json",
-            "--input-format", "stream-json",
+            "--output-format",
+            "stream-json",
+            "--input-format",
+            "stream-json",
             "--verbose",
             "--include-partial-messages",
         ]
@@ -584,8 +597,12 @@ class _Run:
             elif delta.get("type") == "thinking_delta":
                 await self.sink.emit(
                     EventType.MESSAGE_STREAMED,
-                    {"text": delta.get("thinking", ""), "index": event.get("index"),
-                     "kind": "reasoning", **extra},
+                    {
+                        "text": delta.get("thinking", ""),
+                        "index": event.get("index"),
+                        "kind": "reasoning",
+                        **extra,
+                    },
                 )
         elif kind == "message_start":
             self._message_usage = dict((event.get("message") or {}).get("usage") or {})

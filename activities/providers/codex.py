@@ -51,8 +51,9 @@ Session continuity
 Events (the workflow writes the run lifecycle events; this adapter never emits ``run_*``)
     ``message_sent`` {thread_id, model, turn, resumed} at the start; agent message deltas →
     ``message_streamed`` {text, item_id} and each finished agent message → ``message_received``;
-    reasoning summary / text deltas → ``message_streamed`` {kind: "reasoning"}; command
-    executions, file changes, MCP tool calls and web searches → ``tool_call_started`` /
+    reasoning summary / text deltas → ``message_streamed`` {kind: "reasoning"}; live command
+    output → ``message_streamed`` {kind: "tool_output", tool_call_id}; command executions,
+    file changes, MCP tool calls and web searches → ``tool_call_started`` /
     ``tool_call_completed`` (command, cwd, exit code, output, changed paths) or
     ``tool_call_failed`` when declined or failed without running; usage after each model
     response → ``token_usage_updated`` with the run's running totals (input, cached input,
@@ -162,11 +163,13 @@ _FEATURES_OFF = (
 def codex_binary() -> Path:
     """The Codex CLI from the ``openai-codex-cli-bin`` wheel, or ``provider_unavailable``."""
     try:
-        from codex_cli_bin import bundled_codex_path
+        from codex_cli_bin import (  # type: ignore[import-untyped, unused-ignore]
+            bundled_codex_path,
+        )
     except ImportError:
         raise unavailable("codex", INSTALL_HINT) from None
     try:
-        return bundled_codex_path()
+        return Path(bundled_codex_path())
     except FileNotFoundError as exc:
         raise unavailable("codex", INSTALL_HINT) from exc
 
@@ -174,7 +177,9 @@ def codex_binary() -> Path:
 def _codex_path_dirs() -> list[str]:
     # The wheel ships helpers (ripgrep) the CLI expects on PATH.
     try:
-        from codex_cli_bin import bundled_path_dir
+        from codex_cli_bin import (  # type: ignore[import-untyped, unused-ignore]
+            bundled_path_dir,
+        )
     except ImportError:  # pragma: no cover - the binary check runs first
         return []
     path_dir = bundled_path_dir()
@@ -442,15 +447,17 @@ def _invalid(message: str, **details: Any) -> AsmError:
     return error("invalid_input", message, details=details)
 
 
-def _choice(options: dict[str, Any], keys: tuple[str, ...], allowed: tuple[str, ...],
-            default: str | None) -> str | None:
+def _choice(
+    options: dict[str, Any], keys: tuple[str, ...], allowed: tuple[str, ...], default: str | None
+) -> str | None:
     for key in keys:
         if options.get(key) is not None:
             value = str(options[key])
             if value not in allowed:
                 raise _invalid(
                     f"{key} must be one of {', '.join(allowed)}; got {value!r}",
-                    option=key, allowed=list(allowed),
+                    option=key,
+                    allowed=list(allowed),
                 )
             return value
     return default
@@ -583,15 +590,21 @@ def classify_turn_error(turn_error: dict[str, Any]) -> AsmError:
     elif isinstance(body_error, dict) and (
         body_error.get("type") in _BODY_TYPES or body_error.get("code") in _BODY_TYPES
     ):
-        code = _BODY_TYPES.get(str(body_error.get("type")), "") or _BODY_TYPES[
-            str(body_error.get("code"))
-        ]
+        code = (
+            _BODY_TYPES.get(str(body_error.get("type")), "")
+            or _BODY_TYPES[str(body_error.get("code"))]
+        )
     elif re.search(r"timeout|timed out", message, re.IGNORECASE):
         code = "provider_timeout"
-    elif variant in {"httpConnectionFailed", "responseStreamConnectionFailed",
-                     "responseStreamDisconnected", "responseTooManyFailedAttempts"} or re.search(
+    elif variant in {
+        "httpConnectionFailed",
+        "responseStreamConnectionFailed",
+        "responseStreamDisconnected",
+        "responseTooManyFailedAttempts",
+    } or re.search(
         r"stream disconnected|connection|error sending request|unexpected status 5",
-        message, re.IGNORECASE,
+        message,
+        re.IGNORECASE,
     ):
         code = "provider_unavailable"
     else:
@@ -697,8 +710,11 @@ def _tool_completion(item: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         data = {
             "changed_paths": [c.get("path") for c in changes],
             "changes": [
-                {"path": c.get("path"), "kind": (c.get("kind") or {}).get("type"),
-                 "diff": c.get("diff")}
+                {
+                    "path": c.get("path"),
+                    "kind": (c.get("kind") or {}).get("type"),
+                    "diff": c.get("diff"),
+                }
                 for c in changes
             ],
             "status": status,
@@ -706,16 +722,24 @@ def _tool_completion(item: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         return status in ("failed", "declined"), data
     if kind == "mcpToolCall":
         err = item.get("error")
-        data = {"output": item.get("result"), "status": status,
-                "duration_ms": item.get("durationMs")}
+        data = {
+            "output": item.get("result"),
+            "status": status,
+            "duration_ms": item.get("durationMs"),
+        }
         if err:
             data["error"] = err.get("message") if isinstance(err, dict) else str(err)
         return status == "failed", data
     if kind == "webSearch":
-        return False, {"output": {"action": item.get("action"), "results": item.get("results")},
-                       "status": "completed"}
-    return status == "failed", {"output": item.get("contentItems"), "status": status,
-                                "success": item.get("success")}
+        return False, {
+            "output": {"action": item.get("action"), "results": item.get("results")},
+            "status": "completed",
+        }
+    return status == "failed", {
+        "output": item.get("contentItems"),
+        "status": status,
+        "success": item.get("success"),
+    }
 
 
 class CodexProvider:
@@ -764,9 +788,7 @@ class CodexProvider:
 
         home = codex_home_for(request)
         (home / "home").mkdir(parents=True, exist_ok=True)
-        _write_atomic(
-            home / "config.toml", render_config(base_url, stream_idle_timeout_ms=idle_ms)
-        )
+        _write_atomic(home / "config.toml", render_config(base_url, stream_idle_timeout_ms=idle_ms))
         env = {
             "PATH": os.pathsep.join([*_codex_path_dirs(), os.environ.get("PATH", os.defpath)]),
             "HOME": str(home / "home"),
@@ -779,17 +801,29 @@ class CodexProvider:
                 env[key] = os.environ[key]
 
         run = _Run(request, sink, decision or "decline")
-        server = await _AppServer.start(
-            [str(binary), "app-server", "--listen", "stdio://"],
-            env=env,
-            cwd=str(cwd),
-            on_server_request=run.on_server_request,
-        )
+        try:
+            server = await _AppServer.start(
+                [str(binary), "app-server", "--listen", "stdio://"],
+                env=env,
+                cwd=str(cwd),
+                on_server_request=run.on_server_request,
+            )
+        except OSError as exc:  # not executable, wrong architecture, …
+            raise error(
+                "provider_unavailable",
+                f"could not start the Codex CLI at {binary}: {exc}; reinstall with: {INSTALL_HINT}",
+                details={"fix": INSTALL_HINT},
+                retryable=False,
+            ) from exc
         run.server = server
         try:
             result = await run.execute(
-                cwd=cwd, model=model, sandbox=sandbox, approval=approval,
-                effort=options.get("reasoning_effort"), summary=summary,
+                cwd=cwd,
+                model=model,
+                sandbox=sandbox,
+                approval=approval,
+                effort=options.get("reasoning_effort"),
+                summary=summary,
             )
         except asyncio.CancelledError:
             # Interrupt the turn (bounded), then the process tree goes whatever happened.
@@ -817,6 +851,11 @@ class _Run:
         self.usage = _Usage()
         self.messages: list[str] = []
         self.turn_error: dict[str, Any] | None = None
+        self._indexes: dict[str, int] = {}
+
+    def _index(self, item_id: Any) -> int:
+        # The sink coalesces consecutive deltas with the same index and kind: one per item.
+        return self._indexes.setdefault(str(item_id), len(self._indexes))
 
     # -- server → client requests --
 
@@ -968,8 +1007,7 @@ class _Run:
         what = "did not answer" if isinstance(exc, TimeoutError) else "exited"
         return error(
             "provider_error",
-            f"the Codex CLI {what} before the turn completed"
-            + (f": {tail[-1]}" if tail else ""),
+            f"the Codex CLI {what} before the turn completed" + (f": {tail[-1]}" if tail else ""),
             details={"stderr": tail, "returncode": self.server.proc.returncode},
         )
 
@@ -1002,15 +1040,32 @@ class _Run:
             elif method == "item/agentMessage/delta":
                 await self.sink.emit(
                     EventType.MESSAGE_STREAMED,
-                    {"text": params.get("delta", ""), "item_id": params.get("itemId")},
+                    {
+                        "text": params.get("delta", ""),
+                        "index": self._index(params.get("itemId")),
+                        "item_id": params.get("itemId"),
+                    },
                 )
             elif method in ("item/reasoning/summaryTextDelta", "item/reasoning/textDelta"):
                 await self.sink.emit(
                     EventType.MESSAGE_STREAMED,
                     {
                         "text": params.get("delta", ""),
+                        "index": self._index(params.get("itemId")),
                         "item_id": params.get("itemId"),
                         "kind": "reasoning",
+                    },
+                )
+            elif method == "item/commandExecution/outputDelta":
+                # Live command output: clients render kinds other than None apart from the
+                # answer, and a chatty long command keeps the sink's silence watchdog fed.
+                await self.sink.emit(
+                    EventType.MESSAGE_STREAMED,
+                    {
+                        "text": params.get("delta", ""),
+                        "index": self._index(params.get("itemId")),
+                        "tool_call_id": params.get("itemId"),
+                        "kind": "tool_output",
                     },
                 )
             elif method == "item/started":
@@ -1026,8 +1081,11 @@ class _Run:
                 if params.get("willRetry"):
                     await self.sink.emit(
                         EventType.ERROR_OCCURRED,
-                        {"message": err.get("message"), "will_retry": True,
-                         "codex_error_info": err.get("codexErrorInfo")},
+                        {
+                            "message": err.get("message"),
+                            "will_retry": True,
+                            "codex_error_info": err.get("codexErrorInfo"),
+                        },
                     )
                 else:
                     self.turn_error = err

@@ -121,7 +121,8 @@ class MockProvider:
                         ),
                     )
             elif isinstance(step, MockSleep):
-                await asyncio.sleep(step.ms / 1000)
+                if not step.attempts or request.attempt in step.attempts:
+                    await asyncio.sleep(step.ms / 1000)
         usage = script.usage or TokenUsage(
             input_tokens=sum(len(m.text().split()) for m in (*request.history, *request.messages)),
             output_tokens=len(" ".join(text_parts).split()),

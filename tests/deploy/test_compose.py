@@ -172,7 +172,8 @@ def test_worker_sets_no_unknown_asm_variable(services: dict[str, dict[str, Any]]
     prefix = Settings.model_config.get("env_prefix", "")
     known = {f"{prefix}{name}".upper() for name in Settings.model_fields} | set(telemetry.ENV_VARS)
     for name in (WORKER, SETUP):
-        unknown = [v for v in environment(services[name]) if v.startswith("ASM_") and v not in known]
+        env = environment(services[name])
+        unknown = [v for v in env if v.startswith("ASM_") and v not in known]
         assert not unknown, f"{name}: unknown variables {unknown}"
 
 
@@ -332,7 +333,8 @@ def test_prometheus_scrapes_the_collector_and_every_worker_replica(
     mount = next(str(v) for v in services["prometheus"]["volumes"] if "prometheus.yml" in str(v))
     config = yaml.safe_load((ROOT / mount.split(":", 1)[0]).read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert any("otel-collector:8889" in t for c in jobs["asm"]["static_configs"] for t in c["targets"])
+    targets = [t for c in jobs["asm"]["static_configs"] for t in c["targets"]]
+    assert "otel-collector:8889" in targets
     sd = jobs["temporal-sdk"]["dns_sd_configs"][0]
     assert sd["names"] == [WORKER] and sd["port"] == 9464
 
@@ -353,7 +355,8 @@ def test_temporal_dynamic_config_is_mounted_and_valid(services: dict[str, dict[s
 def test_dockerfile_installs_every_package_and_runs_unprivileged() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = [p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = [p.rstrip("*") for p in include]
     for package in packages:
         assert re.search(rf"^COPY {package} \./{package}$", dockerfile, re.M), package
     assert re.search(r"^USER asm$", dockerfile, re.M)

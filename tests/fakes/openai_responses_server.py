@@ -51,6 +51,7 @@ __all__ = [
     "message",
     "reasoning",
     "turn",
+    "web_search_call",
 ]
 
 _ids = itertools.count(1)
@@ -230,6 +231,22 @@ def custom_tool_call(name: str, input: str, *, call_id: str | None = None) -> Ou
     return OutputItem(item, deltas)
 
 
+def web_search_call(query: str) -> OutputItem:
+    """A hosted web search the model ran (the API executes it; no client tool call)."""
+    iid = _next_id("ws")
+    item = {
+        "type": "web_search_call",
+        "id": iid,
+        "status": "completed",
+        "action": {"type": "search", "query": query},
+    }
+    deltas = [
+        {"type": f"response.web_search_call.{phase}", "item_id": iid, "output_index": 0}
+        for phase in ("in_progress", "searching", "completed")
+    ]
+    return OutputItem(item, deltas)
+
+
 def _response(rid: str, status: str, output: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {
         "id": rid,
@@ -376,9 +393,9 @@ class OpenAIResponsesFake:
     def responses_requests(self) -> list[RecordedRequest]:
         """Only the ``POST …/responses`` requests."""
         return [
-            r for r in self.requests if r.method == "POST" and r.path.rstrip("/").endswith(
-                "/responses"
-            )
+            r
+            for r in self.requests
+            if r.method == "POST" and r.path.rstrip("/").endswith("/responses")
         ]
 
     @property
@@ -454,8 +471,9 @@ class OpenAIResponsesFake:
         elif method == "POST" and path.rstrip("/").endswith("/responses"):
             if not self._replies:
                 await self._send_json(
-                    writer, 500, {"error": {"message": "fake: no scripted reply left",
-                                            "type": "server_error"}}
+                    writer,
+                    500,
+                    {"error": {"message": "fake: no scripted reply left", "type": "server_error"}},
                 )
                 return
             reply = self._replies.pop(0)

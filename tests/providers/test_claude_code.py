@@ -19,8 +19,8 @@ from activities.providers.claude_code import (
     INSTALL_HINT,
     SESSION_BLOCK,
     ClaudeCodeProvider,
-    claude_binary,
     classify_result,
+    claude_binary,
 )
 from core.contract import Message
 from core.errors import AsmError
@@ -120,8 +120,11 @@ def state(tmp_path: Path) -> Path:
 def bash_turn() -> list[Reply]:
     return [
         Reply(
-            [Thinking("The user wants bash."), Text("Running it."),
-             ToolUse("Bash", {"command": "echo hi-from-bash", "description": "say hi"})],
+            [
+                Thinking("The user wants bash."),
+                Text("Running it."),
+                ToolUse("Bash", {"command": "echo hi-from-bash", "description": "say hi"}),
+            ],
             usage=Usage(input_tokens=100, output_tokens=20, cache_read_input_tokens=40),
         ),
         Reply(
@@ -193,8 +196,10 @@ async def test_bash_tool_use_and_final_text(workdir: Path, state: Path) -> None:
 
     # Usage: the fake's totals, and the CLI's cost and turn count in the last usage event.
     assert result.usage == TokenUsage(
-        input_tokens=250, output_tokens=30,
-        cache_read_input_tokens=40, cache_creation_input_tokens=5,
+        input_tokens=250,
+        output_tokens=30,
+        cache_read_input_tokens=40,
+        cache_creation_input_tokens=5,
     )
     final = sink.of(EventType.TOKEN_USAGE_UPDATED)[-1]
     assert final["final"] is True and final["num_turns"] == 2
@@ -210,7 +215,9 @@ async def test_bash_tool_use_and_final_text(workdir: Path, state: Path) -> None:
     assert "Be brief." in json.dumps(requests[0].json["system"])
     assert "hi-from-bash" in json.dumps(requests[1].json["messages"][-1])
     assert not {t for t, _ in sink.events} & {
-        EventType.RUN_STARTED, EventType.RUN_COMPLETED, EventType.RUN_FAILED
+        EventType.RUN_STARTED,
+        EventType.RUN_COMPLETED,
+        EventType.RUN_FAILED,
     }
 
 
@@ -231,8 +238,12 @@ async def test_second_run_resumes_the_claude_code_session(workdir: Path, state: 
         sink = RecordingSink()
         second = await provider.stream(
             make_request(
-                fake, workdir, state, "Did it work?",
-                history=continue_history(first, "Say hi from bash"), run_id="r2",
+                fake,
+                workdir,
+                state,
+                "Did it work?",
+                history=continue_history(first, "Say hi from bash"),
+                run_id="r2",
             ),
             sink,
         )
@@ -328,8 +339,10 @@ def test_classifier_falls_back_on_the_error_kind_and_text() -> None:
     assert classify_result(status=None, error_kind="billing_error", message="x").code == (
         "provider_quota_exceeded"
     )
-    assert classify_result(status=None, error_kind="unknown", message="Request timed out").code \
+    assert (
+        classify_result(status=None, error_kind="unknown", message="Request timed out").code
         == "provider_timeout"
+    )
     assert classify_result(status=None, error_kind=None, message="odd").code == "provider_error"
     assert classify_result(status=504, error_kind=None, message="x").code == "provider_timeout"
 
@@ -385,7 +398,7 @@ async def test_the_cli_connects_only_to_the_configured_base_url(
     log = tmp_path / "connect.log"
     wrapper = tmp_path / "claude-traced"
     wrapper.write_text(
-        f"#!/bin/sh\nexec {strace} -f -qq -e trace=connect -o {log} {claude_binary()} \"$@\"\n"
+        f'#!/bin/sh\nexec {strace} -f -qq -e trace=connect -o {log} {claude_binary()} "$@"\n'
     )
     wrapper.chmod(0o755)
     monkeypatch.setattr("activities.providers.claude_code.claude_binary", lambda: wrapper)
@@ -430,8 +443,14 @@ async def test_invalid_options_are_invalid_input(
     workdir: Path, state: Path, options: dict[str, Any], fragment: str
 ) -> None:
     request = ProviderRequest(
-        session_id="s", run_id="r", attempt=1, turn=1, model=None, system_prompt=None,
-        history=[], messages=[Message(role="user", content="hi")],
+        session_id="s",
+        run_id="r",
+        attempt=1,
+        turn=1,
+        model=None,
+        system_prompt=None,
+        history=[],
+        messages=[Message(role="user", content="hi")],
         options={"working_directory": str(workdir), **options},
         secrets={"ANTHROPIC_API_KEY": "k"},
     )
@@ -446,9 +465,16 @@ async def test_missing_extra_names_the_pip_command(
 ) -> None:
     monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # the extra is not installed
     request = ProviderRequest(
-        session_id="s", run_id="r", attempt=1, turn=1, model=None, system_prompt=None,
-        history=[], messages=[Message(role="user", content="hi")],
-        options={"working_directory": str(workdir)}, secrets={"ANTHROPIC_API_KEY": "k"},
+        session_id="s",
+        run_id="r",
+        attempt=1,
+        turn=1,
+        model=None,
+        system_prompt=None,
+        history=[],
+        messages=[Message(role="user", content="hi")],
+        options={"working_directory": str(workdir)},
+        secrets={"ANTHROPIC_API_KEY": "k"},
     )
     with pytest.raises(AsmError) as info:
         await ClaudeCodeProvider().stream(request, RecordingSink())

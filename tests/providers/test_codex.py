@@ -40,6 +40,7 @@ from tests.fakes.openai_responses_server import (
     message,
     reasoning,
     turn,
+    web_search_call,
 )
 
 MODEL = "gpt-5.5"  # in the CLI's bundled catalog: exec_command + freeform apply_patch tools
@@ -74,7 +75,7 @@ class RecordingSink:
         for t, d in self.events:
             if t in skip:
                 continue
-            label = t.value + (":reasoning" if d.get("kind") == "reasoning" else "")
+            label = t.value + (f":{d['kind']}" if d.get("kind") else "")
             if not out or out[-1] != label:
                 out.append(label)
         return out
@@ -245,6 +246,74 @@ async def test_request_carries_model_instructions_and_credentials(
     text = json.dumps(body["input"])
     assert "You are a careful engineer." in text  # system prompt → developer instructions
     assert "Create notes.txt and tell me what you did" in text
+
+
+@needs_codex
+async def test_web_search_and_live_command_output(workdir: Path, state: Path) -> None:
+    sink = RecordingSink()
+    slow = "for i in 1 2 3; do echo tick$i; sleep 0.3; done"
+    async with OpenAIResponsesFake() as fake:
+        fake.script(
+            turn(
+                web_search_call("pelican facts"),
+                function_call("exec_command", {"cmd": slow, "yield_time_ms": 10000}),
+            ),
+            turn(message("Pelicans are great.")),
+        )
+        await CodexProvider().stream(make_request(fake, workdir, state), sink)
+    search_started, command_started = sink.of(EventType.TOOL_CALL_STARTED)
+    search_done, command_done = sink.of(EventType.TOOL_CALL_COMPLETED)
+    assert search_started["name"] == search_done["name"] == "web_search"
+    assert search_started["input"] == {"query": "pelican facts"}
+    assert search_done["output"]["action"]["query"] == "pelican facts"
+    assert command_done["output"] == "tick1\ntick2\ntick3\n"
+    live = [d for d in sink.of(EventType.MESSAGE_STREAMED) if d.get("kind") == "tool_output"]
+    assert live and all(d["tool_call_id"] == command_started["id"] for d in live)
+    assert "tick3" in "".join(d["text"] for d in live)
+
+
+@needs_codex
+@pytest.mark.parametrize("decision", ["decline", "accept"])
+async def test_approval_requests_follow_the_approval_decision(
+    workdir: Path, state: Path, decision: str
+) -> None:
+    sink = RecordingSink()
+    async with OpenAIResponsesFake() as fake:
+        fake.script(
+            turn(
+                function_call(
+                    "exec_command",
+                    {
+                        "cmd": "touch made-by-command",
+                        "sandbox_permissions": "require_escalated",
+                        "justification": "needs to write",
+                    },
+                )
+            ),
+            turn(message("done")),
+        )
+        await CodexProvider().stream(
+            make_request(
+                fake,
+                workdir,
+                state,
+                approval_policy="on-request",
+                approval_decision=decision,
+                sandbox="read-only",
+            ),
+            sink,
+        )
+    (asked,) = sink.of(EventType.TOOL_APPROVAL_REQUESTED)
+    assert asked["reason"] == "needs to write"
+    if decision == "accept":
+        assert sink.of(EventType.TOOL_APPROVAL_GRANTED)
+        assert sink.of(EventType.TOOL_CALL_COMPLETED)
+        assert (workdir / "made-by-command").exists()
+    else:
+        assert sink.of(EventType.TOOL_APPROVAL_DENIED)
+        (failed,) = sink.of(EventType.TOOL_CALL_FAILED)
+        assert failed["status"] == "declined"
+        assert not (workdir / "made-by-command").exists()
 
 
 # --- continuity ----------------------------------------------------------------------------

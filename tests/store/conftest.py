@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs published
 import pytest
 import pytest_asyncio
 from sqlalchemy.engine import URL, make_url
@@ -51,7 +51,7 @@ class PgServer:
         )
 
     async def admin(self) -> asyncpg.Connection:
-        return await asyncpg.connect(**_asyncpg_kwargs(self.base))  # type: ignore[arg-type]
+        return await asyncpg.connect(**_asyncpg_kwargs(self.base))
 
     async def create(self) -> str:
         name = f"asm_test_{uuid.uuid4().hex[:12]}"
@@ -162,7 +162,7 @@ async def pg_admin(backend: str, db_url: str) -> AsyncIterator[asyncpg.Connectio
     """An admin connection to the PostgreSQL test database (skips on SQLite)."""
     if backend != "postgresql":
         pytest.skip("PostgreSQL only: acts on the server's connections")
-    conn = await asyncpg.connect(**_asyncpg_kwargs(make_url(db_url)))  # type: ignore[arg-type]
+    conn = await asyncpg.connect(**_asyncpg_kwargs(make_url(db_url)))
     try:
         yield conn
     finally:

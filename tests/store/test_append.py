@@ -90,3 +90,30 @@ async def test_id_existing_in_another_session_is_session_mismatch_and_writes_not
     assert err.value.code == "session_mismatch"
     assert await store.last_seq(other) == 0
     assert await store.events(other) == []
+
+
+async def test_event_data_round_trips_exactly(store: EventStore, sid: str) -> None:
+    data = {
+        "text": 'héllo ✓ 🚀 "quoted" \\ back\\u0000slash \n tab\t',
+        "nested": {"list": [1, 2.5, True, None, {"k": "v"}], "empty": {}},
+        "big": 2**53 + 1,
+        "neg": -0.000123,
+    }
+    draft = deltas(sid, "r1", 1)[0].model_copy(update={"data": data})
+    (written,) = await store.append([draft])
+    (read,) = await store.events(sid)
+    assert read.data == data == written.data
+
+
+async def test_nul_characters_in_event_data_do_not_fail_the_write(
+    store: EventStore, sid: str
+) -> None:
+    # Tool output can contain NUL; PostgreSQL text/JSONB cannot store it: it becomes U+FFFD
+    # there (SQLite keeps it). Failing the write would fail the run for a cosmetic byte.
+    draft = deltas(sid, "r1", 1)[0].model_copy(update={"data": {"out": "a\x00b", "k\x00": 1}})
+    await store.append([draft])
+    (read,) = await store.events(sid)
+    if store.backend == "postgresql":
+        assert read.data == {"out": "a\ufffdb", "k\ufffd": 1}
+    else:
+        assert read.data == {"out": "a\x00b", "k\x00": 1}

@@ -7,11 +7,11 @@ import contextlib
 import socket
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs published
 import pytest
 
 from core.errors import StorageError, ValidationError
-from core.events import Event
+from core.events import Event, EventDraft
 from store import EventStore, open_store
 from tests.store.drafts import deltas
 
@@ -49,7 +49,7 @@ async def test_unsupported_url_is_invalid_format() -> None:
     assert err.value.code == "invalid_format" and "pw" not in err.value.message
 
 
-async def test_display_url_redacts_the_password(db_url: str) -> None:
+async def test_display_url_redacts_the_password() -> None:
     s = EventStore("postgresql+asyncpg://u:hunter2@db.example:5432/asm")
     try:
         assert s.display_url == "postgresql+asyncpg://u:***@db.example:5432/asm"
@@ -66,13 +66,17 @@ async def _store_pids(admin: asyncpg.Connection) -> list[int]:
     return [r["pid"] for r in rows]
 
 
-async def _append_retrying(store: EventStore, batch: list) -> list[Event]:  # type: ignore[type-arg]
+async def _append_retrying(
+    store: EventStore, batch: list[EventDraft], failures: list[StorageError] | None = None
+) -> list[Event]:
     """What Temporal does with a retryable failure: the same batch again, until it lands."""
     for _ in range(50):
         try:
             return await store.append(batch)
         except StorageError as exc:
             assert exc.code == "storage_connection_failed" and exc.retryable, exc
+            if failures is not None:
+                failures.append(exc)
             await asyncio.sleep(0.02)
     raise AssertionError("append never succeeded")
 
@@ -89,7 +93,7 @@ async def test_connection_killed_mid_write_fails_retryably_and_a_retry_writes_it
     await pg_admin.execute("SELECT 1 FROM asm_event_counters WHERE session_id = $1 FOR UPDATE", sid)
     task = asyncio.create_task(store.append(batch))
     async with asyncio.timeout(10):
-        while not (
+        while not (  # noqa: ASYNC110 - the server's view of its backends can only be polled
             blocked := await pg_admin.fetch(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                 " AND application_name = 'asm-store' AND wait_event_type = 'Lock'"
@@ -129,9 +133,10 @@ async def test_connections_killed_repeatedly_while_streaming_lose_and_duplicate_
 
     follower = asyncio.create_task(follow())
     kill = asyncio.create_task(killer())
+    failures: list[StorageError] = []
     try:
         for batch in batches:
-            await _append_retrying(store, batch)
+            await _append_retrying(store, batch, failures)
             await asyncio.sleep(0.005)
     finally:
         kill.cancel()
@@ -143,3 +148,10 @@ async def test_connections_killed_repeatedly_while_streaming_lose_and_duplicate_
     assert [e.seq for e in events] == list(range(1, total + 1))
     assert [e.id for e in events] == [d.id for b in batches for d in b]
     assert [e.seq for e in got] == list(range(1, total + 1))
+    assert failures, "the killer never hit the writer: the test proved nothing"
+
+
+async def test_in_memory_sqlite_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValidationError) as err:
+        await open_store("sqlite+aiosqlite://")
+    assert err.value.code == "invalid_format" and "use a file" in err.value.message

@@ -55,12 +55,13 @@ async def test_downgrade_to_base_and_upgrade_again(empty_db: EmptyDb) -> None:
     await upgrade(url)
     cfg = migrate.alembic_config(url)
 
-    def down(conn: sa.Connection) -> object:
+    def down(conn: sa.Connection) -> list[str]:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
         return sa.inspect(conn).get_table_names()
 
-    assert set(await _on(url, down)) <= {VERSION_TABLE}  # type: ignore[arg-type]
+    tables = await _on(url, down)
+    assert isinstance(tables, list) and set(tables) <= {VERSION_TABLE}
     assert await upgrade(url) == migrate.head_revision()
 
 

@@ -49,8 +49,17 @@ async def test_session_started_updated_and_cancelled_with_the_temporal_cli(
     wid = f"session-{sid}"
     async with run_worker():
         await temporal_cli(
-            env, "workflow", "start", "--type", "AgentSession", "--task-queue", task_queue,
-            "--workflow-id", wid, "--input", json.dumps({"agent_id": "cli-agent"}),
+            env,
+            "workflow",
+            "start",
+            "--type",
+            "AgentSession",
+            "--task-queue",
+            task_queue,
+            "--workflow-id",
+            wid,
+            "--input",
+            json.dumps({"agent_id": "cli-agent"}),
         )
         for _ in range(100):
             view = await client.describe(sid)
@@ -59,8 +68,16 @@ async def test_session_started_updated_and_cancelled_with_the_temporal_cli(
             await asyncio.sleep(0.05)
         assert view.agent_id == "cli-agent"
         ref = await temporal_cli(
-            env, "workflow", "update", "execute", "--workflow-id", wid, "--name", "submit_run",
-            "--input", json.dumps({"prompt": "hello from the CLI"}),
+            env,
+            "workflow",
+            "update",
+            "execute",
+            "--workflow-id",
+            wid,
+            "--name",
+            "submit_run",
+            "--input",
+            json.dumps({"prompt": "hello from the CLI"}),
         )
         assert isinstance(ref, dict)
         run_id = ref["result"]["run_id"] if "result" in ref else ref["run_id"]
@@ -71,8 +88,15 @@ async def test_session_started_updated_and_cancelled_with_the_temporal_cli(
         )
         assert "cli-agent" in json.dumps(described)
         await temporal_cli(
-            env, "workflow", "signal", "--workflow-id", wid, "--name", "cancel",
-            "--input", json.dumps({"reason": "cli"}),
+            env,
+            "workflow",
+            "signal",
+            "--workflow-id",
+            wid,
+            "--name",
+            "cancel",
+            "--input",
+            json.dumps({"reason": "cli"}),
         )
         summary = await client.result(sid)
     assert summary.status is SessionStatus.CANCELLED

@@ -1,0 +1,176 @@
+"""The `asm` CLI as a user runs it: real subprocesses, real server, reliable exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from store import EventStore
+
+ASM = [sys.executable, "-m", "client.cli"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def asm(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,  # noqa: ASYNC109 - a subprocess deadline, so a hang fails fast
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *ASM,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        cwd=cwd or REPO,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["dev"],
+        ["worker"],
+        ["demo"],
+        ["session"],
+        ["session", "start"],
+        ["session", "show"],
+        ["session", "ls"],
+        ["session", "cancel"],
+        ["session", "complete"],
+        ["run"],
+        ["events"],
+        ["db", "upgrade"],
+    ],
+)
+async def test_every_command_has_help(command: list[str]) -> None:
+    code, out, _ = await asm(*command, "--help")
+    assert code == 0
+    assert "Usage" in out
+
+
+async def test_usage_error_exits_2() -> None:
+    code, _, err = await asm("run")
+    assert code == 2
+    assert "Missing" in err
+
+
+async def test_no_server_is_a_typed_error_with_next_step(tmp_path: Path) -> None:
+    code, _, err = await asm(
+        "session",
+        "show",
+        "ses_x",
+        env={
+            "ASM_TEMPORAL_ADDRESS": "127.0.0.1:1",
+            "ASM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/a.db",
+        },
+    )
+    assert code == 1
+    assert "provider_unavailable" in err
+    assert "asm dev" in err
+
+
+def cli_env(env: WorkflowEnvironment, store: EventStore, task_queue: str) -> dict[str, str]:
+    return {
+        "ASM_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "ASM_DATABASE_URL": store.url,
+        "ASM_TASK_QUEUE": task_queue,
+    }
+
+
+async def test_session_run_events_show_and_cancel_through_the_cli(
+    env: WorkflowEnvironment, store: EventStore, task_queue: str, run_worker: Any
+) -> None:
+    e = cli_env(env, store, task_queue)
+    async with run_worker():
+        code, sid, err = await asm("session", "start", "--agent", "cli", "--tag", "x", env=e)
+        assert code == 0, err
+        sid = sid.strip()
+        assert sid.startswith("ses_")
+        code, out, err = await asm("run", "hello there", "--session", sid, "--follow", env=e)
+        assert code == 0, err
+        assert "hello there" in out
+        assert "completed" in err
+        code, out, _ = await asm("events", sid, "--json", env=e)
+        assert code == 0
+        events = [json.loads(line) for line in out.splitlines() if line.strip()]
+        assert [ev["seq"] for ev in events] == list(range(1, len(events) + 1))
+        assert {"session_created", "run_started", "message_streamed", "run_completed"} <= {
+            ev["type"] for ev in events
+        }
+        code, out, _ = await asm("session", "show", sid, env=e)
+        assert code == 0 and "active" in out and "completed" in out
+        code, out, _ = await asm("session", "cancel", sid, env=e)
+        assert code == 0 and "cancelled" in out
+        code, _, err = await asm("run", "again", "--session", sid, env=e)
+    assert code == 1
+    assert "invalid_transition" in err
+
+
+async def test_events_follow_streams_tokens_while_the_run_is_going(
+    env: WorkflowEnvironment,
+    store: EventStore,
+    task_queue: str,
+    run_worker: Any,
+    tmp_path: Path,
+) -> None:
+    e = cli_env(env, store, task_queue)
+    script = json.dumps(
+        {"steps": [{"type": "text", "text": "abcdefghij" * 5, "chunk_size": 5, "delay_ms": 80}]}
+    )
+    async with run_worker():
+        code, sid, err = await asm("session", "start", "--mock-script", script, env=e)
+        assert code == 0, err
+        sid = sid.strip()
+        follower = await asyncio.create_subprocess_exec(
+            *ASM,
+            "events",
+            sid,
+            "--follow",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **e},
+            cwd=REPO,
+        )
+        assert follower.stdout is not None
+        code, _, err = await asm("run", "go", "--session", sid, "--no-wait", env=e)
+        assert code == 0, err
+        seen: list[dict[str, Any]] = []
+        async with asyncio.timeout(30):
+            while not any(ev["type"] == "run_completed" for ev in seen):
+                line = await follower.stdout.readline()
+                seen.append(json.loads(line))
+        follower.terminate()
+        await follower.wait()
+    types = [ev["type"] for ev in seen]
+    deltas = [i for i, t in enumerate(types) if t == "message_streamed"]
+    assert len(deltas) > 1  # tokens arrived in pieces, as they were produced
+    assert deltas[0] < types.index("run_completed")
+
+
+async def test_demo_runs_end_to_end_and_exits_0(tmp_path: Path) -> None:
+    code, out, err = await asm(
+        "demo",
+        "--turns",
+        "2",
+        cwd=tmp_path,
+        timeout=120,
+        env={"ASM_TEMPORAL_ADDRESS": "", "ANTHROPIC_API_KEY": "", "PYTHONPATH": str(REPO)},
+    )
+    assert code == 0, err
+    assert "session completed: 2 runs" in out
+    assert "Temporal UI: http://127.0.0.1:" in out
+    assert (tmp_path / ".asm" / "asm.db").exists()
