@@ -37,6 +37,10 @@ class LifecycleActivities:
         try:
             await self.store.record(rec)
         except AsmError as err:
+            # A lifecycle event must not be lost: whatever the store says, wait for it to come
+            # back (the workflow's retry policy bounds the wait between attempts).
+            if err.category == "storage":
+                err.retryable = True
             raise to_application_error(err) from err
 
     @activity.defn(name=PROVIDER_CATALOG_ACTIVITY)

@@ -341,9 +341,9 @@ async def _requests(temporal: Client, workflow_id: str) -> _Requests | None:
         pending: dict[str, _Update] = {}
         for ev in history.events:
             if ev.HasField("workflow_execution_started_event_attributes"):
-                attrs = ev.workflow_execution_started_event_attributes
-                if requests.started_by is None and not attrs.continued_execution_run_id:
-                    requests.started_by = attrs.identity or None
+                started = ev.workflow_execution_started_event_attributes
+                if requests.started_by is None and not started.continued_execution_run_id:
+                    requests.started_by = started.identity or None
             elif ev.HasField("workflow_execution_update_accepted_event_attributes"):
                 req = ev.workflow_execution_update_accepted_event_attributes.accepted_request
                 pending[req.meta.update_id] = _Update(
@@ -352,27 +352,27 @@ async def _requests(temporal: Client, workflow_id: str) -> _Requests | None:
                     args=_decode(temporal, req.input.args),
                 )
             elif ev.HasField("workflow_execution_update_completed_event_attributes"):
-                attrs = ev.workflow_execution_update_completed_event_attributes
-                update = pending.pop(attrs.meta.update_id, None)
+                completed = ev.workflow_execution_update_completed_event_attributes
+                update = pending.pop(completed.meta.update_id, None)
                 if update is None:
                     continue
-                if attrs.outcome.HasField("success"):
+                if completed.outcome.HasField("success"):
                     update.succeeded = True
-                    results = _decode(temporal, attrs.outcome.success)
+                    results = _decode(temporal, completed.outcome.success)
                     update.result = results[0] if results else None
                 requests.updates.append(update)
             elif ev.HasField("workflow_execution_signaled_event_attributes"):
-                attrs = ev.workflow_execution_signaled_event_attributes
+                signaled = ev.workflow_execution_signaled_event_attributes
                 requests.signals.append(
                     _Signal(
-                        name=attrs.signal_name,
-                        identity=attrs.identity or None,
-                        args=_decode(temporal, attrs.input),
+                        name=signaled.signal_name,
+                        identity=signaled.identity or None,
+                        args=_decode(temporal, signaled.input),
                     )
                 )
             elif ev.HasField("workflow_execution_cancel_requested_event_attributes"):
-                attrs = ev.workflow_execution_cancel_requested_event_attributes
-                requests.cancel_requests.append(attrs.identity or None)
+                cancel = ev.workflow_execution_cancel_requested_event_attributes
+                requests.cancel_requests.append(cancel.identity or None)
     return requests
 
 

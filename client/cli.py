@@ -425,6 +425,8 @@ def events_command(
 
     async def main() -> None:
         async with runtime(allow_embedded=False) as rt:
+            # A typo'd id would otherwise follow nothing forever.
+            await rt.store.events(session_id, limit=1, must_exist=True)
             async for event in rt.client.stream_events(
                 session_id, after, run_id=run, types=type_, follow=follow
             ):

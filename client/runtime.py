@@ -21,6 +21,8 @@ from core.temporal import data_converter
 from store import EventStore, open_store, upgrade
 from worker.dev_server import free_port, start_dev_server
 from worker.settings import Settings
+from worker.telemetry import configure as configure_telemetry
+from worker.telemetry import flush as flush_telemetry
 from worker.telemetry import instrument_client, temporal_plugins, temporal_runtime
 from worker.worker import build_worker
 
@@ -77,7 +79,9 @@ async def runtime(
 ) -> AsyncIterator[Runtime]:
     """Connect (starting an embedded server and a worker when asked) and clean up after."""
     settings = settings or Settings()
+    configure_telemetry()  # OTEL_* variables (no-op by default): CLI calls are traced too
     async with AsyncExitStack() as stack:
+        stack.callback(flush_telemetry)  # the CLI leaves through os._exit: flush spans first
         await upgrade(settings.database_url)
         store = await open_store(settings.database_url)
         stack.push_async_callback(store.close)

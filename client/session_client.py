@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -339,16 +339,20 @@ class SessionClient:
         if not follow:
             after = after_seq
             while batch := await self.store.events(
-                session_id, after_seq=after, run_id=run_id, types=types
+                session_id, after_seq=after, run_id=run_id, types=types, must_exist=True
             ):
                 for event in batch:
                     yield event
                 after = batch[-1].seq
             return
-        async for event in self.store.follow(session_id, after_seq, run_id=run_id, types=types):
-            yield event
-            if until is not None and until(event):
-                return
+        # aclosing: leaving early must release the live-tail subscription at once.
+        async with aclosing(
+            self.store.follow(session_id, after_seq, run_id=run_id, types=types)
+        ) as events:
+            async for event in events:
+                yield event
+                if until is not None and until(event):
+                    return
 
     async def stream_text(
         self, session_id: str, run_id: str, after_seq: int = 0

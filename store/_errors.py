@@ -139,7 +139,12 @@ def is_connection_error(exc: BaseException) -> bool:
         ):
             return True
         text = str(e)
-        if "unable to open database file" in text or "connection is closed" in text:
+        if (
+            "unable to open database file" in text
+            or "connection is closed" in text
+            # ALLOW_CONNECTIONS false / a database being restarted or recreated (55000)
+            or "not currently accepting connections" in text
+        ):
             return True
     return False
 

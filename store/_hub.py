@@ -128,34 +128,47 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
 class PollingHub(Hub):
     """SQLite: one background poller per store reads the counters of subscribed sessions.
 
-    One query per interval serves every follower of the store. The interval starts at
-    ``min_interval`` and backs off to ``max_interval`` while nothing changes; any change, new
-    subscription or local write resets it. Writes made through the same store wake followers
-    at once (``publish``); polling is for writers in other processes (the worker).
+    One query per interval serves every follower of the store. The interval is
+    ``min_interval`` while events flow and for ``idle_after`` seconds after the last one (a
+    model's token stream pauses for tens of milliseconds between bursts: backing off at once
+    would add that much delay to the next burst), then backs off to ``max_interval``; any
+    change, new subscription or local write resets it. Writes made through the same store wake
+    followers at once (``publish``); polling is for writers in other processes (the worker).
     """
 
     safety_interval = 1.0
 
     def __init__(
-        self, reader: AsyncEngine, *, min_interval: float = 0.010, max_interval: float = 0.050
+        self,
+        reader: AsyncEngine,
+        *,
+        min_interval: float = 0.010,
+        max_interval: float = 0.050,
+        idle_after: float = 0.5,
     ) -> None:
         super().__init__()
         self._reader = reader
         self._min = min_interval
         self._max = max_interval
+        self._idle_after = idle_after
         self._interval = min_interval
+        self._last_change = 0.0
         self._known: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
 
     async def _started(self) -> None:
-        self._interval = self._min
+        self._reset()
         if self._task is None or self._task.done():
             self._task = _spawn(self._run(), "asm-store-poller")
 
     def publish(self, session_id: str) -> None:
         super().publish(session_id)
+        self._reset()
+
+    def _reset(self) -> None:
         self._interval = self._min
+        self._last_change = asyncio.get_running_loop().time()
 
     async def _run(self) -> None:
         failures = 0
@@ -188,8 +201,11 @@ class PollingHub(Hub):
                 super().publish(session_id)
         for gone in set(self._known) - set(sessions):
             del self._known[gone]
-        # Back off while idle: 10 ms → 15 → 22 → 34 → 50 ms.
-        self._interval = self._min if changed else min(self._max, self._interval * 1.5)
+        if changed:
+            self._reset()
+        elif asyncio.get_running_loop().time() - self._last_change > self._idle_after:
+            # Back off while idle: 10 ms → 15 → 22 → 34 → 50 ms.
+            self._interval = min(self._max, self._interval * 1.5)
 
     async def close(self) -> None:
         await super().close()

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
@@ -139,8 +140,8 @@ async def ensure_namespace(
                 workflow_execution_retention_period=retention_pb,
             )
         )
-    except RPCError as exc:
-        if exc.status is not RPCStatusCode.ALREADY_EXISTS:  # another setup raced us
+    except RPCError as raced:
+        if raced.status is not RPCStatusCode.ALREADY_EXISTS:  # another setup registered it
             raise
         return False
     return True
@@ -156,7 +157,7 @@ async def _registered(client: Client, namespace: str) -> dict[str, int]:
 async def ensure_search_attributes(
     client: Client,
     namespace: str,
-    keys: Sequence[SearchAttributeKey[object]] = SEARCH_ATTRIBUTES,
+    keys: Sequence[SearchAttributeKey[Any]] = SEARCH_ATTRIBUTES,
     *,
     ready_timeout: float = NAMESPACE_READY_TIMEOUT,
 ) -> tuple[list[str], list[str]]:

@@ -256,9 +256,21 @@ def configure(environ: Mapping[str, str] | None = None) -> Telemetry:
 
 
 def shutdown() -> None:
-    """Flush what :func:`configure` installed (no-op if nothing was)."""
+    """Flush and stop what :func:`configure` installed (no-op if nothing was)."""
     if _installed is not None:
         _installed.shutdown()
+
+
+def flush(timeout_millis: int = 5000) -> None:
+    """Export what is buffered now, keeping the providers running (no-op if none)."""
+    if _installed is None:
+        return
+    for provider in (_installed.tracer_provider, _installed.meter_provider):
+        if provider is not None:
+            try:
+                provider.force_flush(timeout_millis)
+            except Exception:  # exporting is best effort
+                log.warning("telemetry flush failed", exc_info=True)
 
 
 def tracing_enabled() -> bool:
@@ -301,7 +313,7 @@ def instrument_client(client: Client, *, force: bool = False) -> Client:
         return client
     from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 
-    config = dict(client.config())
+    config: dict[str, Any] = dict(client.config())
     plugins = [*config.pop("plugins", []), OpenTelemetryPlugin(add_temporal_spans=True)]
     service_client = config.pop("service_client")
     return Client(service_client, plugins=plugins, **config)

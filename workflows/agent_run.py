@@ -18,9 +18,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
+from workflows.lifecycle import record
+
 with workflow.unsafe.imports_passed_through():
     from core.contract import (
-        RECORD_LIFECYCLE_ACTIVITY,
         RUN_WORKFLOW,
         STREAM_PROVIDER_ACTIVITY,
         LifecycleRecord,
@@ -34,9 +35,6 @@ with workflow.unsafe.imports_passed_through():
     from core.events import EventType, lifecycle_event_id
     from core.status import RunStatus
     from core.temporal import from_failure, retry_policy, to_application_error
-
-#: Local activities only touch our own database; a short timeout surfaces a wedged store fast.
-LOCAL_TIMEOUT = timedelta(seconds=30)
 
 #: Without a deadline a run still needs *some* bound; a day is far beyond any model call.
 NO_DEADLINE = timedelta(hours=24)
@@ -222,8 +220,7 @@ class AgentRun:
     ) -> None:
         self._counter += 1
         self._status = status
-        await workflow.execute_local_activity(
-            RECORD_LIFECYCLE_ACTIVITY,
+        await record(
             LifecycleRecord(
                 event_id=lifecycle_event_id(spec.run_id, self._counter, type),
                 session_id=spec.session_id,
@@ -233,8 +230,7 @@ class AgentRun:
                 provider=spec.provider,
                 run_status=status,
                 run_row=run_row,
-            ),
-            start_to_close_timeout=LOCAL_TIMEOUT,
+            )
         )
 
 

@@ -19,7 +19,6 @@ Rules that keep it healthy:
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
@@ -27,12 +26,13 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
+from workflows.lifecycle import LOCAL_TIMEOUT, record
+
 with workflow.unsafe.imports_passed_through():
     from core.capabilities import CapabilityResolver, Negotiation
     from core.contract import (
         MULTITASK_STRATEGIES,
         PROVIDER_CATALOG_ACTIVITY,
-        RECORD_LIFECYCLE_ACTIVITY,
         ROLLBACK_RUN_ACTIVITY,
         RUN_WORKFLOW,
         SESSION_WORKFLOW,
@@ -57,8 +57,6 @@ with workflow.unsafe.imports_passed_through():
     from core.events import EventType, lifecycle_event_id
     from core.status import RunStatus, SessionStatus, check_transition
     from core.temporal import from_failure, to_application_error
-
-LOCAL_TIMEOUT = timedelta(seconds=30)
 
 #: How many finished runs continue-as-new carries into the next run of the workflow (the
 #: rest are in the event store); keeps the carried state, and so the history, bounded.
@@ -755,8 +753,7 @@ class AgentSession:
         run_row: dict[str, Any] | None = None,
     ) -> None:
         self._state.event_counter += 1
-        await workflow.execute_local_activity(
-            RECORD_LIFECYCLE_ACTIVITY,
+        await record(
             LifecycleRecord(
                 event_id=lifecycle_event_id(
                     self._state.session_id, self._state.event_counter, type
@@ -770,8 +767,7 @@ class AgentSession:
                 run_status=run_status,
                 session_row=session_row,
                 run_row=run_row,
-            ),
-            start_to_close_timeout=LOCAL_TIMEOUT,
+            )
         )
 
 

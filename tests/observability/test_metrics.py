@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 
 from client.session_client import SessionClient
-from core.contract import MockError, MockScript, MockText, RetrySettings
+from core.contract import LifecycleRecord, MockError, MockScript, MockText, RetrySettings
 from core.status import RunStatus
 from core.usage import TokenUsage
+from store import EventStore
 from tests.observability.conftest import Otel
 
 MOCK = {"asm.provider": "mock"}
@@ -136,3 +137,34 @@ async def test_failed_and_retried_runs_count_by_status_and_error_code(
     d = await settled(otel, before, failed=2, active_runs=0)
     assert d["retries"] == 3, "attempt 1 retried, attempt 2 was the last"
     assert d["failed"] == 2 and d["started"] == 3
+
+
+async def test_a_replayed_lifecycle_write_is_counted_once(otel: Otel, store: EventStore) -> None:
+    # A local activity retried after its write committed writes nothing new (same event id);
+    # the metrics must not count it twice either.
+    from worker.telemetry import instrument_store
+
+    instrumented = instrument_store(store)
+    assert instrument_store(instrumented) is instrumented
+    rec = LifecycleRecord(
+        event_id="evt-replayed-run-started",
+        session_id="ses_metrics_once",
+        run_id="run_metrics_once",
+        type="run_started",
+        provider="mock",
+        run_status=RunStatus.RUNNING,
+        run_row={"session_id": "ses_metrics_once", "turn": 1},
+    )
+    before = snapshot(otel)
+    assert await instrumented.record(rec) is not None
+    assert await instrumented.record(rec) is None  # already there
+    d = delta(before, snapshot(otel))
+    assert d["started"] == 1 and d["active_runs"] == 1
+    # Balance the global up-down counter for the tests that follow.
+    end = rec.model_copy(
+        update={"event_id": "evt-replayed-run-completed", "type": "run_completed",
+                "run_status": RunStatus.COMPLETED, "run_row": None}
+    )
+    assert await instrumented.record(end) is not None
+    d = delta(before, snapshot(otel))
+    assert d["active_runs"] == 0 and d["completed"] == 1 and d["duration_count"] == 1

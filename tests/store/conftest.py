@@ -8,7 +8,6 @@ Each test uses fresh session ids (``sid``), so tests never see each other's even
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,60 +15,12 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]  # no stubs published
 import pytest
 import pytest_asyncio
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from store import EventStore, open_store, upgrade
+from tests.postgres import PG_ENV, PgServer, asyncpg_kwargs, pg_base_url
 
-PG_ENV = "ASM_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def pg_base_url() -> str | None:
-    return os.environ.get(PG_ENV) or None
-
-
-def _asyncpg_kwargs(url: URL) -> dict[str, object]:
-    return {
-        "host": url.host or "127.0.0.1",
-        "port": url.port or 5432,
-        "user": url.username,
-        "password": url.password,
-        "database": url.database,
-    }
-
-
-class PgServer:
-    """Creates and drops throwaway databases on the test server."""
-
-    def __init__(self, base: str) -> None:
-        self.base = make_url(base)
-        self.created: list[str] = []
-
-    def url_of(self, database: str) -> str:
-        return self.base.set(drivername="postgresql+asyncpg", database=database).render_as_string(
-            hide_password=False
-        )
-
-    async def admin(self) -> asyncpg.Connection:
-        return await asyncpg.connect(**_asyncpg_kwargs(self.base))
-
-    async def create(self) -> str:
-        name = f"asm_test_{uuid.uuid4().hex[:12]}"
-        conn = await self.admin()
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        self.created.append(name)
-        return self.url_of(name)
-
-    async def drop_all(self) -> None:
-        conn = await self.admin()
-        try:
-            for name in self.created:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -162,7 +113,7 @@ async def pg_admin(backend: str, db_url: str) -> AsyncIterator[asyncpg.Connectio
     """An admin connection to the PostgreSQL test database (skips on SQLite)."""
     if backend != "postgresql":
         pytest.skip("PostgreSQL only: acts on the server's connections")
-    conn = await asyncpg.connect(**_asyncpg_kwargs(make_url(db_url)))
+    conn = await asyncpg.connect(**asyncpg_kwargs(make_url(db_url)))
     try:
         yield conn
     finally:
