@@ -101,7 +101,7 @@ def dev(
 ) -> None:
     """Start the embedded Temporal dev server (SQLite in .asm/) and a worker, until Ctrl-C."""
     from store import open_store, upgrade
-    from worker.dev_server import start_dev_server
+    from worker.dev_server import clear_dev_record, start_dev_server, write_dev_record
     from worker.worker import build_worker
 
     settings = Settings()
@@ -113,6 +113,7 @@ def dev(
         env = await start_dev_server(home=settings.home, port=port, ui_port=ui_port)
         worker = build_worker(env.client, store, task_queue=settings.task_queue, settings=settings)
         out.print(f"[green]ready[/]  Temporal: 127.0.0.1:{port}   UI: http://127.0.0.1:{ui_port}")
+        write_dev_record(settings.home, f"127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}")
         out.print(f"worker on task queue '{settings.task_queue}', events in {store.display_url}")
         out.print("Ctrl-C to stop.")
         stop = asyncio.Event()
@@ -124,6 +125,7 @@ def dev(
                 await stop.wait()
                 out.print("stopping…")
         finally:
+            clear_dev_record(settings.home)
             await env.shutdown()
             await store.close()
 
@@ -424,15 +426,22 @@ def events_command(
     """Print a session's events; --follow tails them live (tokens as they stream)."""
 
     async def main() -> None:
-        async with runtime(allow_embedded=False) as rt:
+        from client.session_client import read_events
+        from store import open_store
+
+        # Events live in the store: reading them needs no Temporal server.
+        store = await open_store(Settings().database_url)
+        try:
             # A typo'd id would otherwise follow nothing forever.
-            await rt.store.events(session_id, limit=1, must_exist=True)
-            async for event in rt.client.stream_events(
-                session_id, after, run_id=run, types=type_, follow=follow
+            await store.events(session_id, limit=1, must_exist=True)
+            async for event in read_events(
+                store, session_id, after, run_id=run, types=type_, follow=follow
             ):
                 _print_event(event, as_json)
             if not as_json:
                 out.print()
+        finally:
+            await store.close()
 
     _run(main())
 
@@ -467,13 +476,14 @@ def setup_command(
     register the Asm* search attributes, apply the event-store migrations; report what changed."""
     from datetime import timedelta
 
-    from client.runtime import DEV_ADDRESS
+    from worker.dev_server import read_dev_record
     from worker.setup import connect, run_setup
 
     settings = Settings()
 
     async def main() -> None:
-        address = settings.temporal_address or DEV_ADDRESS
+        dev = read_dev_record(settings.home)
+        address = settings.temporal_address or (dev.address if dev else "127.0.0.1:7233")
         client = await connect(address, settings.namespace, wait=wait)
         report = await run_setup(
             client,
@@ -511,8 +521,9 @@ def audit_command(
     """The audit trail of a session or run: status changes, who/what caused them
     (update name, client identity), tool calls and errors; exportable as JSON Lines."""
     from client.audit import audit_log, format_entry, parse_since, write_jsonl
-    from client.runtime import DEV_ADDRESS, connect_temporal, reachable
+    from client.runtime import connect_temporal
     from store import open_store
+    from worker.dev_server import read_dev_record
 
     if session_id is None and run is None:
         raise AsmError("validation_error", "give a session id or --run RUN_ID")
@@ -523,7 +534,8 @@ def audit_command(
         store = await open_store(settings.database_url)
         try:
             temporal = None
-            address = settings.temporal_address or (DEV_ADDRESS if reachable(DEV_ADDRESS) else None)
+            dev = read_dev_record(settings.home)
+            address = settings.temporal_address or (dev.address if dev else None)
             if identity and address:
                 temporal = await connect_temporal(address, settings.namespace)
             elif identity:

@@ -1,13 +1,13 @@
 """Where the CLI and the demo get a Temporal connection, an event store and (maybe) a worker.
 
-Unset ``ASM_TEMPORAL_ADDRESS`` means "the embedded default": use the ``asm dev`` server on
-127.0.0.1:7233 if one is running, else (for commands that may) start one in-process.
+Unset ``ASM_TEMPORAL_ADDRESS`` means "the embedded default": use the ``asm dev`` server of
+this directory's ``.asm/`` if one is running (so its worker and we share one event store),
+else (for commands that may, like ``asm demo``) start one in-process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -19,25 +19,14 @@ from client.session_client import SessionClient
 from core.errors import error
 from core.temporal import data_converter
 from store import EventStore, open_store, upgrade
-from worker.dev_server import free_port, start_dev_server
+from worker.dev_server import free_port, read_dev_record, start_dev_server
 from worker.settings import Settings
 from worker.telemetry import configure as configure_telemetry
 from worker.telemetry import flush as flush_telemetry
 from worker.telemetry import instrument_client, temporal_plugins, temporal_runtime
 from worker.worker import build_worker
 
-DEV_ADDRESS = "127.0.0.1:7233"
 DEV_UI_PORT = 8233
-
-
-def reachable(address: str, timeout: float = 0.3) -> bool:
-    """True if something accepts TCP connections at ``host:port``."""
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 async def connect_temporal(address: str, namespace: str) -> Client:
@@ -88,15 +77,14 @@ async def runtime(
         address = settings.temporal_address
         ui_url = settings.ui_url
         embedded = False
-        if address is None and reachable(DEV_ADDRESS):
-            address = DEV_ADDRESS
-            ui_url = ui_url or f"http://127.0.0.1:{DEV_UI_PORT}"
+        if address is None and (dev := read_dev_record(settings.home)) is not None:
+            address, ui_url = dev.address, ui_url or dev.ui_url
         if address is None:
             if not allow_embedded:
                 raise error(
                     "provider_unavailable",
-                    f"no Temporal server at {DEV_ADDRESS}; start one with `asm dev` "
-                    "(or set ASM_TEMPORAL_ADDRESS)",
+                    f"no Temporal server: start one here with `asm dev` (it is found through "
+                    f"{settings.home}/), or set ASM_TEMPORAL_ADDRESS",
                     retryable=True,
                 )
             ui_port = free_port()

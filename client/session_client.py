@@ -325,7 +325,7 @@ class SessionClient:
 
     # --- events -----------------------------------------------------------------------
 
-    async def stream_events(
+    def stream_events(
         self,
         session_id: str,
         after_seq: int = 0,
@@ -336,23 +336,15 @@ class SessionClient:
         until: Callable[[Event], bool] | None = None,
     ) -> AsyncIterator[Event]:
         """Events after ``after_seq``; with ``follow`` keep tailing until ``until(event)``."""
-        if not follow:
-            after = after_seq
-            while batch := await self.store.events(
-                session_id, after_seq=after, run_id=run_id, types=types, must_exist=True
-            ):
-                for event in batch:
-                    yield event
-                after = batch[-1].seq
-            return
-        # aclosing: leaving early must release the live-tail subscription at once.
-        async with aclosing(
-            self.store.follow(session_id, after_seq, run_id=run_id, types=types)
-        ) as events:
-            async for event in events:
-                yield event
-                if until is not None and until(event):
-                    return
+        return read_events(
+            self.store,
+            session_id,
+            after_seq,
+            run_id=run_id,
+            types=types,
+            follow=follow,
+            until=until,
+        )
 
     async def stream_text(
         self, session_id: str, run_id: str, after_seq: int = 0
@@ -405,3 +397,31 @@ class SessionClient:
             return None
         wf = quote(session_workflow_id(session_id), safe="")
         return f"{self.ui_base.rstrip('/')}/namespaces/{namespace}/workflows/{wf}"
+
+
+async def read_events(
+    store: EventStore,
+    session_id: str,
+    after_seq: int = 0,
+    *,
+    run_id: str | None = None,
+    types: Sequence[str] | None = None,
+    follow: bool = True,
+    until: Callable[[Event], bool] | None = None,
+) -> AsyncIterator[Event]:
+    """A session's events from the store alone (no Temporal needed): a page walk, or a tail."""
+    if not follow:
+        after = after_seq
+        while batch := await store.events(
+            session_id, after_seq=after, run_id=run_id, types=types, must_exist=True
+        ):
+            for event in batch:
+                yield event
+            after = batch[-1].seq
+        return
+    # aclosing: leaving early must release the live-tail subscription at once.
+    async with aclosing(store.follow(session_id, after_seq, run_id=run_id, types=types)) as events:
+        async for event in events:
+            yield event
+            if until is not None and until(event):
+                return

@@ -391,6 +391,7 @@ class SessionState(_Model):
     run_count: int = 0
     event_counter: int = 0
     capabilities: list[Capability] = Field(default_factory=list)
+    default_model: str | None = Field(default=None, description="the provider's default model")
     continued: int = Field(default=0, description="how many times the session continued-as-new")
     error: dict[str, Any] | None = None
 

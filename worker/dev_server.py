@@ -7,11 +7,13 @@ the binary's path: without it, it would try to download one, which fails offline
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.common import SearchAttributeKey
@@ -78,3 +80,51 @@ async def start_dev_server(
         dev_server_log_level="error",
         dev_server_extra_args=list(extra_args),
     )
+
+
+# --- the running `asm dev` server of a home directory -------------------------------------
+# Commands run in the same directory find it here, and so use the same event store the dev
+# worker writes to. A server of another directory (another store) is never picked up.
+
+DEV_RECORD = "dev.json"
+
+
+@dataclass(frozen=True)
+class DevRecord:
+    """Where the ``asm dev`` server of a home directory listens."""
+
+    address: str
+    ui_url: str | None
+    pid: int
+
+
+def write_dev_record(home: str, address: str, ui_url: str | None) -> None:
+    """Say, for this home, that an ``asm dev`` server runs at ``address``."""
+    os.makedirs(home, exist_ok=True)
+    record = {"address": address, "ui_url": ui_url, "pid": os.getpid()}
+    Path(home, DEV_RECORD).write_text(json.dumps(record))
+
+
+def clear_dev_record(home: str) -> None:
+    """Forget this home's ``asm dev`` server (it is stopping)."""
+    Path(home, DEV_RECORD).unlink(missing_ok=True)
+
+
+def read_dev_record(home: str) -> DevRecord | None:
+    """This home's ``asm dev`` server, if one is recorded and answering."""
+    try:
+        data = json.loads(Path(home, DEV_RECORD).read_text())
+        record = DevRecord(address=data["address"], ui_url=data.get("ui_url"), pid=data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if reachable(record.address) else None
+
+
+def reachable(address: str, timeout: float = 0.3) -> bool:
+    """True if something accepts TCP connections at ``host:port``."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False

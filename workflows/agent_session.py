@@ -148,6 +148,7 @@ class AgentSession:
                 )
             )
         self._state.capabilities = provider.capabilities
+        self._state.default_model = provider.default_model
         self._ready = True
         workflow.upsert_memo({"agent_id": spec.agent_id, "tags": spec.tags})
         await self._record(
@@ -476,7 +477,7 @@ class AgentSession:
             session_id=self._state.session_id,
             agent_id=self._state.agent_id,
             provider=self._state.provider,
-            model=request.model or spec.model,
+            model=request.model or spec.model or self._state.default_model,
             turn=view.turn,
             system_prompt=spec.system_prompt,
             messages=messages,

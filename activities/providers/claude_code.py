@@ -37,10 +37,10 @@ Session continuity
     run finds the newest such block in ``request.history`` (also in
     ``ProviderResult.metadata["claude_code_session_id"]``). Claude Code keeps its transcript
     under ``$HOME/.claude/projects``, so ``HOME`` is a per-session directory on the worker
-    (``options["claude_home"]``, else ``<state_dir>/claude-code/<session_id>`` as for the
-    ``codex`` provider). When the transcript is not there (another worker, a wiped state
-    dir), the run starts a new session whose prompt carries a transcript of the history, and
-    emits ``error_recovered``.
+    (``options["claude_home"]``, else ``<state_dir>/claude-code/<session_id>``; see
+    :mod:`activities.providers.agent_cli`, shared with the ``codex`` provider). When the
+    transcript is not there (another worker, a wiped state dir), the run starts a new
+    session whose prompt carries a transcript of the history, and emits ``error_recovered``.
 
 Events (never ``run_*``: the workflow writes lifecycle events)
     ``message_sent`` {session_id, model} once the CLI reports its session; partial messages →
@@ -82,13 +82,16 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from activities.providers.base import EventSink, ProviderRequest, ProviderResult, unavailable
-from activities.providers.codex import (
-    state_root,
+from activities.providers.agent_cli import (
+    LINE_LIMIT,
+    invalid_input,
+    session_state_dir,
+    strip_ansi,
     terminate_process_tree,
     transcript,
     working_directory,
 )
+from activities.providers.base import EventSink, ProviderRequest, ProviderResult, unavailable
 from core.capabilities import Capability
 from core.contract import Message
 from core.errors import AsmError, ProviderErrorInfo, error
@@ -112,10 +115,6 @@ INTERRUPT_GRACE_S = 0.5
 #: After the result the CLI exits on stdin EOF once its transcript is flushed; killing it
 #: sooner could lose the turn the next run resumes.
 EXIT_GRACE_S = 5.0
-#: One stdout line is one JSON message; tool results can be large.
-LINE_LIMIT = 64 * 1024 * 1024
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def claude_binary() -> Path:
@@ -170,7 +169,7 @@ class CliTransport(_SdkTransport):
     async def _drain_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         async for raw in self.proc.stderr:
-            line = _ANSI.sub("", raw.decode(errors="replace")).rstrip()
+            line = strip_ansi(raw)
             if line:
                 self.stderr_tail.append(line)
 
@@ -243,10 +242,6 @@ class CliTransport(_SdkTransport):
 # --- request parsing ---------------------------------------------------------------------
 
 
-def _invalid(message: str, **details: Any) -> AsmError:
-    return error("invalid_input", message, details=details)
-
-
 def _tool_list(options: dict[str, Any], key: str) -> list[str]:
     value = options.get(key)
     if value is None:
@@ -255,7 +250,7 @@ def _tool_list(options: dict[str, Any], key: str) -> list[str]:
         return [t.strip() for t in value.split(",") if t.strip()]
     if isinstance(value, list) and all(isinstance(t, str) for t in value):
         return [t.strip() for t in value if t.strip()]
-    raise _invalid(f"{key} must be a list of tool names", option=key)
+    raise invalid_input(f"{key} must be a list of tool names", option=key)
 
 
 def _max_turns(options: dict[str, Any]) -> int | None:
@@ -263,7 +258,7 @@ def _max_turns(options: dict[str, Any]) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _invalid("max_turns must be a positive integer", option="max_turns")
+        raise invalid_input("max_turns must be a positive integer", option="max_turns")
     return value
 
 
@@ -280,10 +275,9 @@ def previous_session_id(history: list[Message]) -> str | None:
 
 def claude_home_for(request: ProviderRequest) -> Path:
     """The session's ``HOME`` for the CLI (its transcripts persist here between runs)."""
-    if request.options.get("claude_home"):
-        return Path(str(request.options["claude_home"])).expanduser()
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", request.session_id) or "session"
-    return state_root(request.options) / "claude-code" / safe
+    return session_state_dir(
+        request.options, request.session_id, folder="claude-code", override="claude_home"
+    )
 
 
 def _has_transcript(home: Path, session_id: str) -> bool:
@@ -398,7 +392,7 @@ class ClaudeCodeProvider:
         cwd = working_directory(options, "claude-code")
         permission_mode = options.get("permission_mode")
         if permission_mode is not None and permission_mode not in PERMISSION_MODES:
-            raise _invalid(
+            raise invalid_input(
                 f"permission_mode must be one of {', '.join(PERMISSION_MODES)}",
                 option="permission_mode",
             )
@@ -409,7 +403,7 @@ class ClaudeCodeProvider:
         if sources is not None and (
             not isinstance(sources, list) or any(s not in SETTING_SOURCES for s in sources)
         ):
-            raise _invalid(
+            raise invalid_input(
                 f"setting_sources must be a list drawn from {', '.join(SETTING_SOURCES)}",
                 option="setting_sources",
             )
@@ -446,7 +440,7 @@ class ClaudeCodeProvider:
         texts = [preamble] if preamble else []
         texts += [m.text() for m in request.messages if m.role == "user" and m.text().strip()]
         if not texts:
-            raise _invalid("a claude-code run needs a user message with text")
+            raise invalid_input("a claude-code run needs a user message with text")
 
         argv = [
             str(binary),
@@ -497,7 +491,7 @@ class ClaudeCodeProvider:
             try:
                 timeout_ms = max(1, int(float(options["api_timeout_seconds"]) * 1000))
             except (TypeError, ValueError):
-                raise _invalid("api_timeout_seconds must be a number") from None
+                raise invalid_input("api_timeout_seconds must be a number") from None
             env["API_TIMEOUT_MS"] = str(timeout_ms)
         for key in ("LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL"):
             if key in os.environ:

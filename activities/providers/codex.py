@@ -97,13 +97,21 @@ import contextlib
 import json
 import os
 import re
-import signal
 import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from activities.providers.agent_cli import (
+    LINE_LIMIT,
+    invalid_input,
+    session_state_dir,
+    strip_ansi,
+    terminate_process_tree,
+    transcript,
+    working_directory,
+)
 from activities.providers.base import EventSink, ProviderRequest, ProviderResult, unavailable
 from core.capabilities import Capability
 from core.contract import Message
@@ -123,17 +131,12 @@ REASONING_SUMMARIES = ("auto", "concise", "detailed", "none")
 #: How long a cancelled run waits for ``turn/interrupt`` before killing: the whole cancel
 #: path (interrupt + TERM grace + KILL) must finish well inside the 2 s the issue allows.
 INTERRUPT_GRACE_S = 0.5
-#: SIGTERM → SIGKILL grace for the process group.
-TERM_GRACE_S = 0.5
 #: After ``turn/completed`` the app-server exits on stdin EOF once the rollout is flushed;
 #: killing it sooner could lose the turn the next run wants to resume.
 EXIT_GRACE_S = 5.0
 #: JSON-RPC requests other than the turn itself (initialize, thread/start, …) are local and
 #: fast; a CLI that does not answer within this is wedged.
 RPC_TIMEOUT_S = 60.0
-#: One stdout line is one JSON-RPC message; ``turn/completed`` repeats the turn's items, so
-#: a line can be large (command output). The StreamReader limit must exceed it.
-LINE_LIMIT = 64 * 1024 * 1024
 
 #: Features that open connections other than to the model provider (or retry forever).
 _FEATURES_OFF = (
@@ -184,61 +187,6 @@ def _codex_path_dirs() -> list[str]:
         return []
     path_dir = bundled_path_dir()
     return [str(path_dir)] if path_dir else []
-
-
-# --- process handling ----------------------------------------------------------------------
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (Linux ``/proc``; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        # Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found: list[int] = []
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def _signal_tree(pid: int, extra: list[int], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)  # the process was started with start_new_session=True
-    for child in extra:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(child, sig)
-
-
-async def terminate_process_tree(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the process group and all descendants, SIGKILL after a grace, reap.
-
-    Descendants are collected first: the CLI runs commands in their own PTY sessions, so
-    they are not in its process group and would survive a group kill as orphans.
-    """
-    tree = _descendants(proc.pid)
-    if proc.returncode is None or tree:
-        _signal_tree(proc.pid, tree, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), TERM_GRACE_S)
-        tree = sorted(set(tree) | set(_descendants(proc.pid)))
-        _signal_tree(proc.pid, tree, signal.SIGKILL)
-    await proc.wait()
 
 
 # --- JSON-RPC over stdio -------------------------------------------------------------------
@@ -293,7 +241,7 @@ class _AppServer:
     async def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
         async for raw in self.proc.stderr:
-            line = _ANSI.sub("", raw.decode(errors="replace")).rstrip()
+            line = strip_ansi(raw)
             if line:
                 self.stderr_tail.append(line)
 
@@ -380,9 +328,6 @@ class _AppServer:
                 self.proc.stdin.close()
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
 # --- configuration -----------------------------------------------------------------------
 
 
@@ -416,20 +361,11 @@ def render_config(base_url: str, *, stream_idle_timeout_ms: int | None) -> str:
     return "\n".join(lines)
 
 
-def state_root(options: dict[str, Any]) -> Path:
-    if options.get("state_dir"):
-        return Path(str(options["state_dir"])).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "agent-session-manager"
-
-
 def codex_home_for(request: ProviderRequest) -> Path:
     """The session's ``CODEX_HOME`` (threads persist here between runs)."""
-    if request.options.get("codex_home"):
-        return Path(str(request.options["codex_home"])).expanduser()
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", request.session_id) or "session"
-    return state_root(request.options) / "codex" / safe
+    return session_state_dir(
+        request.options, request.session_id, folder="codex", override="codex_home"
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -443,10 +379,6 @@ def _write_atomic(path: Path, text: str) -> None:
 # --- request parsing ---------------------------------------------------------------------
 
 
-def _invalid(message: str, **details: Any) -> AsmError:
-    return error("invalid_input", message, details=details)
-
-
 def _choice(
     options: dict[str, Any], keys: tuple[str, ...], allowed: tuple[str, ...], default: str | None
 ) -> str | None:
@@ -454,29 +386,13 @@ def _choice(
         if options.get(key) is not None:
             value = str(options[key])
             if value not in allowed:
-                raise _invalid(
+                raise invalid_input(
                     f"{key} must be one of {', '.join(allowed)}; got {value!r}",
                     option=key,
                     allowed=list(allowed),
                 )
             return value
     return default
-
-
-def working_directory(options: dict[str, Any], provider: str = "codex") -> Path:
-    """``options["working_directory"]``: required, must exist and be a directory."""
-    raw = options.get("working_directory")
-    if not raw or not str(raw).strip():
-        raise _invalid(
-            f"the {provider} provider needs provider_options.working_directory",
-            option="working_directory",
-        )
-    path = Path(str(raw)).expanduser()
-    if not path.exists():
-        raise _invalid(f"working_directory {str(path)!r} does not exist", path=str(path))
-    if not path.is_dir():
-        raise _invalid(f"working_directory {str(path)!r} is not a directory", path=str(path))
-    return path.resolve()
 
 
 def previous_thread_id(history: list[Message]) -> str | None:
@@ -490,21 +406,11 @@ def previous_thread_id(history: list[Message]) -> str | None:
     return None
 
 
-def transcript(history: list[Message]) -> str:
-    lines = ["<conversation_so_far>"]
-    for msg in history:
-        text = msg.text().strip()
-        if text:
-            lines.append(f"[{msg.role}]\n{text}")
-    lines.append("</conversation_so_far>")
-    return "\n\n".join(lines)
-
-
 def _turn_input(messages: list[Message], preamble: str | None) -> list[dict[str, Any]]:
     texts = [preamble] if preamble else []
     texts += [m.text() for m in messages if m.role == "user" and m.text().strip()]
     if not texts:
-        raise _invalid("a codex run needs a user message with text")
+        raise invalid_input("a codex run needs a user message with text")
     return [{"type": "text", "text": t, "text_elements": []} for t in texts]
 
 
@@ -764,7 +670,7 @@ class CodexProvider:
     async def stream(self, request: ProviderRequest, sink: EventSink) -> ProviderResult:
         """Run one Codex turn in the session's working directory (see the module docstring)."""
         options = request.options
-        cwd = working_directory(options)
+        cwd = working_directory(options, "codex")
         sandbox = _choice(options, ("sandbox", "sandbox_mode"), SANDBOX_MODES, "workspace-write")
         approval = _choice(options, ("approval_policy",), APPROVAL_POLICIES, "never")
         decision = _choice(options, ("approval_decision",), APPROVAL_DECISIONS, "decline")
@@ -775,7 +681,7 @@ class CodexProvider:
             try:
                 idle_ms = max(1, int(float(options["stream_idle_timeout_seconds"]) * 1000))
             except (TypeError, ValueError):
-                raise _invalid("stream_idle_timeout_seconds must be a number") from None
+                raise invalid_input("stream_idle_timeout_seconds must be a number") from None
         binary = codex_binary()
         api_key = request.secrets.get("OPENAI_API_KEY")
         if not api_key:

@@ -174,3 +174,15 @@ async def test_demo_runs_end_to_end_and_exits_0(tmp_path: Path) -> None:
     assert "session completed: 2 runs" in out
     assert "Temporal UI: http://127.0.0.1:" in out
     assert (tmp_path / ".asm" / "asm.db").exists()
+
+
+async def test_worker_refuses_an_out_of_date_schema_and_says_what_to_run(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/fresh.db"
+    code, _, err = await asm(
+        "worker", env={"ASM_TEMPORAL_ADDRESS": "127.0.0.1:1", "ASM_DATABASE_URL": url}
+    )
+    assert code == 1
+    assert "asm db upgrade" in err
+    code, out, err = await asm("db", "upgrade", env={"ASM_DATABASE_URL": url})
+    assert code == 0, err
+    assert "revision" in out

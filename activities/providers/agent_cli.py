@@ -1,0 +1,157 @@
+"""Running agent CLIs as child processes: what the ``codex`` and ``claude-code`` providers share.
+
+* **Working directory validation** — :func:`working_directory`: the run's
+  ``options["working_directory"]`` is required and must be an existing directory; anything
+  else is ``invalid_input`` (not retried: a retry would meet the same directory).
+* **Per-session state folders** — :func:`state_root` and :func:`session_state_dir`: a CLI
+  keeps its session (Codex's thread rollouts, Claude Code's transcripts) under a home folder
+  on the worker, one per session, so the next run of the session can resume it.
+* **Process-group termination** — :func:`terminate_process_tree`: a CLI is started with
+  ``start_new_session=True``; on cancel or failure its group *and* every descendant that
+  left the group (commands in their own PTY sessions) are signalled, then reaped.
+* **Transcript fallback** — :func:`transcript`: when a session cannot be resumed on this
+  worker, the earlier turns travel as text in the new session's first prompt.
+* Output hygiene — :data:`LINE_LIMIT` for the stdout ``StreamReader`` and :func:`strip_ansi`
+  for the stderr tail kept for error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+from core.contract import Message
+from core.errors import AsmError, error
+
+#: SIGTERM → SIGKILL grace for the process group: with a provider's interrupt budget it must
+#: stay well inside the 2 s a cancelled run may take to stop.
+TERM_GRACE_S = 0.5
+#: One stdout line is one protocol message, and a message can repeat a whole tool output
+#: (Codex's ``turn/completed``, Claude Code's tool results): the ``StreamReader`` limit
+#: must exceed it, or the reader fails with ``LimitOverrunError`` mid-turn.
+LINE_LIMIT = 64 * 1024 * 1024
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+# --- options -------------------------------------------------------------------------------
+
+
+def invalid_input(message: str, **details: Any) -> AsmError:
+    """``invalid_input`` for a bad run option (``details`` name the option or path)."""
+    return error("invalid_input", message, details=details)
+
+
+def working_directory(options: dict[str, Any], provider: str) -> Path:
+    """``options["working_directory"]``: required, must exist and be a directory."""
+    raw = options.get("working_directory")
+    if not raw or not str(raw).strip():
+        raise invalid_input(
+            f"the {provider} provider needs provider_options.working_directory",
+            option="working_directory",
+        )
+    path = Path(str(raw)).expanduser()
+    if not path.exists():
+        raise invalid_input(f"working_directory {str(path)!r} does not exist", path=str(path))
+    if not path.is_dir():
+        raise invalid_input(f"working_directory {str(path)!r} is not a directory", path=str(path))
+    return path.resolve()
+
+
+# --- per-session state ---------------------------------------------------------------------
+
+
+def state_root(options: dict[str, Any]) -> Path:
+    """Where sessions' CLI homes live: ``options["state_dir"]``, else the XDG state dir."""
+    if options.get("state_dir"):
+        return Path(str(options["state_dir"])).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "agent-session-manager"
+
+
+def session_state_dir(
+    options: dict[str, Any], session_id: str, *, folder: str, override: str
+) -> Path:
+    """One session's home for a CLI: ``options[override]`` if set, else
+    ``<state_root>/<folder>/<session id made path-safe>``."""
+    if options.get(override):
+        return Path(str(options[override])).expanduser()
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id) or "session"
+    return state_root(options) / folder / safe
+
+
+def transcript(history: list[Message]) -> str:
+    """The earlier turns as text, for a new CLI session that cannot resume the old one."""
+    lines = ["<conversation_so_far>"]
+    for msg in history:
+        text = msg.text().strip()
+        if text:
+            lines.append(f"[{msg.role}]\n{text}")
+    lines.append("</conversation_so_far>")
+    return "\n\n".join(lines)
+
+
+# --- the child process ---------------------------------------------------------------------
+
+
+def strip_ansi(raw: bytes) -> str:
+    """A stderr line as plain text (colour codes removed, trailing whitespace trimmed)."""
+    return _ANSI.sub("", raw.decode(errors="replace")).rstrip()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        # Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _signal_tree(pid: int, extra: list[int], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)  # the process was started with start_new_session=True
+    for child in extra:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(child, sig)
+
+
+async def terminate_process_tree(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the process group and all descendants, SIGKILL after a grace, reap.
+
+    Descendants are collected first: the CLI runs commands in their own PTY sessions, so
+    they are not in its process group and would survive a group kill as orphans.
+    """
+    tree = _descendants(proc.pid)
+    if proc.returncode is None or tree:
+        _signal_tree(proc.pid, tree, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), TERM_GRACE_S)
+        tree = sorted(set(tree) | set(_descendants(proc.pid)))
+        _signal_tree(proc.pid, tree, signal.SIGKILL)
+    await proc.wait()
