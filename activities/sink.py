@@ -7,7 +7,8 @@
 * A ticker heartbeats while the provider is quiet, because cancellation reaches an activity
   only through a heartbeat response. It also watches for silence: a provider that emits
   nothing for ``silence_limit`` fails the attempt with ``provider_timeout`` (retried), rather
-  than hanging until the run deadline.
+  than hanging until the run deadline — except while a tool call is open: an agent's
+  ``pip install`` may be quiet for minutes, and retrying the turn would run it again.
 * Event ids are ``(run, attempt, index)``: a retried flush or a replayed attempt writes
   nothing twice.
 """
@@ -55,6 +56,7 @@ class StoreSink:
         self._last_flush = time.monotonic()
         self.last_progress = time.monotonic()
         self.written = 0
+        self._open_tools: set[str] = set()
 
     def draft(self, type: EventType, data: dict[str, Any] | None = None) -> EventDraft:
         """The next event of this attempt, with its deterministic id (not queued)."""
@@ -73,6 +75,11 @@ class StoreSink:
         """Queue one event, coalescing deltas; flush when the window or the batch is full."""
         self.last_progress = time.monotonic()
         data = data or {}
+        tool_id = str(data.get("id", ""))
+        if type is EventType.TOOL_CALL_STARTED:
+            self._open_tools.add(tool_id)
+        elif type in (EventType.TOOL_CALL_COMPLETED, EventType.TOOL_CALL_FAILED):
+            self._open_tools.discard(tool_id)
         if type is EventType.MESSAGE_STREAMED and self._buffer:
             last = self._buffer[-1]
             if (
@@ -119,7 +126,8 @@ class StoreSink:
                 done, _ = await asyncio.wait({task}, timeout=tick)
                 if done:
                     return task.result()
-                if time.monotonic() - self.last_progress > silence_limit:
+                quiet = time.monotonic() - self.last_progress
+                if quiet > silence_limit and not self._open_tools:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
                     raise _silence(silence_limit)

@@ -11,6 +11,7 @@ streamed delta can land after it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -50,6 +51,22 @@ def provider_retry_policy(settings: RetrySettings) -> RetryPolicy:
             maximum_attempts=settings.max_attempts,
         )
     )
+
+
+async def _decided(ending: Coroutine[Any, Any, RunResult]) -> RunResult:
+    """Finish recording an outcome that is already decided, even if a cancel arrives now.
+
+    A cancel that lands after the provider finished must not leave a completed run without
+    its ``run_completed`` event (or the session without its ``run_finished`` signal).
+    """
+    task = asyncio.ensure_future(ending)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            workflow.logger.info("cancel arrived after the run's outcome was decided; ignored")
 
 
 @workflow.defn(name=RUN_WORKFLOW)
@@ -111,27 +128,30 @@ class AgentRun:
                 # Deadline: stop the provider, wait for it to let go, then say so.
                 activity.cancel()
                 await asyncio.gather(activity, return_exceptions=True)
-                return await self._end(
-                    spec,
-                    RunStatus.TIMEOUT,
-                    error(
-                        "timeout",
-                        f"run exceeded its deadline of {deadline.total_seconds():g}s",
-                        details={"timeout_seconds": deadline.total_seconds()},
-                    ),
+                timeout = error(
+                    "timeout",
+                    f"run exceeded its deadline of {deadline.total_seconds():g}s",
+                    details={"timeout_seconds": deadline.total_seconds()},
                 )
+                return await _decided(self._end(spec, RunStatus.TIMEOUT, timeout))
             outcome = activity.result()
         except asyncio.CancelledError:
             # Cancellation of this workflow (by the session or `temporal workflow cancel`).
             activity.cancel()
-            await asyncio.gather(activity, return_exceptions=True)
+            results = await asyncio.gather(activity, return_exceptions=True)
+            if isinstance(results[0], ProviderOutcome):  # it finished as the cancel arrived
+                return await _decided(self._complete(spec, results[0]))
             await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
             raise
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
                 await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
                 raise asyncio.CancelledError() from exc
-            return await self._end(spec, RunStatus.FAILED, from_failure(exc))
+            return await _decided(self._end(spec, RunStatus.FAILED, from_failure(exc)))
+        return await _decided(self._complete(spec, outcome))
+
+    async def _complete(self, spec: RunSpec, outcome: ProviderOutcome) -> RunResult:
+        """Record a completed run and tell the session."""
         self._attempts = outcome.attempt
         result = RunResult(
             run_id=spec.run_id,

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from workflows.lifecycle import LOCAL_TIMEOUT, record
@@ -588,7 +588,7 @@ class AgentSession:
         """Cancel the active runs (caller holds the lock); ``rollback`` also forgets them."""
         victims = list(self._active)
         for run_id in victims:
-            await workflow.get_external_workflow_handle(run_workflow_id(run_id)).cancel()
+            await self._cancel_child(run_id)
         # The watchers need the lock to account for the ends; let go while we wait.
         self._lock.release()
         try:
@@ -651,7 +651,7 @@ class AgentSession:
             )
             self._describe()
         elif view.run_id in self._active:
-            await workflow.get_external_workflow_handle(run_workflow_id(view.run_id)).cancel()
+            await self._cancel_child(view.run_id)
 
     @workflow.update(name="interrupt")
     async def interrupt(self, arg: Transition) -> SessionView:
@@ -694,7 +694,7 @@ class AgentSession:
         self._state.queue.clear()
         victims = list(self._active)
         for run_id in victims:
-            await workflow.get_external_workflow_handle(run_workflow_id(run_id)).cancel()
+            await self._cancel_child(run_id)
         if victims or self._watchers:
             # The watchers need the lock to account for the ends; let go while we wait.
             self._lock.release()
@@ -704,6 +704,17 @@ class AgentSession:
                 await self._lock.acquire()
 
     # --- helpers ----------------------------------------------------------------------
+
+    async def _cancel_child(self, run_id: str) -> None:
+        """Ask a run to cancel; one that has just ended is not an error (its watcher settles it).
+
+        Without the catch, a run finishing in the same moment would raise out of the main
+        loop and fail the whole session.
+        """
+        try:
+            await workflow.get_external_workflow_handle(run_workflow_id(run_id)).cancel()
+        except FailureError as exc:
+            workflow.logger.info("run %s could not be cancelled (already ended?): %s", run_id, exc)
 
     def _find(self, run_id: str) -> RunView | None:
         return next((r for r in reversed(self._state.runs) if r.run_id == run_id), None)

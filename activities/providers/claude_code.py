@@ -55,7 +55,9 @@ Errors
     ``provider_rate_limited``, 529/5xx → ``provider_unavailable``, 401/403 →
     ``provider_authentication_failed``, 400 → ``invalid_input``, 408/504 →
     ``provider_timeout``), else by the assistant message's ``error`` kind. Hitting
-    ``max_turns`` is not an error: the run completes with ``stop_reason="max_turns"``.
+    ``max_turns`` is not an error: the run completes with ``stop_reason="max_turns"``. A
+    missing extra or a bundled binary that cannot be started is ``provider_unavailable``
+    (non-retryable) naming the ``pip install`` command.
 
 Cancellation
     ``asyncio.CancelledError``: send ``interrupt`` (bounded), kill the process tree, close the
@@ -146,12 +148,19 @@ class CliTransport(_SdkTransport):
         self._closing = False
 
     async def connect(self) -> None:
-        from claude_agent_sdk import CLIConnectionError
-
         try:
             self.proc = await self._spawn()
         except OSError as exc:  # not executable, wrong architecture, …
-            raise CLIConnectionError(f"could not start {self.argv[0]}: {exc}") from exc
+            # A broken install, as for the codex provider: say what to reinstall, do not retry.
+            # (Raised as the domain error: ClaudeSDKClient.connect lets it through, where a
+            # CLIConnectionError would become a generic provider_error.)
+            raise error(
+                "provider_unavailable",
+                f"could not start Claude Code at {self.argv[0]}: {exc}; "
+                f"reinstall with: {INSTALL_HINT}",
+                details={"fix": INSTALL_HINT},
+                retryable=False,
+            ) from exc
         self._stderr_task = asyncio.create_task(self._drain_stderr(), name="claude-stderr")
 
     async def _spawn(self) -> asyncio.subprocess.Process:

@@ -10,8 +10,9 @@ only through ``run_worker(secrets=...)``. Each test drives a session through
 :class:`~client.session_client.SessionClient` and checks the event store, the run's result,
 what the fake received and, where it matters, the Temporal history and ``/proc``.
 
-The claims both CLIs share (429 retried by Temporal, 400 fails at once, cancel mid-turn, a
-missing extra) are parametrized over a small :class:`Cli` description of each provider.
+The claims both CLIs share (429 retried by Temporal, 400 fails at once, cancel mid-stream and
+mid-command, a missing extra or a broken binary, a quiet command) are parametrized over a small
+:class:`Cli` description of each provider and a :class:`Fake` that scripts either fake.
 """
 
 from __future__ import annotations
@@ -170,22 +171,33 @@ def usage_of(data: dict[str, Any]) -> TokenUsage:
     return TokenUsage.model_validate({k: data[k] for k in TokenUsage.model_fields if k in data})
 
 
-def live_processes(*needles: Path) -> list[tuple[int, str]]:
-    """Processes (not zombies) whose command line names one of ``needles``, from ``/proc``."""
+def processes_under(root: Path) -> list[tuple[int, str]]:
+    """Live (not zombie) processes of this test: their working directory is under ``root`` or
+    their command line names it, from ``/proc``.
+
+    Scoped to the test's ``tmp_path`` rather than to the binary's path: another test run on the
+    same machine may run the same CLI binary at the same time, and is none of our business.
+    """
     found = []
+    prefix = str(root)
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
             with open(f"/proc/{entry}/stat") as f:
                 proc_state = f.read().rsplit(")", 1)[-1].split()[0]
+            cwd = os.readlink(f"/proc/{entry}/cwd")
         except OSError:
-            continue  # gone between listdir and open
-        if proc_state != "Z" and any(str(n) in cmdline for n in needles):
+            continue  # gone between listdir and open, or not ours to inspect
+        if proc_state != "Z" and (cwd.startswith(prefix) or prefix in cmdline):
             found.append((int(entry), cmdline))
     return found
+
+
+def running(binary: Path, processes: list[tuple[int, str]]) -> bool:
+    return any(str(binary) in cmdline for _, cmdline in processes)
 
 
 async def started_attempts(temporal: Client, run_id: str) -> list[Any]:
@@ -441,22 +453,34 @@ class Cli:
     """One agent-CLI provider as the shared tests drive it."""
 
     provider: str
+    module: str
+    """The provider's module; ``<module>.<binary.__name__>`` is where it finds its CLI."""
     binary: Callable[[], Path]
     extra_module: str
     """The import that fails when the extra is not installed."""
     pip_command: str
+    make_spec: Callable[[Path, Path], SessionSpec]
 
-    def spec(self, workdir: Path, state: Path) -> SessionSpec:
-        make = codex_spec if self.provider == "codex" else claude_spec
-        return make(workdir, state)
+    def spec(self, workdir: Path, state: Path, **fields: Any) -> SessionSpec:
+        """The provider's session spec, with ``fields`` overridden."""
+        return self.make_spec(workdir, state).model_copy(update=fields)
 
 
-CODEX = Cli("codex", codex_binary, "codex_cli_bin", "pip install 'agent-session-manager[codex]'")
+CODEX = Cli(
+    "codex",
+    "activities.providers.codex",
+    codex_binary,
+    "codex_cli_bin",
+    "pip install 'agent-session-manager[codex]'",
+    codex_spec,
+)
 CLAUDE = Cli(
     "claude-code",
+    "activities.providers.claude_code",
     claude_binary,
     "claude_agent_sdk",
     "pip install 'agent-session-manager[claude-code]'",
+    claude_spec,
 )
 
 
@@ -494,13 +518,13 @@ class Fake:
             [anthropic.Text("Thinking about it", " slowly...")], interrupt=anthropic.Stall(4)
         )
 
-    def runs_a_command(self, command: str) -> list[Any]:
-        """A model response asking for ``command`` in the shell, then one never reached."""
+    def runs_a_command(self, command: str, then: str = "never reached") -> list[Any]:
+        """A model response asking for ``command`` in the shell, then the answer ``then``."""
         if self.cli is CODEX:
             call = openai.function_call("exec_command", {"cmd": command, "yield_time_ms": 60000})
-            return [openai.turn(call), self.answer("never reached")]
-        call_ = anthropic.ToolUse("Bash", {"command": command, "description": "wait"})
-        return [anthropic.Reply([call_]), self.answer("never reached")]
+            return [openai.turn(call), self.answer(then)]
+        tool_use = anthropic.ToolUse("Bash", {"command": command, "description": "wait"})
+        return [anthropic.Reply([tool_use]), self.answer(then)]
 
     def script(self, *replies: Any) -> None:
         (self.codex if self.cli is CODEX else self.claude).script(*replies)
@@ -538,7 +562,7 @@ def fake(
 
 
 def both(test: Any) -> Any:
-    """Run ``test`` once per CLI; it receives ``cli`` and the matching ``fake``."""
+    """Run ``test`` once per CLI, with that CLI's :class:`Fake` (``fake.cli`` says which)."""
     return pytest.mark.parametrize("fake", BOTH, indirect=True)(test)
 
 
@@ -614,6 +638,15 @@ async def test_400_fails_the_run_at_once_with_invalid_input(
     assert row is not None and row.status == "failed" and row.attempts == 1
 
 
+async def cancel(client: SessionClient, session_id: str, run_id: str) -> tuple[RunStatus, float]:
+    """``cancel_run`` (it returns once the run is terminal, which is after the provider
+    activity let go) and how long it took; a hang fails here, not at the RPC's own timeout."""
+    started = time.monotonic()
+    async with asyncio.timeout(5 * CANCEL_BUDGET_S):
+        ref = await client.cancel_run(session_id, run_id)
+    return ref.status, time.monotonic() - started
+
+
 @both
 async def test_cancel_mid_turn_ends_the_run_cancelled_within_2s_and_leaves_no_cli_process(
     client: SessionClient,
@@ -622,25 +655,22 @@ async def test_cancel_mid_turn_ends_the_run_cancelled_within_2s_and_leaves_no_cl
     fake: Fake,
     workdir: Path,
     state: Path,
+    tmp_path: Path,
 ) -> None:
     fake.script(fake.stalls_mid_turn(), fake.answer("must never be used"))
-    binary = fake.cli.binary()
     async with run_worker(secrets=fake.secrets):
         sid = (await client.start_session(fake.cli.spec(workdir, state))).session_id
         ref = await client.submit_run(sid, "a long answer, please")
         async with asyncio.timeout(30):  # the CLI starts and streams
             async for _ in client.stream_text(sid, ref.run_id):
                 break
-        assert live_processes(binary), "the CLI is not running mid-turn"
-        cancel_at = time.monotonic()
-        cancelled = await client.cancel_run(sid, ref.run_id)
-        elapsed = time.monotonic() - cancel_at
-        # cancel_run returns once the run is terminal, which is after the activity let go.
-        left = live_processes(binary)
+        assert running(fake.cli.binary(), processes_under(tmp_path)), "no CLI mid-turn"
+        status, elapsed = await cancel(client, sid, ref.run_id)
+        left = processes_under(tmp_path)
         result = await client.wait_run(ref.run_id, sid)
         view = await client.describe(sid)
 
-    assert cancelled.status is RunStatus.CANCELLED
+    assert status is RunStatus.CANCELLED
     assert elapsed < CANCEL_BUDGET_S
     assert left == []
     assert result.status is RunStatus.CANCELLED
@@ -653,6 +683,45 @@ async def test_cancel_mid_turn_ends_the_run_cancelled_within_2s_and_leaves_no_cl
     assert EventType.RUN_COMPLETED not in types and EventType.RUN_FAILED not in types
     row = await store.get_run(ref.run_id)
     assert row is not None and row.status == "cancelled"
+
+
+@both
+async def test_cancel_during_a_shell_command_kills_the_command_and_the_cli_within_2s(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    fake: Fake,
+    workdir: Path,
+    state: Path,
+    tmp_path: Path,
+) -> None:
+    # A command that never ends on its own. Codex runs commands in their own PTY sessions,
+    # outside the CLI's process group: only the provider's tree kill reaches them.
+    marker = workdir / "asm-marker-sleep"
+    marker.write_text("#!/bin/sh\nwhile :; do sleep 0.1; done\n")
+    marker.chmod(0o755)
+    fake.script(*fake.runs_a_command(str(marker)))
+    async with run_worker(secrets=fake.secrets):
+        sid = (await client.start_session(fake.cli.spec(workdir, state))).session_id
+        ref = await client.submit_run(sid, "run the marker")
+        deadline = time.monotonic() + 30
+        while not (
+            of_type(await run_events(store, sid, ref.run_id), EventType.TOOL_CALL_STARTED)
+            and running(marker, processes_under(tmp_path))
+        ):
+            assert time.monotonic() < deadline, "the command never started"
+            await asyncio.sleep(0.05)
+        assert running(fake.cli.binary(), processes_under(tmp_path))
+        status, elapsed = await cancel(client, sid, ref.run_id)
+        left = processes_under(tmp_path)
+
+    assert status is RunStatus.CANCELLED
+    assert elapsed < CANCEL_BUDGET_S
+    assert left == []
+    assert fake.requests == 1 and fake.pending == 1
+    events = await run_events(store, sid, ref.run_id)
+    assert of_type(events, EventType.TOOL_CALL_COMPLETED) == []
+    assert events[-1].type is EventType.RUN_CANCELLED
 
 
 @both
@@ -691,7 +760,38 @@ async def test_missing_extra_fails_the_run_with_provider_unavailable_naming_the_
 
 
 @both
-async def test_cancel_during_a_shell_command_kills_the_command_and_the_cli_within_2s(
+async def test_a_cli_that_cannot_start_fails_the_run_at_once_with_the_pip_command(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    fake: Fake,
+    workdir: Path,
+    state: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The extra is there but its binary is broken (here: not executable). The same patch point
+    # the provider tests use to wrap the binary in strace.
+    broken = tmp_path / "broken-cli"
+    broken.write_text("not a program\n")
+    monkeypatch.setattr(f"{fake.cli.module}.{fake.cli.binary.__name__}", lambda: broken)
+    fake.script(fake.answer("must never be used"))
+    async with run_worker(secrets=fake.secrets):
+        sid = (await client.start_session(fake.cli.spec(workdir, state))).session_id
+        result = await client.run(sid, "go")
+
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None
+    assert result.error["code"] == "provider_unavailable"
+    assert result.error["retryable"] is False
+    assert fake.cli.pip_command in result.error["message"]
+    assert result.error["details"]["fix"] == fake.cli.pip_command
+    assert result.attempts == 1
+    assert fake.requests == 0
+
+
+@both
+async def test_a_quiet_command_longer_than_the_heartbeat_timeout_does_not_time_the_run_out(
     client: SessionClient,
     store: EventStore,
     run_worker: Any,
@@ -699,32 +799,22 @@ async def test_cancel_during_a_shell_command_kills_the_command_and_the_cli_withi
     workdir: Path,
     state: Path,
 ) -> None:
-    # A command that never ends on its own. Codex runs commands in their own PTY sessions,
-    # outside the CLI's process group: only the provider's tree kill reaches them.
-    marker = workdir / "asm-marker-sleep"
-    marker.write_text("#!/bin/sh\nwhile :; do sleep 0.1; done\n")
-    marker.chmod(0o755)
-    fake.script(*fake.runs_a_command(str(marker)))
-    binary = fake.cli.binary()
+    # An agent's command may print nothing for a long time (an install, a build, a test run).
+    # The CLI is alive and working, and the activity keeps heartbeating meanwhile; only the
+    # model going quiet is a provider timeout. One attempt: a retry would hide the failure.
+    fake.script(*fake.runs_a_command("sleep 2 && echo quiet-done", then="It finished."))
+    spec = fake.cli.spec(
+        workdir,
+        state,
+        heartbeat_timeout_seconds=1.0,
+        retry=FAST_RETRY.model_copy(update={"max_attempts": 1}),
+    )
     async with run_worker(secrets=fake.secrets):
-        sid = (await client.start_session(fake.cli.spec(workdir, state))).session_id
-        ref = await client.submit_run(sid, "run the marker")
-        deadline = time.monotonic() + 30
-        while not (
-            of_type(await run_events(store, sid, ref.run_id), EventType.TOOL_CALL_STARTED)
-            and live_processes(marker)
-        ):
-            assert time.monotonic() < deadline, "the command never started"
-            await asyncio.sleep(0.05)
-        cancel_at = time.monotonic()
-        cancelled = await client.cancel_run(sid, ref.run_id)
-        elapsed = time.monotonic() - cancel_at
-        left = live_processes(binary, marker)
+        sid = (await client.start_session(spec)).session_id
+        result = await client.run(sid, "run the slow command")
 
-    assert cancelled.status is RunStatus.CANCELLED
-    assert elapsed < CANCEL_BUDGET_S
-    assert left == []
-    assert fake.requests == 1 and fake.pending == 1
-    events = await run_events(store, sid, ref.run_id)
-    assert of_type(events, EventType.TOOL_CALL_COMPLETED) == []
-    assert events[-1].type is EventType.RUN_CANCELLED
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.output == "It finished."
+    events = await run_events(store, sid, result.run_id)
+    [done] = of_type(events, EventType.TOOL_CALL_COMPLETED)
+    assert "quiet-done" in done.data["output"]
