@@ -5,6 +5,11 @@ a :class:`~activities.sink.StoreSink`, and on success stores the assistant messa
 with the attempt's last events in one transaction. Failures leave the attempt as an
 ``error_occurred`` event and an ``ApplicationError`` whose type is the taxonomy code, so the
 retry policy decides; cancellation flushes what was streamed and re-raises.
+
+It also records the run's ``run_started`` and, on success, ``run_completed`` and tells the
+session (signal ``run_finished``): the workflow would otherwise spend a local activity and a
+workflow task on each. A retry after a success that was recorded but never reported (worker
+lost) returns the recorded outcome instead of calling the provider again.
 """
 
 from __future__ import annotations
@@ -12,24 +17,36 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from temporalio import activity
+from temporalio.service import RPCError
 
 from activities.providers.base import Provider, ProviderRequest
 from activities.sink import StoreSink
 from core.contract import (
+    RUN_FINISHED_SIGNAL,
     STREAM_PROVIDER_ACTIVITY,
     Message,
     ProviderCall,
     ProviderOutcome,
+    RunResult,
+    session_workflow_id,
 )
 from core.errors import AsmError, error
 from core.events import EventType
+from core.lifecycle import completed_result, run_ended, run_started
+from core.status import RunStatus
 from core.temporal import to_application_error
 from store import EventStore
 from worker.telemetry import note_result, traced_provider_call
 
 log = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
 
 #: The outcome carries at most this much text; the full text is in the event store.
 OUTPUT_LIMIT = 16 * 1024
@@ -71,6 +88,9 @@ class ProviderActivities:
             flush_interval=self.flush_interval,
         )
         try:
+            if attempt > 1 and (done := await self._already_completed(spec.run_id)):
+                return done
+            await self.store.record(run_started(spec, now=_now()))
             history = await self.store.conversation(spec.session_id, before_turn=spec.turn)
             request = ProviderRequest(
                 session_id=spec.session_id,
@@ -125,14 +145,38 @@ class ProviderActivities:
             )
             await self._record_failure(sink, err)
             raise to_application_error(err) from exc
-        truncated = len(result.text) > OUTPUT_LIMIT
-        return ProviderOutcome(
+        outcome = ProviderOutcome(
             output=result.text[:OUTPUT_LIMIT],
-            output_truncated=truncated,
+            output_truncated=len(result.text) > OUTPUT_LIMIT,
             stop_reason=result.stop_reason,
             usage=result.usage,
             attempt=attempt,
         )
+        ended = completed_result(spec, outcome)
+        await self.store.record(run_ended(spec, ended, now=_now()))
+        await self._tell_session(ended)
+        return outcome
+
+    async def _already_completed(self, run_id: str) -> ProviderOutcome | None:
+        row = await self.store.get_run(run_id)
+        if row is None or row.status is not RunStatus.COMPLETED:
+            return None
+        output = row.output or ""
+        return ProviderOutcome(
+            output=output[:OUTPUT_LIMIT],
+            output_truncated=len(output) > OUTPUT_LIMIT,
+            stop_reason=row.stop_reason,
+            usage=row.usage,
+            attempt=row.attempts,
+        )
+
+    async def _tell_session(self, result: RunResult) -> None:
+        """Free the run's slot in its session before the run's end becomes visible."""
+        handle = activity.client().get_workflow_handle(session_workflow_id(result.session_id))
+        try:
+            await handle.signal(RUN_FINISHED_SIGNAL, result)
+        except RPCError as exc:  # no such session (a run started on its own): nothing to tell
+            log.info("run %s: session not signalled: %s", result.run_id, exc.message)
 
     async def _flush_quietly(self, sink: StoreSink) -> None:
         try:

@@ -57,6 +57,7 @@ class StoreSink:
         self.last_progress = time.monotonic()
         self.written = 0
         self._open_tools: set[str] = set()
+        self._first_token_sent = False
 
     def draft(self, type: EventType, data: dict[str, Any] | None = None) -> EventDraft:
         """The next event of this attempt, with its deterministic id (not queued)."""
@@ -92,6 +93,11 @@ class StoreSink:
                 await self._maybe_flush()
                 return
         self._buffer.append(self.draft(type, data))
+        if type is EventType.MESSAGE_STREAMED and not self._first_token_sent:
+            # Time to first token is what a user feels: the first delta does not wait.
+            self._first_token_sent = True
+            await self.flush()
+            return
         await self._maybe_flush()
 
     async def _maybe_flush(self) -> None:

@@ -29,6 +29,7 @@ from core.contract import (
     PROVIDER_CATALOG_ACTIVITY,
     RECORD_LIFECYCLE_ACTIVITY,
     ROLLBACK_RUN_ACTIVITY,
+    RUN_FINISHED_SIGNAL,
     RUN_WORKFLOW,
     SESSION_WORKFLOW,
     STREAM_PROVIDER_ACTIVITY,
@@ -113,6 +114,7 @@ from core.events import (
     parse_event_type,
     sort_events,
 )
+from core.lifecycle import ENDING_EVENTS, completed_result, run_ended, run_started
 from core.limits import (
     DEFAULT_MAX_RUNS,
     DEFAULT_MAX_SESSIONS,
@@ -158,6 +160,7 @@ __all__ = [
     "DEFAULT_MAX_RUNS",
     "DEFAULT_MAX_SESSIONS",
     "DEFAULT_TASK_QUEUE",
+    "ENDING_EVENTS",
     "ENVELOPE_KEYS",
     "EVENT_CATEGORIES",
     "MAX_ERROR_BODY_CHARS",
@@ -167,6 +170,7 @@ __all__ = [
     "RECORD_LIFECYCLE_ACTIVITY",
     "RETRYABLE_CODES",
     "ROLLBACK_RUN_ACTIVITY",
+    "RUN_FINISHED_SIGNAL",
     "RUN_ID_PREFIX",
     "RUN_SCOPED_CATEGORIES",
     "RUN_TERMINAL_EVENTS",
@@ -246,6 +250,7 @@ __all__ = [
     "allowed_targets",
     "category_of",
     "check_transition",
+    "completed_result",
     "error",
     "event_sort_key",
     "invalid",
@@ -259,6 +264,8 @@ __all__ = [
     "parse_event_type",
     "parse_run_status",
     "parse_session_status",
+    "run_ended",
+    "run_started",
     "run_workflow_id",
     "session_id_from_workflow_id",
     "session_workflow_id",

@@ -42,6 +42,8 @@ RECORD_LIFECYCLE_ACTIVITY = "record_lifecycle"
 PROVIDER_CATALOG_ACTIVITY = "provider_catalog"
 #: Activity that drops a run's messages from the conversation (strategy ``rollback``).
 ROLLBACK_RUN_ACTIVITY = "rollback_run"
+#: Signal a run sends its session as it ends, so the slot is free before the end is visible.
+RUN_FINISHED_SIGNAL = "run_finished"
 
 #: What ``submit_run`` does when the session already runs its maximum of runs.
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]

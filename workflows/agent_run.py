@@ -1,11 +1,15 @@
 """``AgentRun``: one run of a session, as a child workflow.
 
-It records ``run_started``, runs the provider activity under a retry policy derived from the
-error taxonomy, enforces the run deadline, and ends in Temporal's own terms so the UI tells
-the truth: completed (result :class:`RunResult`), failed (``ApplicationError`` whose type is
-the taxonomy code), timed out (type ``timeout``) or cancelled. Every ending writes exactly
-one terminal event through a local activity *after* the provider activity has let go, so no
-streamed delta can land after it.
+It runs the provider activity under a retry policy derived from the error taxonomy, enforces
+the run deadline, and ends in Temporal's own terms so the UI tells the truth: completed
+(result :class:`RunResult`), failed (``ApplicationError`` whose type is the taxonomy code),
+timed out (type ``timeout``) or cancelled.
+
+On the hot path the activity itself records ``run_started`` and ``run_completed`` and tells
+the session the run is over (see :mod:`core.lifecycle`), so a successful run costs two
+workflow tasks, like a bare child running one activity. The other endings are recorded here,
+through a local activity, *after* the provider activity has let go, so no streamed delta can
+land after the terminal event.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
     from core.contract import (
+        RUN_FINISHED_SIGNAL,
         RUN_WORKFLOW,
         STREAM_PROVIDER_ACTIVITY,
-        LifecycleRecord,
         ProviderCall,
         ProviderOutcome,
         RetrySettings,
@@ -33,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RunSpec,
     )
     from core.errors import AsmError, error
-    from core.events import EventType, lifecycle_event_id
+    from core.lifecycle import completed_result, run_ended
     from core.status import RunStatus
     from core.temporal import from_failure, retry_policy, to_application_error
 
@@ -74,9 +78,7 @@ class AgentRun:
     """One run: provider activity, retries, deadline, cancellation, lifecycle events."""
 
     def __init__(self) -> None:
-        self._counter = 0
-        self._status = RunStatus.PENDING
-        self._attempts = 0
+        self._status = RunStatus.RUNNING
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
@@ -88,27 +90,6 @@ class AgentRun:
         """Execute the run to a terminal status."""
         model = spec.model or "default"
         workflow.set_current_details(f"running · {spec.provider} · {model} · turn {spec.turn}")
-        await self._record(
-            spec,
-            EventType.RUN_STARTED,
-            RunStatus.RUNNING,
-            {
-                "provider": spec.provider,
-                "model": spec.model,
-                "turn": spec.turn,
-                "negotiation": spec.negotiation.model_dump() if spec.negotiation else None,
-                "input": [m.model_dump() for m in spec.messages],
-            },
-            run_row={
-                "session_id": spec.session_id,
-                "turn": spec.turn,
-                "input_text": spec.messages[-1].text() if spec.messages else "",
-                "input_messages": [m.model_dump() for m in spec.messages],
-                "provider": spec.provider,
-                "model": spec.model,
-                "started_at": workflow.now().isoformat(),
-            },
-        )
         deadline = timedelta(seconds=spec.timeout_seconds) if spec.timeout_seconds else NO_DEADLINE
         activity = workflow.start_activity(
             STREAM_PROVIDER_ACTIVITY,
@@ -140,7 +121,7 @@ class AgentRun:
             activity.cancel()
             results = await asyncio.gather(activity, return_exceptions=True)
             if isinstance(results[0], ProviderOutcome):  # it finished as the cancel arrived
-                return await _decided(self._complete(spec, results[0]))
+                return self._completed(spec, results[0])
             await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
             raise
         except ActivityError as exc:
@@ -148,37 +129,15 @@ class AgentRun:
                 await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
                 raise asyncio.CancelledError() from exc
             return await _decided(self._end(spec, RunStatus.FAILED, from_failure(exc)))
-        return await _decided(self._complete(spec, outcome))
+        return self._completed(spec, outcome)
 
-    async def _complete(self, spec: RunSpec, outcome: ProviderOutcome) -> RunResult:
-        """Record a completed run and tell the session."""
-        self._attempts = outcome.attempt
-        result = RunResult(
-            run_id=spec.run_id,
-            session_id=spec.session_id,
-            status=RunStatus.COMPLETED,
-            output=outcome.output,
-            output_truncated=outcome.output_truncated,
-            stop_reason=outcome.stop_reason,
-            usage=outcome.usage,
-            attempts=outcome.attempt,
-        )
-        await self._record(
-            spec,
-            EventType.RUN_COMPLETED,
-            RunStatus.COMPLETED,
-            {
-                "stop_reason": outcome.stop_reason,
-                "usage": outcome.usage.model_dump(),
-                "attempts": outcome.attempt,
-            },
-            run_row=self._row(result),
-        )
+    def _completed(self, spec: RunSpec, outcome: ProviderOutcome) -> RunResult:
+        """The activity has recorded ``run_completed`` and told the session: just say so."""
+        self._status = RunStatus.COMPLETED
         workflow.set_current_details(
             f"completed · {outcome.usage.total_tokens} tokens · {outcome.attempt} attempt(s)"
         )
-        await self._tell_parent(result)
-        return result
+        return completed_result(spec, outcome)
 
     async def _end(self, spec: RunSpec, status: RunStatus, err: AsmError) -> RunResult:
         """Write the terminal event, then end the workflow as failed/timed out (by raising)."""
@@ -190,12 +149,8 @@ class AgentRun:
             error=err.to_dict(),
             attempts=attempts if isinstance(attempts, int) else 0,
         )
-        event = {
-            RunStatus.FAILED: EventType.RUN_FAILED,
-            RunStatus.TIMEOUT: EventType.RUN_TIMEOUT,
-            RunStatus.CANCELLED: EventType.RUN_CANCELLED,
-        }[status]
-        await self._record(spec, event, status, {"error": err.to_dict()}, run_row=self._row(result))
+        self._status = status
+        await record(run_ended(spec, result, now=workflow.now().isoformat()))
         workflow.set_current_details(f"{status.value} · {err.code}: {err.message}")
         await self._tell_parent(result)
         if status is RunStatus.CANCELLED:
@@ -212,46 +167,12 @@ class AgentRun:
             return
         try:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                "run_finished", result
+                RUN_FINISHED_SIGNAL, result
             )
         except ApplicationError as exc:  # parent gone: it accounts from our end instead
             workflow.logger.warning(
                 "could not tell the session run %s ended: %s", result.run_id, exc
             )
-
-    def _row(self, result: RunResult) -> dict[str, Any]:
-        return {
-            "output": result.output,
-            "stop_reason": result.stop_reason,
-            "usage": result.usage.model_dump(),
-            "error": result.error,
-            "attempts": result.attempts,
-            "ended_at": workflow.now().isoformat(),
-        }
-
-    async def _record(
-        self,
-        spec: RunSpec,
-        type: EventType,
-        status: RunStatus,
-        data: dict[str, Any],
-        *,
-        run_row: dict[str, Any] | None = None,
-    ) -> None:
-        self._counter += 1
-        self._status = status
-        await record(
-            LifecycleRecord(
-                event_id=lifecycle_event_id(spec.run_id, self._counter, type),
-                session_id=spec.session_id,
-                run_id=spec.run_id,
-                type=type.value,
-                data=data,
-                provider=spec.provider,
-                run_status=status,
-                run_row=run_row,
-            )
-        )
 
 
 __all__ = ["AgentRun", "provider_retry_policy"]

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         MULTITASK_STRATEGIES,
         PROVIDER_CATALOG_ACTIVITY,
         ROLLBACK_RUN_ACTIVITY,
+        RUN_FINISHED_SIGNAL,
         RUN_WORKFLOW,
         SESSION_WORKFLOW,
         CancelRun,
@@ -510,7 +511,7 @@ class AgentSession:
         self._watchers.add(task)  # a task nobody references may be garbage-collected
         task.add_done_callback(self._watchers.discard)
 
-    @workflow.signal(name="run_finished")
+    @workflow.signal(name=RUN_FINISHED_SIGNAL)
     def run_finished(self, result: RunResult) -> None:
         """Sent by a run just before it ends, so the slot is free before anyone sees the end.
 
