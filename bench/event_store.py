@@ -13,7 +13,15 @@ create one, skipped with a message when unreachable):
   (``BEGIN; INSERT; COMMIT`` through the same engine). Targets: PostgreSQL p50 <= 3x the
   insert p50; SQLite p99 <= 100 ms.
 
-Run: ``.venv/bin/python bench/event_store.py [--quick]`` (total run time well under 60 s).
+* ``cpu`` (only with ``--cpu``): CPU time (``time.process_time``, all threads, so SQLite's
+  driver thread counts) per call of ``record``, ``save_messages``, ``append`` and
+  ``conversation`` while simulating runs the way the workflows and the provider activity make
+  them: ``run_started``, ``conversation``, an ``append`` of 5 streamed events,
+  ``save_messages`` (2 messages + 5 events), the ending record and ``turn_completed``. Medians
+  of ``--cpu-repeats`` passes of ``--cpu-runs`` runs each, in µs per call.
+
+Run: ``.venv/bin/python bench/event_store.py [--quick] [--cpu]`` (total run time well under
+60 s without ``--cpu``).
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs published
 from sqlalchemy.engine import make_url
 
-from core.events import Event, EventDraft, EventType, activity_event_id
+from core.contract import LifecycleRecord, Message
+from core.events import Event, EventDraft, EventType, activity_event_id, lifecycle_event_id
+from core.status import RunStatus, SessionStatus
 from store import EventStore, open_store, upgrade
 from store._schema import EVENTS
 
@@ -218,6 +228,152 @@ async def bench_backend(url: str, quick: bool) -> dict[str, Any]:
     return {"url": writer.display_url, "ingest": ingest, "follow": follow}
 
 
+# --- CPU per call ---------------------------------------------------------------------------
+
+_USAGE = {"input_tokens": 1200, "output_tokens": 340, "cache_read_input_tokens": 800}
+_TURNS_PER_SESSION = 5
+
+
+def _session_created(sid: str) -> LifecycleRecord:
+    """What ``AgentSession`` records first (workflows/agent_session.py)."""
+    row = {"agent_id": "bench", "provider": "mock", "model": "m-1", "tags": ["a", "b"]}
+    return LifecycleRecord(
+        event_id=lifecycle_event_id(sid, 1, EventType.SESSION_CREATED),
+        session_id=sid,
+        type=EventType.SESSION_CREATED.value,
+        data=row | {"metadata": {"k": "v"}},
+        session_status=SessionStatus.PENDING,
+        session_row=row | {"metadata": {"k": "v"}},
+    )
+
+
+def _run_records(sid: str, run_id: str, turn: int) -> list[LifecycleRecord]:
+    """``run_started``, ``run_completed`` (core/lifecycle.py) and ``turn_completed``."""
+    now = datetime.now(UTC).isoformat()
+    messages = [{"role": "user", "content": f"turn {turn}: summarize the repository layout"}]
+    started = LifecycleRecord(
+        event_id=lifecycle_event_id(run_id, 1, EventType.RUN_STARTED),
+        session_id=sid,
+        run_id=run_id,
+        type=EventType.RUN_STARTED.value,
+        data={"provider": "mock", "model": "m-1", "turn": turn, "input": messages},
+        provider="mock",
+        run_status=RunStatus.RUNNING,
+        run_row={
+            "session_id": sid,
+            "turn": turn,
+            "input_text": messages[-1]["content"],
+            "input_messages": messages,
+            "provider": "mock",
+            "model": "m-1",
+            "started_at": now,
+        },
+    )
+    ended = LifecycleRecord(
+        event_id=lifecycle_event_id(run_id, 2, EventType.RUN_COMPLETED),
+        session_id=sid,
+        run_id=run_id,
+        type=EventType.RUN_COMPLETED.value,
+        data={"attempts": 1, "stop_reason": "end_turn", "usage": _USAGE},
+        provider="mock",
+        run_status=RunStatus.COMPLETED,
+        run_row={
+            "output": "The repository has core/, store/ and workflows/.",
+            "stop_reason": "end_turn",
+            "usage": _USAGE,
+            "error": None,
+            "attempts": 1,
+            "ended_at": now,
+        },
+    )
+    turn_completed = LifecycleRecord(
+        event_id=lifecycle_event_id(sid, 100 + turn, EventType.TURN_COMPLETED),
+        session_id=sid,
+        run_id=run_id,
+        type=EventType.TURN_COMPLETED.value,
+        data={"turn": turn, "status": "completed", "usage": _USAGE},
+        session_row={"usage": _USAGE, "run_count": turn},
+    )
+    return [started, ended, turn_completed]
+
+
+async def _cpu_pass(store: EventStore, runs: int, tag: str) -> dict[str, list[float]]:
+    """CPU seconds of every call, per method, over ``runs`` simulated runs."""
+    spent: dict[str, list[float]] = {
+        "record": [],
+        "save_messages": [],
+        "append": [],
+        "conversation": [],
+    }
+
+    async def timed(name: str, call: Any) -> None:
+        t = time.process_time()
+        await call
+        spent[name].append(time.process_time() - t)
+
+    sid = ""
+    for i in range(runs):
+        turn = i % _TURNS_PER_SESSION + 1
+        if turn == 1:
+            sid = f"cpu-{tag}-{i}"
+            await timed("record", store.record(_session_created(sid)))
+        run_id = f"{sid}-run-{turn}"
+        started, ended, turn_completed = _run_records(sid, run_id, turn)
+        await timed("record", store.record(started))
+        await timed("conversation", store.conversation(sid, before_turn=turn))
+        await timed("append", store.append(_drafts(sid, run_id, 5)))
+        messages = [
+            Message(role="user", content=f"turn {turn}: summarize the repository layout"),
+            Message(role="assistant", content=[{"type": "text", "text": "It has core/ ..."}]),
+        ]
+        await timed(
+            "save_messages",
+            store.save_messages(sid, run_id, turn, messages, events=_drafts(sid, run_id, 5, 5)),
+        )
+        await timed("record", store.record(ended))
+        await timed("record", store.record(turn_completed))
+    return spent
+
+
+async def bench_cpu(url: str, runs: int, repeats: int) -> dict[str, Any]:
+    await upgrade(url)
+    store = await open_store(url)
+    try:
+        await _cpu_pass(store, 20, f"warm-{uuid.uuid4().hex[:8]}")  # caches, prepared statements
+        per_pass: dict[str, list[float]] = {}
+        calls: dict[str, int] = {}
+        for _ in range(repeats):
+            spent = await _cpu_pass(store, runs, uuid.uuid4().hex[:8])
+            for name, times in spent.items():
+                per_pass.setdefault(name, []).append(sum(times) / len(times))
+                calls[name] = len(times)
+    finally:
+        await store.close()
+    return {
+        name: {
+            "calls_per_pass": calls[name],
+            "us_per_call_median": round(statistics.median(v) * 1e6, 1),
+            "us_per_call_passes": [round(x * 1e6, 1) for x in v],
+        }
+        for name, v in per_pass.items()
+    }
+
+
+async def main_cpu(runs: int, repeats: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"python": sys.version.split()[0], "runs_per_pass": runs}
+    with tempfile.TemporaryDirectory() as tmp:
+        result["sqlite"] = await bench_cpu(
+            f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", runs, repeats
+        )
+    pg_base = os.environ.get("ASM_BENCH_DATABASE_URL") or LOCAL_PG
+    try:
+        async with pg_database(pg_base) as pg_url:
+            result["postgresql"] = await bench_cpu(pg_url, runs, repeats)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        result["postgresql"] = {"skipped": f"PostgreSQL unreachable: {exc}"}
+    return result
+
+
 def _pg_kwargs(url: str) -> dict[str, Any]:
     u = make_url(url)
     return {
@@ -282,5 +438,13 @@ async def main(quick: bool) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
+    parser.add_argument(
+        "--cpu", action="store_true", help="CPU per call of the store's hot methods instead"
+    )
+    parser.add_argument("--cpu-runs", type=int, default=700, help="simulated runs per pass")
+    parser.add_argument("--cpu-repeats", type=int, default=3, help="passes (median reported)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.quick)), indent=2))
+    if args.cpu:
+        print(json.dumps(asyncio.run(main_cpu(args.cpu_runs, args.cpu_repeats)), indent=2))
+    else:
+        print(json.dumps(asyncio.run(main(args.quick)), indent=2))

@@ -19,7 +19,7 @@ import socket
 import sqlite3
 from typing import Literal
 
-import asyncpg  # type: ignore[import-untyped]  # no stubs published
+import asyncpg  # no stubs published: ignore_missing_imports in pyproject.toml
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 

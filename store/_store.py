@@ -36,11 +36,12 @@ Cursors
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]  # no stubs published
+import asyncpg  # no stubs published: ignore_missing_imports in pyproject.toml
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from pydantic import BaseModel
@@ -169,9 +170,90 @@ RETURNING id, seq
 """
 ).bindparams(sa.bindparam("now", type_=Timestamp))
 
+# The statements of the hot paths are built once, here or in the cached builders below, and
+# executed with their parameters: building a Core statement (``insert().values()``,
+# ``on_conflict_do_update()`` with its ``excluded`` proxies, ``select().where()``) and
+# generating its compile-cache key cost more CPU than running it. A prebuilt statement
+# memoizes its cache key, so each call only looks the compiled form up.
+
+# The second statement of a SQLite append: bump the counter by the events just numbered.
+_SQLITE_BUMP_COUNTER = sa.text(
+    """
+INSERT INTO asm_event_counters (session_id, last_seq) VALUES (:sid, :n)
+ON CONFLICT (session_id) DO UPDATE SET last_seq = asm_event_counters.last_seq + excluded.last_seq
+"""
+)
+
+#: Which session each of ``:ids`` belongs to (the rare "some ids already exist" path).
+_OWNERS = sa.select(EVENTS.c.id, EVENTS.c.session_id).where(
+    EVENTS.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+_DELETE_MESSAGES = sa.delete(MESSAGES).where(MESSAGES.c.run_id == sa.bindparam("run_id"))
+_INSERT_MESSAGES = MESSAGES.insert()
+
+#: ``conversation()``: see its docstring for which runs count.
+_CONVERSATION = (
+    sa.select(MESSAGES.c.role, MESSAGES.c.content)
+    .select_from(MESSAGES.join(RUNS, RUNS.c.run_id == MESSAGES.c.run_id))
+    .where(
+        MESSAGES.c.session_id == sa.bindparam("session_id"),
+        MESSAGES.c.turn < sa.bindparam("before_turn"),
+        RUNS.c.rolled_back.is_(False),
+        RUNS.c.status.not_in(_RUN_EXCLUDED_FROM_CONVERSATION),
+    )
+    .order_by(MESSAGES.c.turn, MESSAGES.c.run_id, MESSAGES.c.idx)
+)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _dialect_insert(backend: Backend, table: sa.Table) -> Any:
+    return (pg_insert if backend == "postgresql" else sqlite_insert)(table)
+
+
+@functools.lru_cache(maxsize=256)  # column sets come from validated row keys: few in practice
+def _upsert(
+    backend: Backend,
+    table: sa.Table,
+    key: str,
+    terminal: tuple[str, ...],
+    columns: tuple[str, ...],
+    first_wins: tuple[str, ...],
+) -> Any:
+    """Insert a whole read-model row, or set ``columns`` (and ``updated_at``) of the existing one.
+
+    A status already in ``terminal`` is kept; ``first_wins`` columns keep a value already set.
+    Cached per column set: the workflows send a handful of distinct sets, so this is built a
+    few times per process, not per call. Executed with the full row as parameters.
+    """
+    ins = _dialect_insert(backend, table)
+    excluded = ins.excluded
+    set_: dict[str, Any] = {k: excluded[k] for k in columns}
+    for k in first_wins:
+        set_[k] = sa.func.coalesce(table.c[k], excluded[k])
+    if "status" in columns:
+        set_["status"] = sa.case(
+            (table.c.status.in_(terminal), table.c.status), else_=excluded.status
+        )
+    set_["updated_at"] = excluded.updated_at
+    return ins.on_conflict_do_update(index_elements=[key], set_=set_)
+
+
+@functools.cache
+def _claim_run(backend: Backend) -> Any:
+    """Create the run row unless it exists, lock it, and return its session (one round trip).
+
+    The conflict branch is a no-op update (the session is set to itself): unlike ``DO
+    NOTHING`` it locks the existing row and lets ``RETURNING`` report its owner, which
+    otherwise takes a second ``SELECT … FOR UPDATE``.
+    """
+    ins = _dialect_insert(backend, RUNS)
+    return ins.on_conflict_do_update(
+        index_elements=["run_id"], set_={"session_id": RUNS.c.session_id}
+    ).returning(RUNS.c.session_id)
 
 
 def _invalid_cursor(session_id: str, after_seq: int, last: int | None) -> StateError:
@@ -603,9 +685,7 @@ class EventStore:
         async def q(conn: AsyncConnection) -> dict[str, str]:
             found: dict[str, str] = {}
             for chunk in _chunks(ids, _SQLITE_IN_CHUNK):
-                rows = await conn.execute(
-                    sa.select(EVENTS.c.id, EVENTS.c.session_id).where(EVENTS.c.id.in_(chunk))
-                )
+                rows = await conn.execute(_OWNERS, {"ids": list(chunk)})
                 found.update((r.id, r.session_id) for r in rows)
             return found
 
@@ -694,20 +774,12 @@ class EventStore:
             existing: dict[str, str] = {}
             skipped = [d.id for d in group if d.id not in seqs]
             for chunk in _chunks(skipped, _SQLITE_IN_CHUNK):
-                rows = await conn.execute(
-                    sa.select(EVENTS.c.id, EVENTS.c.session_id).where(EVENTS.c.id.in_(chunk))
-                )
+                rows = await conn.execute(_OWNERS, {"ids": list(chunk)})
                 existing.update((r.id, r.session_id) for r in rows)
             _raise_foreign(existing, sid)
         if not seqs:
             return []
-        ins = sqlite_insert(COUNTERS).values(session_id=sid, last_seq=len(seqs))
-        await conn.execute(
-            ins.on_conflict_do_update(
-                index_elements=[COUNTERS.c.session_id],
-                set_={"last_seq": COUNTERS.c.last_seq + ins.excluded.last_seq},
-            )
-        )
+        await conn.execute(_SQLITE_BUMP_COUNTER, {"sid": sid, "n": len(seqs)})
         return [_built(d, seqs[d.id], now) for d in group if d.id in seqs]
 
     # --- reads -------------------------------------------------------------------------------
@@ -1025,9 +1097,6 @@ class EventStore:
         self._published(written)
         return written[0] if written else None
 
-    def _insert(self, table: sa.Table) -> Any:
-        return (pg_insert if self.backend == "postgresql" else sqlite_insert)(table)
-
     def _text_safe(self, values: dict[str, Any]) -> dict[str, Any]:
         # PostgreSQL text cannot hold NUL either (JSON columns are handled by the serializer).
         if self.backend != "postgresql":
@@ -1038,16 +1107,10 @@ class EventStore:
         self, conn: AsyncConnection, session_id: str, values: dict[str, Any], now: datetime
     ) -> None:
         values = self._text_safe(values)
-        row = _new_session(session_id, now) | values
-        stmt = self._insert(SESSIONS).values(row)
-        set_: dict[str, Any] = {k: stmt.excluded[k] for k in values}
-        if "status" in values:
-            set_["status"] = sa.case(
-                (SESSIONS.c.status.in_(_SESSION_TERMINAL), SESSIONS.c.status),
-                else_=stmt.excluded.status,
-            )
-        set_["updated_at"] = stmt.excluded.updated_at
-        await conn.execute(stmt.on_conflict_do_update(index_elements=["session_id"], set_=set_))
+        stmt = _upsert(
+            self.backend, SESSIONS, "session_id", _SESSION_TERMINAL, tuple(sorted(values)), ()
+        )
+        await conn.execute(stmt, _new_session(session_id, now) | values)
 
     async def _upsert_run(
         self,
@@ -1066,17 +1129,10 @@ class EventStore:
         if status in _RUN_TERMINAL and "ended_at" not in values:
             values["ended_at"] = now
             auto.append("ended_at")
-        row = _new_run(run_id, session_id, now) | values
-        stmt = self._insert(RUNS).values(row)
-        set_: dict[str, Any] = {k: stmt.excluded[k] for k in values}
-        for key in auto:  # first time wins for automatic timestamps
-            set_[key] = sa.func.coalesce(RUNS.c[key], stmt.excluded[key])
-        if "status" in values:
-            set_["status"] = sa.case(
-                (RUNS.c.status.in_(_RUN_TERMINAL), RUNS.c.status), else_=stmt.excluded.status
-            )
-        set_["updated_at"] = stmt.excluded.updated_at
-        await conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=set_))
+        stmt = _upsert(  # first time wins for the automatic timestamps
+            self.backend, RUNS, "run_id", _RUN_TERMINAL, tuple(sorted(values)), tuple(auto)
+        )
+        await conn.execute(stmt, _new_run(run_id, session_id, now) | values)
 
     def _sessions_query(self) -> sa.Select[Any]:
         return sa.select(SESSIONS, COUNTERS.c.last_seq).select_from(
@@ -1176,24 +1232,17 @@ class EventStore:
                 "status": RunStatus.RUNNING.value,
                 "started_at": now,
             }
-            await conn.execute(
-                self._insert(RUNS).values(new_run).on_conflict_do_nothing(index_elements=["run_id"])
-            )
-            owner = (
-                await conn.execute(
-                    sa.select(RUNS.c.session_id).where(RUNS.c.run_id == run_id).with_for_update()
-                )
-            ).scalar_one()
+            owner = (await conn.execute(_claim_run(self.backend), new_run)).scalar_one()
             if owner != session_id:
                 raise StateError(
                     "run_mismatch",
                     f"run {run_id!r} belongs to session {owner!r}, not {session_id!r}",
                     details={"run_id": run_id, "session_id": owner},
                 )
-            await conn.execute(sa.delete(MESSAGES).where(MESSAGES.c.run_id == run_id))
+            await conn.execute(_DELETE_MESSAGES, {"run_id": run_id})
             if msgs:
                 await conn.execute(
-                    MESSAGES.insert(),
+                    _INSERT_MESSAGES,
                     [
                         {
                             "run_id": run_id,
@@ -1221,22 +1270,12 @@ class EventStore:
         ``failed``, ``cancelled`` or ``timeout`` (a run still ``running`` whose messages were
         saved counts). Ordered by turn, then run id, then message index.
         """
-        stmt = (
-            sa.select(MESSAGES.c.role, MESSAGES.c.content)
-            .select_from(MESSAGES.join(RUNS, RUNS.c.run_id == MESSAGES.c.run_id))
-            .where(
-                MESSAGES.c.session_id == session_id,
-                MESSAGES.c.turn < before_turn,
-                RUNS.c.rolled_back.is_(False),
-                RUNS.c.status.not_in(_RUN_EXCLUDED_FROM_CONVERSATION),
-            )
-            .order_by(MESSAGES.c.turn, MESSAGES.c.run_id, MESSAGES.c.idx)
-        )
+        params = {"session_id": session_id, "before_turn": before_turn}
 
         async def q(conn: AsyncConnection) -> list[Message]:
             return [
                 Message.model_validate({"role": r.role, "content": r.content})
-                for r in await conn.execute(stmt)
+                for r in await conn.execute(_CONVERSATION, params)
             ]
 
         return await self._run_read(q)

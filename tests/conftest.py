@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+# Imported up front: hypothesis' pytest plugin imports it lazily while printing the summary,
+# and on CPython 3.11.7 that late import (an assertion-rewriting ast.parse) can die with
+# "SystemError: AST constructor recursion depth mismatch" after the Temporal sandbox ran.
+import hypothesis  # noqa: F401
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -31,20 +35,34 @@ from worker.worker import build_worker
 # temporalio/sdk-python#300), turning a green run red. Leave with pytest's own status.
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    session.config.stash[_EXIT] = int(exitstatus)
-
-
 _EXIT = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None]:
+    # Outermost wrapper: a failure in any plugin's session finish (fixture teardown, the
+    # summary) must turn into pytest's internal-error status, never into a false 0.
+    try:
+        yield
+    except BaseException:
+        session.config.stash[_EXIT] = int(pytest.ExitCode.INTERNAL_ERROR)
+        raise
+    session.config.stash[_EXIT] = int(session.exitstatus)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     if os.environ.get("ASM_PYTEST_NO_HARD_EXIT"):
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(config.stash.get(_EXIT, 1))
+    # os._exit skips interpreter shutdown, and with it every buffer's last flush: the
+    # summary line CI reads lives in the terminal reporter's writer, not in sys.stdout.
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter._tw.flush()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    os._exit(config.stash.get(_EXIT, int(pytest.ExitCode.INTERNAL_ERROR)))
 
 
 # --- Temporal ----------------------------------------------------------------------------
