@@ -503,9 +503,10 @@ class AgentSession:
             view.error = error("already_exists", f"could not start run: {exc}").to_dict()
             self._describe()
             _fail(error("already_exists", f"run {request.run_id} could not start: {exc}"))
-        view.status = RunStatus.RUNNING
         self._runs_this_execution += 1
-        self._active[request.run_id] = handle
+        if not view.status.is_terminal:  # it may have finished already (run_finished)
+            view.status = RunStatus.RUNNING
+            self._active[request.run_id] = handle
         self._describe()
         task = asyncio.create_task(self._watch(view, handle), name=f"watch {request.run_id}")
         self._watchers.add(task)  # a task nobody references may be garbage-collected
@@ -519,7 +520,9 @@ class AgentSession:
         this workflow processed the child's completion, and be told the slot is busy.
         """
         view = self._find(result.run_id)
-        if view is not None and view.run_id in self._active:
+        # A fast run can finish before we have even seen it start: settle it all the same,
+        # and _start_run will not count it as active.
+        if view is not None and not view.status.is_terminal:
             self._settle(view, result)
 
     def _settle(self, view: RunView, result: RunResult) -> None:
