@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Some environments set PYTHONDONTWRITEBYTECODE=1: then the workflow sandbox recompiles our
+# workflow modules for every new workflow, and pytest re-parses every test module each run.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: venv demo dev worker test lint typecheck check bench clean
 
 venv: $(STAMP)

@@ -91,7 +91,11 @@ class ProviderActivities:
             if attempt > 1 and (done := await self._already_completed(spec.run_id)):
                 return done
             await self.store.record(run_started(spec, now=_now()))
-            history = await self.store.conversation(spec.session_id, before_turn=spec.turn)
+            history = (  # turn 1 has no history: skip the read
+                await self.store.conversation(spec.session_id, before_turn=spec.turn)
+                if spec.turn > 1
+                else []
+            )
             request = ProviderRequest(
                 session_id=spec.session_id,
                 run_id=spec.run_id,
