@@ -91,11 +91,7 @@ class ProviderActivities:
             if attempt > 1 and (done := await self._already_completed(spec.run_id)):
                 return done
             await self.store.record(run_started(spec, now=_now()))
-            history = (  # turn 1 has no history: skip the read
-                await self.store.conversation(spec.session_id, before_turn=spec.turn)
-                if spec.turn > 1
-                else []
-            )
+            history = await self._history(spec.session_id, spec.turn)
             request = ProviderRequest(
                 session_id=spec.session_id,
                 run_id=spec.run_id,
@@ -160,6 +156,11 @@ class ProviderActivities:
         await self.store.record(run_ended(spec, ended, now=_now()))
         await self._tell_session(ended)
         return outcome
+
+    async def _history(self, session_id: str, turn: int) -> list[Message]:
+        if turn == 1:  # nothing before the first turn: skip the read
+            return []
+        return await self.store.conversation(session_id, before_turn=turn)
 
     async def _already_completed(self, run_id: str) -> ProviderOutcome | None:
         row = await self.store.get_run(run_id)
