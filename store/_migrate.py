@@ -7,6 +7,8 @@ revision --autogenerate -m …`` works too (``ASM_DATABASE_URL`` names the datab
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from functools import cache
 from pathlib import Path
 
@@ -57,11 +59,33 @@ def _current_revision(conn: sa.Connection) -> str | None:
     return ctx.get_current_revision()
 
 
+#: One per event loop: alembic keeps the running migration's ``op`` and ``context`` in module
+#: globals, so two upgrades interleaving in one process (two greenlets of one loop) corrupt
+#: each other ("'NoneType' object has no attribute 'create_table'"). Across processes the
+#: database's own lock serializes them.
+_UPGRADE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _upgrade_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _UPGRADE_LOCKS.get(loop)
+    if lock is None:
+        lock = _UPGRADE_LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
 async def upgrade(url: str | None = None) -> str:
     """Migrate the database at ``url`` (default: as :func:`store.open_store`) to head.
 
     Safe to call concurrently and repeatedly; returns the revision the database is at.
     """
+    async with _upgrade_lock():
+        return await _upgrade(url)
+
+
+async def _upgrade(url: str | None) -> str:
     resolved = resolve_url(url)
     cfg = alembic_config(resolved)
 
