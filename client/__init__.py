@@ -1,5 +1,5 @@
 """The client side: :class:`SessionClient` (async Python API) and the ``asm`` CLI."""
 
-from client.session_client import Reset, SessionClient, SessionListing, TextDelta, new_session_id
+from client.session_client import Reset, SessionClient, SessionListing, TextDelta
 
-__all__ = ["Reset", "SessionClient", "SessionListing", "TextDelta", "new_session_id"]
+__all__ = ["Reset", "SessionClient", "SessionListing", "TextDelta"]

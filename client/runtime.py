@@ -71,9 +71,6 @@ async def runtime(
     configure_telemetry()  # OTEL_* variables (no-op by default): CLI calls are traced too
     async with AsyncExitStack() as stack:
         stack.callback(flush_telemetry)  # the CLI leaves through os._exit: flush spans first
-        await upgrade(settings.database_url)
-        store = await open_store(settings.database_url)
-        stack.push_async_callback(store.close)
         address = settings.temporal_address
         ui_url = settings.ui_url
         embedded = False
@@ -97,6 +94,13 @@ async def runtime(
             with_worker = True
         else:
             temporal = await connect_temporal(address, settings.namespace)
+        if allow_embedded:
+            # The one-command demo prepares what it needs; every other command only checks
+            # the schema (open_store says to run `asm db upgrade`) instead of migrating on
+            # each call.
+            await upgrade(settings.database_url)
+        store = await open_store(settings.database_url)
+        stack.push_async_callback(store.close)
         if with_worker:
             worker = build_worker(
                 temporal, store, task_queue=settings.task_queue, settings=settings

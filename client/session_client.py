@@ -8,6 +8,7 @@ Every Temporal failure comes back as the :class:`~core.errors.AsmError` the work
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from core.contract import (
 )
 from core.errors import AsmError, error
 from core.events import RUN_TERMINAL_EVENTS, Event, EventType
+from core.models import new_session_id
 from core.status import RunStatus
 from core.temporal import from_failure
 from core.usage import TokenUsage
@@ -89,13 +91,6 @@ class Reset:
     """A later attempt started: discard the text shown so far for this run."""
 
     attempt: int
-
-
-def new_session_id() -> str:
-    """A fresh ``ses_…`` id."""
-    import uuid
-
-    return f"ses_{uuid.uuid4().hex[:24]}"
 
 
 @contextmanager
@@ -151,7 +146,7 @@ class SessionClient:
     async def start_session(self, spec: SessionSpec | None = None, /, **fields: Any) -> SessionView:
         """Start an ``AgentSession`` and wait until it has started (or failed to)."""
         spec = spec or SessionSpec(**fields)
-        session_id = spec.session_id or new_session_id()
+        session_id = spec.session_id or new_session_id(uuid.uuid4())
         spec = spec.model_copy(update={"session_id": session_id})
         attrs = TypedSearchAttributes(
             [

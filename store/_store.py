@@ -556,6 +556,7 @@ class EventStore:
         self.backend: Backend = backend_of(url)
         self._writer, self._reader = make_engines(url)
         self._closed = False
+        self._writes: set[asyncio.Task[Any]] = set()
         # In-process SQLite writers queue here rather than in SQLite's sleeping busy handler.
         self._write_lock: asyncio.Lock | None = None
         self._hub: Hub
@@ -591,6 +592,7 @@ class EventStore:
         if self._closed:
             return
         self._closed = True
+        await asyncio.gather(*self._writes, return_exceptions=True)  # let them commit
         await self._hub.close()
         await self._writer.dispose()
         if self._reader is not self._writer and self.backend == "sqlite":
@@ -627,8 +629,32 @@ class EventStore:
         ids: Mapping[str, str] | None = None,
         autocommit: bool = False,
     ) -> T:
-        """Run ``fn`` in one write transaction, retrying lock waits and lost id races."""
+        """Run ``fn`` in one write transaction, retrying lock waits and lost id races.
+
+        The transaction is shielded from the caller's cancellation: a cancelled activity
+        would otherwise abandon it half-way, and on SQLite the abandoned transaction keeps
+        the database's write lock until its connection is reclaimed, stalling every other
+        writer (seen: a cancelled run's lifecycle write waiting 8 s). The caller still gets
+        its ``CancelledError`` at once; the write commits (or fails) on its own.
+        """
         self._ensure_open()
+        task = asyncio.ensure_future(self._write(fn, ids=ids, autocommit=autocommit))
+        self._writes.add(task)  # referenced until done, and awaited by close()
+        task.add_done_callback(self._write_done)
+        return await asyncio.shield(task)
+
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that was cancelled no longer wants it
+
+    async def _write(
+        self,
+        fn: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        ids: Mapping[str, str] | None,
+        autocommit: bool,
+    ) -> T:
         loop = asyncio.get_running_loop()
         lock_deadline: float | None = None
         conflicts = 0

@@ -135,3 +135,20 @@ def run_worker(temporal: Client, store: EventStore, task_queue: str) -> Callable
 async def client(temporal: Client, store: EventStore, task_queue: str) -> SessionClient:
     """A SessionClient on this test's task queue and store."""
     return SessionClient(temporal, store, task_queue=task_queue)
+
+
+# --- agent CLIs (codex, claude-code) -------------------------------------------------------
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The session's working directory: the CLI runs its commands and edits files here."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """Where the CLIs keep their per-session homes (threads, transcripts)."""
+    return tmp_path / "state"

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.contract import DEFAULT_TASK_QUEUE
+from store import DEFAULT_DATABASE_URL
 
 #: Environment variables a provider may need; the worker passes exactly these through.
 SECRET_ENV_VARS = (
@@ -21,8 +22,6 @@ SECRET_ENV_VARS = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
 )
-
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.asm/asm.db"
 
 
 class Settings(BaseSettings):

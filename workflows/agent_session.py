@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.errors import AsmError, error
     from core.events import EventType, lifecycle_event_id
+    from core.models import new_run_id
     from core.status import RunStatus, SessionStatus, check_transition
     from core.temporal import from_failure, to_application_error
 
@@ -95,7 +96,6 @@ class AgentSession:
         self._ready = spec.carried is not None
         self._started = spec.carried is not None
         self._active: dict[str, ChildWorkflowHandle[Any, RunResult]] = {}
-        self._requests: dict[str, RunRequest] = {}
         self._closing: tuple[SessionStatus, Transition] | None = None
         self._cancel: CancelSession | None = None
         self._runs_this_execution = 0
@@ -384,12 +384,11 @@ class AgentSession:
                 return self._ref(existing, note="already submitted")  # idempotent by run id
             self._check_submittable(request)
             negotiation = self._negotiate(request)
-            run_id = request.run_id or f"run_{workflow.uuid4().hex[:24]}"
+            run_id = request.run_id or new_run_id(workflow.uuid4())
             request = request.model_copy(update={"run_id": run_id})
             self._state.run_count += 1
             view = RunView(run_id=run_id, turn=self._state.run_count, status=RunStatus.PENDING)
             self._state.runs.append(view)
-            self._requests[run_id] = request
             strategy = request.strategy or self._spec.multitask_strategy
             full = len(self._active) >= self._spec.max_concurrent_runs
             if full and strategy in ("interrupt", "rollback"):
@@ -552,7 +551,6 @@ class AgentSession:
         if view.run_id in self._active:  # the run_finished signal did not arrive
             self._settle(view, result)
         async with self._lock:
-            self._requests.pop(view.run_id, None)
             self._state.usage = self._state.usage + view.usage
             await self._record(
                 EventType.TURN_COMPLETED,

@@ -105,18 +105,6 @@ def make_request(
     )
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    return tmp_path / "state"
-
-
 def bash_turn() -> list[Reply]:
     return [
         Reply(

@@ -72,20 +72,6 @@ needs_claude = pytest.mark.skipif(_NO_CLAUDE is not None, reason=f"Claude Code: 
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """The session's working directory: the CLI runs its commands and edits files here."""
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    """Where the CLIs keep their per-session homes (threads, transcripts)."""
-    return tmp_path / "state"
-
-
-@pytest.fixture
 async def openai_fake() -> AsyncIterator[openai.OpenAIResponsesFake]:
     async with openai.OpenAIResponsesFake() as server:
         yield server
