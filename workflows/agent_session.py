@@ -525,8 +525,10 @@ class AgentSession:
             self._settle(view, result)
 
     def _settle(self, view: RunView, result: RunResult) -> None:
+        """The one place a started run ends: its view, its slot and the session's totals."""
         view.status = result.status
         view.usage = result.usage
+        self._state.usage = self._state.usage + result.usage
         view.stop_reason = result.stop_reason
         view.error = result.error
         self._active.pop(view.run_id, None)
@@ -551,7 +553,6 @@ class AgentSession:
         if view.run_id in self._active:  # the run_finished signal did not arrive
             self._settle(view, result)
         async with self._lock:
-            self._state.usage = self._state.usage + view.usage
             await self._record(
                 EventType.TURN_COMPLETED,
                 {
