@@ -9,11 +9,11 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/asm
 WORKDIR /src
 # Metadata first, so a code change does not rebuild the dependency layer.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir -p core store workflows activities worker client \
  && touch core/__init__.py store/__init__.py workflows/__init__.py \
           activities/__init__.py worker/__init__.py client/__init__.py \
- && /opt/asm/bin/pip install . \
+ && /opt/asm/bin/pip install -c constraints.txt . \
  && /opt/asm/bin/pip uninstall -y agent-session-manager
 COPY core ./core
 COPY store ./store

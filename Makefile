@@ -12,10 +12,10 @@ unexport PYTHONDONTWRITEBYTECODE
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,codex,claude-code]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,codex,claude-code]'
 	touch $(STAMP)
 
 demo: venv  ## run a multi-turn session end to end on the embedded server

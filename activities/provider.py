@@ -90,7 +90,7 @@ class ProviderActivities:
         try:
             if attempt > 1 and (done := await self._already_completed(spec.run_id)):
                 return done
-            await self.store.record(run_started(spec, now=_now()))
+            sink.write_first(self.store.record(run_started(spec, now=_now())))
             history = await self._history(spec.session_id, spec.turn)
             request = ProviderRequest(
                 session_id=spec.session_id,
@@ -120,13 +120,24 @@ class ProviderActivities:
                     EventType.ERROR_RECOVERED,
                     {"attempt": attempt, "superseded_attempts": list(range(1, attempt))},
                 )
-            # The assistant message and the attempt's last events land atomically.
+            outcome = ProviderOutcome(
+                output=result.text[:OUTPUT_LIMIT],
+                output_truncated=len(result.text) > OUTPUT_LIMIT,
+                stop_reason=result.stop_reason,
+                usage=result.usage,
+                attempt=attempt,
+            )
+            ended = completed_result(spec, outcome)
+            # The assistant message, the attempt's last events and run_completed land
+            # atomically.
+            await sink.written_first()
             await self.store.save_messages(
                 spec.session_id,
                 spec.run_id,
                 spec.turn,
                 [*spec.messages, assistant],
                 events=sink.take(),
+                record=run_ended(spec, ended, now=_now()),
             )
         except asyncio.CancelledError:
             await asyncio.shield(self._flush_quietly(sink))
@@ -145,15 +156,6 @@ class ProviderActivities:
             )
             await self._record_failure(sink, err)
             raise to_application_error(err) from exc
-        outcome = ProviderOutcome(
-            output=result.text[:OUTPUT_LIMIT],
-            output_truncated=len(result.text) > OUTPUT_LIMIT,
-            stop_reason=result.stop_reason,
-            usage=result.usage,
-            attempt=attempt,
-        )
-        ended = completed_result(spec, outcome)
-        await self.store.record(run_ended(spec, ended, now=_now()))
         await self._tell_session(ended)
         return outcome
 

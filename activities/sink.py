@@ -58,6 +58,20 @@ class StoreSink:
         self.written = 0
         self._open_tools: set[str] = set()
         self._first_token_sent = False
+        self._before: asyncio.Future[Any] | None = None
+
+    def write_first(self, write: Awaitable[Any]) -> None:
+        """Start ``write`` now; whatever this sink writes lands after it.
+
+        The run's ``run_started`` goes out this way, so reading the conversation and
+        starting the provider do not wait for its commit, yet the log stays in order.
+        """
+        self._before = asyncio.ensure_future(write)
+
+    async def written_first(self) -> None:
+        """Wait for the :meth:`write_first` write (raising its error, if it failed)."""
+        if self._before is not None:
+            await self._before
 
     def draft(self, type: EventType, data: dict[str, Any] | None = None) -> EventDraft:
         """The next event of this attempt, with its deterministic id (not queued)."""
@@ -112,6 +126,7 @@ class StoreSink:
         async with self._lock:
             batch, self._buffer = self._buffer + (extra or []), []
             self._last_flush = time.monotonic()
+            await self.written_first()
             if batch:
                 written = await self._store.append(batch)
                 self.written += len(written)

@@ -399,6 +399,18 @@ def _status(kind: type[SessionStatus] | type[RunStatus], value: Any) -> str:
         raise _bad(f"unknown {kind.__name__} {value!r} (allowed: {allowed})") from None
 
 
+def _record_draft(rec: LifecycleRecord) -> EventDraft:
+    return EventDraft(
+        id=rec.event_id,
+        session_id=rec.session_id,
+        run_id=rec.run_id,
+        attempt=0,
+        type=parse_event_type(rec.type),
+        data=rec.data,
+        provider=rec.provider,
+    )
+
+
 def _session_values(rec: LifecycleRecord) -> dict[str, Any] | None:
     if rec.session_row is None and rec.session_status is None:
         return None
@@ -1097,31 +1109,29 @@ class EventStore:
         reaching a terminal status gets ``ended_at`` (now, unless given). Returns the new
         event, or None if it already existed.
         """
-        draft = EventDraft(
-            id=rec.event_id,
-            session_id=rec.session_id,
-            run_id=rec.run_id,
-            attempt=0,
-            type=parse_event_type(rec.type),
-            data=rec.data,
-            provider=rec.provider,
-        )
-        session_values = _session_values(rec)
-        run_values = _run_values(rec)
+        draft = _record_draft(rec)
         now = _now()
 
         async def tx(conn: AsyncConnection) -> list[Event]:
             written = await self._append_group(conn, rec.session_id, [draft], now)
-            if session_values is not None:
-                await self._upsert_session(conn, rec.session_id, session_values, now)
-            if run_values is not None:
-                assert rec.run_id is not None
-                await self._upsert_run(conn, rec.run_id, rec.session_id, run_values, now)
+            await self._apply_record(conn, rec, now)
             return written
 
         written = await self._run_write(tx, ids={draft.id: draft.session_id})
         self._published(written)
         return written[0] if written else None
+
+    async def _apply_record(
+        self, conn: AsyncConnection, rec: LifecycleRecord, now: datetime
+    ) -> None:
+        """A lifecycle record's read-model change (its event is appended by the caller)."""
+        session_values = _session_values(rec)
+        if session_values is not None:
+            await self._upsert_session(conn, rec.session_id, session_values, now)
+        run_values = _run_values(rec)
+        if run_values is not None:
+            assert rec.run_id is not None
+            await self._upsert_run(conn, rec.run_id, rec.session_id, run_values, now)
 
     def _text_safe(self, values: dict[str, Any]) -> dict[str, Any]:
         # PostgreSQL text cannot hold NUL either (JSON columns are handled by the serializer).
@@ -1231,16 +1241,18 @@ class EventStore:
         turn: int,
         messages: Sequence[Message],
         events: Sequence[EventDraft] = (),
+        record: LifecycleRecord | None = None,
     ) -> list[Event]:
         """Replace the run's conversation messages and append ``events``, atomically.
 
-        Idempotent per run: saving again replaces the run's messages. The run row is created
-        (status ``running``) if no lifecycle record made it yet. Returns the newly written
-        events. ``run_mismatch`` if the run belongs to another session; ``session_mismatch``
-        if an event does.
+        ``record`` (e.g. the run's ``run_completed``) is applied in the same transaction, as
+        :meth:`record` would, its event after ``events``. Idempotent per run: saving again
+        replaces the run's messages. The run row is created (status ``running``) if no
+        lifecycle record made it yet. Returns the newly written events. ``run_mismatch`` if
+        the run belongs to another session; ``session_mismatch`` if an event does.
         """
         msgs = [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
-        batch = _dedupe(events)
+        batch = _dedupe([*events, _record_draft(record)] if record is not None else events)
         for d in batch:
             if d.session_id != session_id:
                 raise StateError(
@@ -1282,6 +1294,8 @@ class EventStore:
                         for i, m in enumerate(msgs)
                     ],
                 )
+            if record is not None:
+                await self._apply_record(conn, record, now)
             return written
 
         written = await self._run_write(tx, ids={d.id: session_id for d in batch})
@@ -1299,8 +1313,10 @@ class EventStore:
         params = {"session_id": session_id, "before_turn": before_turn}
 
         async def q(conn: AsyncConnection) -> list[Message]:
+            # Validated when saved; re-validating every earlier message on every turn would
+            # make a long session's turns cost more and more.
             return [
-                Message.model_validate({"role": r.role, "content": r.content})
+                Message.model_construct(role=r.role, content=r.content)
                 for r in await conn.execute(_CONVERSATION, params)
             ]
 

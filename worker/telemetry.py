@@ -601,6 +601,9 @@ def _first_token(drafts: Sequence[Any]) -> None:
 #: Store methods that write; each gets a child span. Reads are not traced (followers poll).
 TRACED_WRITES = ("append", "record", "save_messages", "mark_rolled_back")
 
+#: Runs whose start time the instrumented store remembers for ``asm.run.duration``.
+MAX_TIMED_RUNS = 10_000
+
 
 class InstrumentedStore:
     """An :class:`store.EventStore` whose writes are spans and whose lifecycle writes count.
@@ -614,6 +617,9 @@ class InstrumentedStore:
     def __init__(self, store: Any) -> None:
         self._store = store
         self.__wrapped__ = store
+        # run id -> when this worker recorded its run_started: durations without a read on
+        # the run's hot path. Insertion-ordered, so the oldest go first when it is full.
+        self._started: dict[str, float] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -655,14 +661,25 @@ class InstrumentedStore:
         turn: int,
         messages: Sequence[Any],
         events: Sequence[Any] = (),
+        record: Any = None,
     ) -> Any:
+        count = len(events) + (record is not None)
         with self._span(
             "save_messages",
-            {"asm.session_id": session_id, "asm.run_id": run_id, "asm.events.count": len(events)},
+            {
+                "asm.session_id": session_id,
+                "asm.run_id": run_id,
+                "asm.events.count": count,
+                "asm.event.type": None if record is None else record.type,
+            },
         ) as span:
-            written = await self._store.save_messages(session_id, run_id, turn, messages, events)
+            written = await self._store.save_messages(
+                session_id, run_id, turn, messages, events, record
+            )
             span.set_attribute("asm.events.written", len(written))
         _first_token(events)
+        if record is not None and any(e.id == record.event_id for e in written):
+            await self._observe_lifecycle(record)
         return written
 
     async def mark_rolled_back(self, run_id: str) -> None:
@@ -682,13 +699,16 @@ class InstrumentedStore:
             event = await self._store.record(rec)
             span.set_attribute("asm.events.written", 0 if event is None else 1)
         if event is not None:
-            try:
-                await self._observe_lifecycle(rec)
-            except Exception:  # metrics must never fail a lifecycle write
-                log.warning("lifecycle metrics failed for %s", rec.type, exc_info=True)
+            await self._observe_lifecycle(rec)
         return event
 
     async def _observe_lifecycle(self, rec: Any) -> None:
+        try:
+            await self._count_lifecycle(rec)
+        except Exception:  # metrics must never fail a lifecycle write
+            log.warning("lifecycle metrics failed for %s", rec.type, exc_info=True)
+
+    async def _count_lifecycle(self, rec: Any) -> None:
         inst = instruments()
         provider = {"asm.provider": rec.provider or "unknown"}
         if rec.type == EventType.SESSION_CREATED.value:
@@ -698,6 +718,9 @@ class InstrumentedStore:
         elif rec.type == EventType.RUN_STARTED.value:
             inst.runs_started.add(1, provider)
             inst.active_runs.add(1, provider)
+            self._started.setdefault(rec.run_id, time.monotonic())
+            while len(self._started) > MAX_TIMED_RUNS:  # runs whose end another worker saw
+                self._started.pop(next(iter(self._started)))
         elif rec.type in RUN_TERMINAL:
             status = RUN_TERMINAL[rec.type]
             attrs = {**provider, "asm.run.status": status}
@@ -706,10 +729,16 @@ class InstrumentedStore:
                 attrs["error.type"] = str(err["code"])
             inst.runs_completed.add(1, attrs)
             inst.active_runs.add(-1, provider)
-            row = await self._store.get_run(rec.run_id) if rec.run_id else None
-            if row is not None and row.started_at is not None and row.ended_at is not None:
-                seconds = (row.ended_at - row.started_at).total_seconds()
-                inst.run_duration.record(max(seconds, 0.0), {**provider, "asm.run.status": status})
+            started = self._started.pop(rec.run_id, None)
+            seconds: float | None = None
+            if started is not None:
+                seconds = time.monotonic() - started
+            elif row := await self._store.get_run(rec.run_id) if rec.run_id else None:
+                # Started on another worker (or before a restart): the run row knows.
+                if row.started_at is not None and row.ended_at is not None:
+                    seconds = max((row.ended_at - row.started_at).total_seconds(), 0.0)
+            if seconds is not None:
+                inst.run_duration.record(seconds, {**provider, "asm.run.status": status})
 
 
 def instrument_store(store: T) -> T:

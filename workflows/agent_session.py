@@ -19,6 +19,7 @@ Rules that keep it healthy:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any, NoReturn
 
 from temporalio import workflow
@@ -63,6 +64,10 @@ with workflow.unsafe.imports_passed_through():
 #: How many finished runs continue-as-new carries into the next run of the workflow (the
 #: rest are in the event store); keeps the carried state, and so the history, bounded.
 CARRIED_RUNS = 100
+
+#: Patch: a run is accounted (``turn_completed``, queue pumped) when it settles, not when the
+#: child's completion arrives. Histories recorded before it replay the old way.
+ACCOUNT_ON_SETTLE = "account-on-settle"
 
 SA_SESSION_ID = SearchAttributeKey.for_keyword("AsmSessionId")
 SA_AGENT_ID = SearchAttributeKey.for_keyword("AsmAgentId")
@@ -507,7 +512,11 @@ class AgentSession:
             view.status = RunStatus.RUNNING
             self._active[request.run_id] = handle
         self._describe()
-        task = asyncio.create_task(self._watch(view, handle), name=f"watch {request.run_id}")
+        self._spawn(self._watch(view, handle), f"watch {request.run_id}")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run per-run work in the background; draining and shutdown wait for all of it."""
+        task = asyncio.create_task(coro, name=name)
         self._watchers.add(task)  # a task nobody references may be garbage-collected
         task.add_done_callback(self._watchers.discard)
 
@@ -532,9 +541,14 @@ class AgentSession:
         view.stop_reason = result.stop_reason
         view.error = result.error
         self._active.pop(view.run_id, None)
+        # Account at once instead of when the child's completion arrives (which comes later:
+        # the run tells us it is over before it ends), so a caller that submits its next run
+        # as soon as it has this run's result does not wait behind this run's bookkeeping.
+        if workflow.patched(ACCOUNT_ON_SETTLE):
+            self._spawn(self._account(view), f"account {view.run_id}")
 
     async def _watch(self, view: RunView, handle: ChildWorkflowHandle[Any, RunResult]) -> None:
-        """Await a run's end, then account for it and start whatever waits in the queue."""
+        """Await a run's end; settle it here if its ``run_finished`` signal never came."""
         try:
             result = await handle
         except ChildWorkflowError as exc:
@@ -552,6 +566,11 @@ class AgentSession:
                 )
         if view.run_id in self._active:  # the run_finished signal did not arrive
             self._settle(view, result)
+        if not workflow.patched(ACCOUNT_ON_SETTLE):  # histories from before the patch
+            await self._account(view)
+
+    async def _account(self, view: RunView) -> None:
+        """Record the turn with the session's new totals, then start what the queue holds."""
         async with self._lock:
             await self._record(
                 EventType.TURN_COMPLETED,
@@ -738,9 +757,8 @@ class AgentSession:
     def _describe(self) -> None:
         """One line in the Temporal UI, and the search attributes, say where the session is."""
         s = self._state
-        running = sum(1 for r in s.runs if r.status is RunStatus.RUNNING)
         workflow.set_current_details(
-            f"{s.status.value} · {s.run_count} run(s) · {running} running · "
+            f"{s.status.value} · {s.run_count} run(s) · {len(self._active)} running · "
             f"{len(s.queue)} queued · {s.usage.total_tokens} tokens"
         )
         pairs: list[SearchAttributeUpdate[Any]] = [

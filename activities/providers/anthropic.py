@@ -424,6 +424,8 @@ EXCEPTION_CODES: Final[dict[type[BaseException], str]] = {
     anthropic.RequestBodyEncodingUnsupportedError: "invalid_input",
     anthropic.RequestBodyTooLargeAfterDecodingError: "invalid_input",
     anthropic.SandboxEgressRestrictedError: "provider_authentication_failed",
+    # the workspace has Human Review off: use another workspace; retrying cannot help
+    anthropic.WorkspaceHumanReviewDisabledError: "invalid_input",
     # the rest of the SDK's tree
     anthropic.APIResponseValidationError: "provider_error",
     anthropic.APIWebhookValidationError: "provider_error",

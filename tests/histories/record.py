@@ -2,8 +2,9 @@
 
 Run ``.venv/bin/python -m tests.histories.record`` after an *intentional* change to workflow
 behaviour that running sessions will never see (new sessions only). A change that running
-sessions *will* replay must instead be guarded with ``workflow.patched("<change-id>")`` so
-the old histories here keep replaying; keep the old files and add new ones beside them.
+sessions *will* replay must instead be guarded with ``workflow.patched("<change-id>")``:
+first move the affected files to ``before-<change-id>/`` (the replay test reads every
+directory, so they keep proving the old branch), then record the new ones here.
 """
 
 from __future__ import annotations
