@@ -843,10 +843,9 @@ class Bench:
         self.out["notes"] = [
             "ours and bare share one process, one dev server and 2 CPUs with whatever else runs "
             "on the machine: compare the two sides, and see load_before/load_after for noise",
-            "the dev server rate-limits its single history shard's transfer queue "
-            "(history.transferProcessorMaxPollRPS, default 20/s), so each task dispatch can wait "
-            "up to ~50 ms and both sides are dominated by it; rerun with --dynamic-config "
-            "history.transferProcessorMaxPollRPS=1000 to see the overhead of our own code",
+            "the dev server runs as `asm dev` runs it (worker.dev_server.DEV_SERVER_TUNING: "
+            "history.transferProcessorMaxPollRPS=1000; the stock 20/s makes every task dispatch "
+            "wait up to ~50 ms, which dominates both sides and hides our own overhead)",
         ]
         self.out["load_after"] = load_snapshot()
         self.out["teardown"] = await self.teardown()

@@ -528,9 +528,14 @@ class AgentSession:
         this workflow processed the child's completion, and be told the slot is busy.
         """
         view = self._find(result.run_id)
+        if view is None:  # not one of ours (a stray or hand-sent signal): say so, go on
+            workflow.logger.warning("run_finished signal for unknown run %s", result.run_id)
+            err = error("run_not_found", f"run_finished: no run {result.run_id!r}")
+            self._spawn(self._record(EventType.ERROR_OCCURRED, err.to_dict()), "stray signal")
+            return
         # A fast run can finish before we have even seen it start: settle it all the same,
         # and _start_run will not count it as active.
-        if view is not None and not view.status.is_terminal:
+        if not view.status.is_terminal:
             self._settle(view, result)
 
     def _settle(self, view: RunView, result: RunResult) -> None:

@@ -12,11 +12,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from client.session_client import Reset, SessionClient, TextDelta
 from core.contract import (
+    RUN_FINISHED_SIGNAL,
     MockError,
     MockScript,
     MockSleep,
     MockText,
     RetrySettings,
+    RunResult,
     SessionSpec,
     run_workflow_id,
     session_workflow_id,
@@ -248,6 +250,24 @@ async def test_cancel_run_signal_for_unknown_run_is_recorded_not_fatal(
     assert info.value.code == "run_not_found"
     errors = [e for e in await store.events(sid) if e.type is EventType.ERROR_OCCURRED]
     assert errors and errors[0].data["code"] == "run_not_found"
+    await assert_no_failed_workflow_tasks(temporal, session_workflow_id(sid))
+
+
+async def test_run_finished_signal_for_unknown_run_is_recorded_not_fatal(
+    client: SessionClient, temporal: Client, store: EventStore, run_worker: Any
+) -> None:
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a")).session_id
+        handle = temporal.get_workflow_handle(session_workflow_id(sid))
+        stray = RunResult(run_id="run_stray", session_id=sid, status=RunStatus.COMPLETED)
+        await handle.signal(RUN_FINISHED_SIGNAL, stray)
+        ok = await client.run(sid, "still alive?")
+        view = await client.describe(sid)
+    assert ok.status is RunStatus.COMPLETED
+    assert [r.run_id for r in view.runs] == [ok.run_id]
+    errors = [e for e in await store.events(sid) if e.type is EventType.ERROR_OCCURRED]
+    assert [e.data["code"] for e in errors] == ["run_not_found"]
+    assert "run_stray" in errors[0].data["message"]
     await assert_no_failed_workflow_tasks(temporal, session_workflow_id(sid))
 
 
