@@ -539,7 +539,8 @@ class AgentSession:
             self._settle(view, result)
 
     def _settle(self, view: RunView, result: RunResult) -> None:
-        """The one place a started run ends: its view, its slot and the session's totals."""
+        """The one place a started run ends: its view, its slot, the session's totals, then
+        (:meth:`_account`) its ``turn_completed`` and the queue."""
         view.status = result.status
         view.usage = result.usage
         self._state.usage = self._state.usage + result.usage
