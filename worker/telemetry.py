@@ -755,15 +755,19 @@ class InstrumentedStore:
             inst.runs_completed.add(1, attrs)
             inst.active_runs.add(-1, provider)
             started = self._started.pop(rec.run_id, None)
-            seconds: float | None = None
             if started is not None:
-                seconds = time.monotonic() - started
-            elif row := await self._store.get_run(rec.run_id) if rec.run_id else None:
-                # Started on another worker (or before a restart): the run row knows.
-                if row.started_at is not None and row.ended_at is not None:
-                    seconds = max((row.ended_at - row.started_at).total_seconds(), 0.0)
+                seconds: float | None = time.monotonic() - started
+            else:  # started on another worker (or before a restart): the run row knows
+                seconds = await self._row_duration(rec.run_id)
             if seconds is not None:
                 inst.run_duration.record(seconds, {**provider, "asm.run.status": status})
+
+    async def _row_duration(self, run_id: str | None) -> float | None:
+        row = await self._store.get_run(run_id) if run_id else None
+        if row is None or row.started_at is None or row.ended_at is None:
+            return None
+        seconds: float = (row.ended_at - row.started_at).total_seconds()
+        return max(seconds, 0.0)
 
 
 def instrument_store(store: T) -> T:

@@ -168,3 +168,33 @@ async def test_a_replayed_lifecycle_write_is_counted_once(otel: Otel, store: Eve
     assert await instrumented.record(end) is not None
     d = delta(before, snapshot(otel))
     assert d["active_runs"] == 0 and d["completed"] == 1 and d["duration_count"] == 1
+
+
+async def test_a_run_ended_by_another_worker_is_timed_from_its_row(
+    otel: Otel, store: EventStore
+) -> None:
+    # The worker that records the ending did not see the start (another worker, a restart):
+    # the duration comes from the run row's started_at / ended_at instead.
+    from worker.telemetry import InstrumentedStore
+
+    starter, ender = InstrumentedStore(store), InstrumentedStore(store)
+    start = LifecycleRecord(
+        event_id="evt-elsewhere-run-started",
+        session_id="ses_metrics_elsewhere",
+        run_id="run_metrics_elsewhere",
+        type="run_started",
+        provider="mock",
+        run_status=RunStatus.RUNNING,
+        run_row={"session_id": "ses_metrics_elsewhere", "turn": 1},
+    )
+    before = snapshot(otel)
+    await starter.record(start)
+    await asyncio.sleep(0.05)
+    end = start.model_copy(
+        update={"event_id": "evt-elsewhere-run-failed", "type": "run_failed",
+                "run_status": RunStatus.FAILED, "run_row": None}
+    )
+    await ender.record(end)
+    d = delta(before, snapshot(otel))
+    assert d["duration_failed"] == 1
+    assert d["active_runs"] == 0
