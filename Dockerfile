@@ -10,17 +10,19 @@ RUN python -m venv /opt/asm
 WORKDIR /src
 # Metadata first, so a code change does not rebuild the dependency layer.
 COPY pyproject.toml README.md constraints.txt ./
-RUN mkdir -p core store workflows activities worker client \
- && touch core/__init__.py store/__init__.py workflows/__init__.py \
-          activities/__init__.py worker/__init__.py client/__init__.py \
+# A stub package resolves the dependencies; the real code replaces it below.
+RUN mkdir -p agent_session_manager && touch agent_session_manager/__init__.py \
  && /opt/asm/bin/pip install -c constraints.txt . \
- && /opt/asm/bin/pip uninstall -y agent-session-manager
+ && /opt/asm/bin/pip uninstall -y agent-session-manager && rm -rf agent_session_manager
+# agent_session_manager/ holds the public API and one symlink per top-level folder.
+COPY agent_session_manager ./agent_session_manager
 COPY core ./core
 COPY store ./store
 COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker
 COPY client ./client
+COPY cli ./cli
 RUN /opt/asm/bin/pip install --no-deps . \
  && /opt/asm/bin/asm --help >/dev/null
 

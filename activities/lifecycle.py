@@ -11,17 +11,17 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
-from activities.providers.base import Provider, info
-from core.contract import (
+from agent_session_manager.activities.providers.base import Provider, info
+from agent_session_manager.core.contract import (
     PROVIDER_CATALOG_ACTIVITY,
     RECORD_LIFECYCLE_ACTIVITY,
     ROLLBACK_RUN_ACTIVITY,
     LifecycleRecord,
     ProviderCatalog,
 )
-from core.errors import AsmError
-from core.temporal import to_application_error
-from store import EventStore
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.temporal import to_application_error
+from agent_session_manager.store import EventStore
 
 
 @dataclass

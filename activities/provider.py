@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.service import RPCError
 
-from activities.providers.base import Provider, ProviderRequest
-from activities.sink import StoreSink
-from core.contract import (
+from agent_session_manager.activities.providers.base import Provider, ProviderRequest
+from agent_session_manager.activities.sink import StoreSink
+from agent_session_manager.core.contract import (
     RUN_FINISHED_SIGNAL,
     STREAM_PROVIDER_ACTIVITY,
     Message,
@@ -33,13 +33,13 @@ from core.contract import (
     RunResult,
     session_workflow_id,
 )
-from core.errors import AsmError, error
-from core.events import EventType
-from core.lifecycle import completed_result, run_ended, run_started
-from core.status import RunStatus
-from core.temporal import to_application_error
-from store import EventStore
-from worker.telemetry import note_result, traced_provider_call
+from agent_session_manager.core.errors import AsmError, error
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.lifecycle import completed_result, run_ended, run_started
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.temporal import to_application_error
+from agent_session_manager.store import EventStore
+from agent_session_manager.worker.telemetry import note_result, traced_provider_call
 
 log = logging.getLogger(__name__)
 

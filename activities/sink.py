@@ -20,9 +20,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.errors import AsmError, error
-from core.events import EventDraft, EventType, activity_event_id
-from store import EventStore
+from agent_session_manager.core.errors import AsmError, error
+from agent_session_manager.core.events import EventDraft, EventType, activity_event_id
+from agent_session_manager.store import EventStore
 
 Heartbeat = Callable[..., None]
 

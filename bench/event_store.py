@@ -44,11 +44,17 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs published
 from sqlalchemy.engine import make_url
 
-from core.contract import LifecycleRecord, Message
-from core.events import Event, EventDraft, EventType, activity_event_id, lifecycle_event_id
-from core.status import RunStatus, SessionStatus
-from store import EventStore, open_store, upgrade
-from store._schema import EVENTS
+from agent_session_manager.core.contract import LifecycleRecord, Message
+from agent_session_manager.core.events import (
+    Event,
+    EventDraft,
+    EventType,
+    activity_event_id,
+    lifecycle_event_id,
+)
+from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.store import EventStore, open_store, upgrade
+from agent_session_manager.store._schema import EVENTS
 
 LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 

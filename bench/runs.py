@@ -64,16 +64,16 @@ from temporalio.worker import Worker
 # re-imports workflows/agent_*.py for ours): pass the project's modules through so that costs
 # what importing a small workflow module costs, not a re-import of the whole project.
 with workflow.unsafe.imports_passed_through():
-    from activities.providers.base import discover
-    from client.session_client import SessionClient
-    from core.contract import MockScript, MockText, RunResult, SessionSpec
-    from core.events import Event
-    from core.status import RunStatus
-    from core.temporal import data_converter
-    from store import EventStore, open_store, upgrade
-    from worker.dev_server import start_dev_server
-    from worker.settings import Settings
-    from worker.worker import build_worker
+    from agent_session_manager.activities.providers.base import discover
+    from agent_session_manager.client.session_client import SessionClient
+    from agent_session_manager.core.contract import MockScript, MockText, RunResult, SessionSpec
+    from agent_session_manager.core.events import Event
+    from agent_session_manager.core.status import RunStatus
+    from agent_session_manager.core.temporal import data_converter
+    from agent_session_manager.store import EventStore, open_store, upgrade
+    from agent_session_manager.worker.dev_server import start_dev_server
+    from agent_session_manager.worker.settings import Settings
+    from agent_session_manager.worker.worker import build_worker
 
 T = TypeVar("T")
 

@@ -32,9 +32,9 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from core.contract import session_workflow_id
-from core.errors import error
-from core.events import Event, EventType
+from agent_session_manager.core.contract import session_workflow_id
+from agent_session_manager.core.errors import error
+from agent_session_manager.core.events import Event, EventType
 
 #: Left out unless ``types`` names them: one row per streamed token chunk is not an audit.
 DEFAULT_EXCLUDED_TYPES = frozenset({EventType.MESSAGE_STREAMED.value})

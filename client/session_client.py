@@ -26,7 +26,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.contract import (
+from agent_session_manager.core.contract import (
     DEFAULT_TASK_QUEUE,
     SESSION_WORKFLOW,
     CancelRun,
@@ -41,14 +41,14 @@ from core.contract import (
     run_workflow_id,
     session_workflow_id,
 )
-from core.errors import AsmError, error
-from core.events import RUN_TERMINAL_EVENTS, Event, EventType
-from core.models import new_session_id
-from core.status import RunStatus
-from core.temporal import from_failure
-from core.usage import TokenUsage
-from store import EventStore
-from workflows.agent_session import (
+from agent_session_manager.core.errors import AsmError, error
+from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event, EventType
+from agent_session_manager.core.models import new_session_id
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.temporal import from_failure
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store import EventStore
+from agent_session_manager.workflows.agent_session import (
     SA_AGENT_ID,
     SA_PROVIDER,
     SA_SESSION_ID,
@@ -58,7 +58,7 @@ from workflows.agent_session import (
 )
 
 if TYPE_CHECKING:
-    from client.audit import AuditEntry
+    from agent_session_manager.client.audit import AuditEntry
 
 _RUN_END_TYPES = frozenset(t.value for t in RUN_TERMINAL_EVENTS.values())
 
@@ -373,7 +373,7 @@ class SessionClient:
     ) -> list[AuditEntry]:
         """Who/what changed a session's or run's status (update name, client identity), oldest
         first; see :mod:`client.audit` (``write_jsonl`` exports it as JSON Lines)."""
-        from client.audit import audit_log
+        from agent_session_manager.client.audit import audit_log
 
         return await audit_log(
             self.store,

@@ -13,7 +13,7 @@ Everything public is re-exported here; each concept lives in one module:
 policies, the data converter); it is not re-exported, so ``import core`` stays pure.
 """
 
-from core.capabilities import (
+from agent_session_manager.core.capabilities import (
     CAPABILITY_TYPES,
     Capability,
     CapabilityResolver,
@@ -23,7 +23,7 @@ from core.capabilities import (
     Registry,
     parse_capability_type,
 )
-from core.contract import (
+from agent_session_manager.core.contract import (
     DEFAULT_TASK_QUEUE,
     MULTITASK_STRATEGIES,
     PROVIDER_CATALOG_ACTIVITY,
@@ -65,7 +65,7 @@ from core.contract import (
     session_id_from_workflow_id,
     session_workflow_id,
 )
-from core.control import (
+from agent_session_manager.core.control import (
     CONTROL_OPERATIONS,
     TERMINAL_CONTROL_STATES,
     ControlOperation,
@@ -75,11 +75,11 @@ from core.control import (
     RunControl,
     parse_control_operation,
 )
-from core.cursor import (
+from agent_session_manager.core.cursor import (
     DEFAULT_BUFFER_SIZE,
     EventCursor,
 )
-from core.errors import (
+from agent_session_manager.core.errors import (
     CODES,
     MAX_ERROR_BODY_CHARS,
     NON_RETRYABLE_CODES,
@@ -99,7 +99,7 @@ from core.errors import (
     error,
     is_retryable,
 )
-from core.events import (
+from agent_session_manager.core.events import (
     EVENT_CATEGORIES,
     RUN_SCOPED_CATEGORIES,
     RUN_TERMINAL_EVENTS,
@@ -114,14 +114,19 @@ from core.events import (
     parse_event_type,
     sort_events,
 )
-from core.lifecycle import ENDING_EVENTS, completed_result, run_ended, run_started
-from core.limits import (
+from agent_session_manager.core.lifecycle import (
+    ENDING_EVENTS,
+    completed_result,
+    run_ended,
+    run_started,
+)
+from agent_session_manager.core.limits import (
     DEFAULT_MAX_RUNS,
     DEFAULT_MAX_SESSIONS,
     ConcurrencyLimiter,
     LimiterStatus,
 )
-from core.models import (
+from agent_session_manager.core.models import (
     RUN_ID_PREFIX,
     SESSION_ID_PREFIX,
     Run,
@@ -130,14 +135,14 @@ from core.models import (
     new_run_id,
     new_session_id,
 )
-from core.normalize import (
+from agent_session_manager.core.normalize import (
     DEFAULT_ALIASES,
     ENVELOPE_KEYS,
     STATUS_ALIASES,
     EventNormalizer,
     normalize_name,
 )
-from core.status import (
+from agent_session_manager.core.status import (
     RUN_TRANSITIONS,
     SESSION_TRANSITIONS,
     RunStatus,
@@ -147,7 +152,7 @@ from core.status import (
     parse_run_status,
     parse_session_status,
 )
-from core.usage import (
+from agent_session_manager.core.usage import (
     TokenUsage,
 )
 

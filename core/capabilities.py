@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.errors import ResourceError, StateError
+from agent_session_manager.core.errors import ResourceError, StateError
 
 CapabilityType = Literal[
     "sampling",

@@ -21,10 +21,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.capabilities import Capability, CapabilityType, Negotiation
-from core.errors import ValidationError
-from core.status import RunStatus, SessionStatus
-from core.usage import TokenUsage
+from agent_session_manager.core.capabilities import Capability, CapabilityType, Negotiation
+from agent_session_manager.core.errors import ValidationError
+from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.core.usage import TokenUsage
 
 #: Workflow type of a session (pinned wire name).
 SESSION_WORKFLOW = "AgentSession"

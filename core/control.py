@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import ConcurrencyError
+from agent_session_manager.core.errors import ConcurrencyError
 
 ControlOperation = Literal["interrupt", "cancel", "pause", "resume"]
 """The four operations a client can ask of a running run."""

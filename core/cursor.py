@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from core.errors import StateError
-from core.events import Event, sort_events
+from agent_session_manager.core.errors import StateError
+from agent_session_manager.core.events import Event, sort_events
 
 #: Recent events a cursor keeps unless told otherwise.
 DEFAULT_BUFFER_SIZE = 1000

@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.errors import StateError, ValidationError
+from agent_session_manager.core.errors import StateError, ValidationError
 
 
 class EventType(StrEnum):

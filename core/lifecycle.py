@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.contract import LifecycleRecord, ProviderOutcome, RunResult, RunSpec
-from core.events import EventType, lifecycle_event_id
-from core.status import RunStatus
+from agent_session_manager.core.contract import LifecycleRecord, ProviderOutcome, RunResult, RunSpec
+from agent_session_manager.core.events import EventType, lifecycle_event_id
+from agent_session_manager.core.status import RunStatus
 
 #: Terminal event of each ending status.
 ENDING_EVENTS: dict[RunStatus, EventType] = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.errors import ConcurrencyError, ResourceError, ValidationError
+from agent_session_manager.core.errors import ConcurrencyError, ResourceError, ValidationError
 
 #: Default session limit.
 DEFAULT_MAX_SESSIONS = 100

@@ -27,9 +27,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.errors import AsmError, ConcurrencyError, ValidationError
-from core.status import RunStatus, SessionStatus, check_transition
-from core.usage import TokenUsage
+from agent_session_manager.core.errors import AsmError, ConcurrencyError, ValidationError
+from agent_session_manager.core.status import RunStatus, SessionStatus, check_transition
+from agent_session_manager.core.usage import TokenUsage
 
 #: Prefix of every session id.
 SESSION_ID_PREFIX = "ses_"

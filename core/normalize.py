@@ -14,7 +14,7 @@ silent fallback type), a run end whose status is unknown or not terminal is
 normalized for is ``session_mismatch`` / ``run_mismatch``.
 
 Ordering of stored events (``seq``, then time, then id) lives with the envelope:
-:func:`core.events.sort_events`.
+:func:`agent_session_manager.core.events.sort_events`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from core.errors import StateError
-from core.events import EventDraft, EventType, parse_event_type
-from core.status import RunStatus, parse_run_status
+from agent_session_manager.core.errors import StateError
+from agent_session_manager.core.events import EventDraft, EventType, parse_event_type
+from agent_session_manager.core.status import RunStatus, parse_run_status
 
 _T = EventType
 

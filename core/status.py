@@ -17,7 +17,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
-from core.errors import StateError
+from agent_session_manager.core.errors import StateError
 
 
 class SessionStatus(StrEnum):

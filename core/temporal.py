@@ -29,7 +29,13 @@ from temporalio.exceptions import (
     TimeoutType,
 )
 
-from core.errors import CODES, NON_RETRYABLE_CODES, AsmError, ProviderErrorInfo, error
+from agent_session_manager.core.errors import (
+    CODES,
+    NON_RETRYABLE_CODES,
+    AsmError,
+    ProviderErrorInfo,
+    error,
+)
 
 
 def to_application_error(err: AsmError) -> ApplicationError:
@@ -157,8 +163,7 @@ class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
         except pydantic.ValidationError as exc:
             # The message names every problem: it is what a CLI user reads.
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
-                for e in exc.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
             )
             raise to_application_error(
                 error(

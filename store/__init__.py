@@ -12,11 +12,11 @@ session, idempotent by event id, readable by cursor and followable live::
 ``url`` defaults to ``$ASM_DATABASE_URL``, then :data:`DEFAULT_DATABASE_URL`.
 """
 
-from store._engine import DEFAULT_DATABASE_URL
-from store._errors import SchemaOutOfDate
-from store._migrate import upgrade
-from store._rows import RunRow, SessionRow
-from store._store import EventStore, open_store
+from agent_session_manager.store._engine import DEFAULT_DATABASE_URL
+from agent_session_manager.store._errors import SchemaOutOfDate
+from agent_session_manager.store._migrate import upgrade
+from agent_session_manager.store._rows import RunRow, SessionRow
+from agent_session_manager.store._store import EventStore, open_store
 
 __all__ = [
     "DEFAULT_DATABASE_URL",

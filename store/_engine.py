@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from core.errors import ValidationError
+from agent_session_manager.core.errors import ValidationError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.asm/asm.db"
 ENV_VAR = "ASM_DATABASE_URL"

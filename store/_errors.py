@@ -1,6 +1,6 @@
 """Translate database failures into the taxonomy, in one place.
 
-Every exception leaving the store is an :class:`core.errors.AsmError`:
+Every exception leaving the store is an :class:`agent_session_manager.core.errors.AsmError`:
 
 * the database cannot be reached, or the connection dropped mid-transaction, or SQLite stayed
   locked past the retry budget → ``storage_connection_failed`` (retryable: Temporal retries the
@@ -23,7 +23,7 @@ import asyncpg  # no stubs published: ignore_missing_imports in pyproject.toml
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
-from core.errors import AsmError, StorageError
+from agent_session_manager.core.errors import AsmError, StorageError
 
 Op = Literal["read", "write", "connect"]
 

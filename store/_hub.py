@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store._schema import COUNTERS
+from agent_session_manager.store._schema import COUNTERS
 
 log = logging.getLogger("store")
 

@@ -19,10 +19,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.errors import AsmError
-from store._engine import backend_of, make_migration_engine, resolve_url
-from store._errors import DB_ERRORS, SchemaOutOfDate, redact, translate
-from store._schema import VERSION_TABLE
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.store._engine import backend_of, make_migration_engine, resolve_url
+from agent_session_manager.store._errors import DB_ERRORS, SchemaOutOfDate, redact, translate
+from agent_session_manager.store._schema import VERSION_TABLE
 
 _HERE = Path(__file__).resolve().parent
 #: Serializes concurrent ``upgrade`` calls on one PostgreSQL database (two workers starting).

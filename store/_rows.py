@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.status import RunStatus, SessionStatus
-from core.usage import TokenUsage
+from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.core.usage import TokenUsage
 
 
 class SessionRow(BaseModel):

@@ -49,12 +49,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.contract import LifecycleRecord, Message
-from core.errors import AsmError, ResourceError, StateError, ValidationError
-from core.events import Event, EventDraft, EventType, parse_event_type
-from core.status import RunStatus, SessionStatus
-from core.usage import TokenUsage
-from store._engine import (
+from agent_session_manager.core.contract import LifecycleRecord, Message
+from agent_session_manager.core.errors import AsmError, ResourceError, StateError, ValidationError
+from agent_session_manager.core.events import Event, EventDraft, EventType, parse_event_type
+from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store._engine import (
     Backend,
     asyncpg_connect_kwargs,
     backend_of,
@@ -64,17 +64,24 @@ from store._engine import (
     resolve_url,
     scrub_nul,
 )
-from store._errors import DB_ERRORS, is_sqlite_locked, redact, translate
-from store._hub import CHANNEL, Hub, ListenHub, PollingHub
-from store._migrate import check_schema as _check_schema
-from store._rows import (
+from agent_session_manager.store._errors import DB_ERRORS, is_sqlite_locked, redact, translate
+from agent_session_manager.store._hub import CHANNEL, Hub, ListenHub, PollingHub
+from agent_session_manager.store._migrate import check_schema as _check_schema
+from agent_session_manager.store._rows import (
     RUN_ROW_ALIASES,
     RUN_ROW_KEYS,
     SESSION_ROW_KEYS,
     RunRow,
     SessionRow,
 )
-from store._schema import COUNTERS, EVENTS, MESSAGES, RUNS, SESSIONS, Timestamp
+from agent_session_manager.store._schema import (
+    COUNTERS,
+    EVENTS,
+    MESSAGES,
+    RUNS,
+    SESSIONS,
+    Timestamp,
+)
 
 T = TypeVar("T")
 

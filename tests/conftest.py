@@ -24,11 +24,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.providers.base import Provider, discover
-from client.session_client import SessionClient
-from store import EventStore, open_store, upgrade
-from worker.dev_server import start_dev_server
-from worker.worker import build_worker
+from agent_session_manager.activities.providers.base import Provider, discover
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.store import EventStore, open_store, upgrade
+from agent_session_manager.worker.dev_server import start_dev_server
+from agent_session_manager.worker.worker import build_worker
 
 # --- reliable exit status --------------------------------------------------------------
 # A process that used a Temporal client can abort at interpreter exit (exit 134,

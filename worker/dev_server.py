@@ -19,8 +19,8 @@ from pathlib import Path
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
-from core.errors import error
-from core.temporal import data_converter
+from agent_session_manager.core.errors import error
+from agent_session_manager.core.temporal import data_converter
 
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[object], ...] = (
     SearchAttributeKey.for_keyword("AsmSessionId"),  # type: ignore[assignment]

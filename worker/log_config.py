@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from temporalio import activity, workflow
 
-from worker.settings import SECRET_ENV_VARS, Settings
+from agent_session_manager.worker.settings import SECRET_ENV_VARS, Settings
 
 CONTEXT_FIELDS = (
     "session_id",
@@ -259,7 +259,7 @@ def configure_logging(
     settings = settings or Settings()
     fmt = settings.log_format.strip().lower()
     if fmt not in ("json", "text"):
-        from core.errors import error
+        from agent_session_manager.core.errors import error
 
         raise error(
             "validation_error",

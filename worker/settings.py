@@ -11,8 +11,8 @@ import os
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.contract import DEFAULT_TASK_QUEUE
-from store import DEFAULT_DATABASE_URL
+from agent_session_manager.core.contract import DEFAULT_TASK_QUEUE
+from agent_session_manager.store import DEFAULT_DATABASE_URL
 
 #: Environment variables a provider may need; the worker passes exactly these through.
 SECRET_ENV_VARS = (

@@ -37,9 +37,9 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.errors import error
-from store import SchemaOutOfDate, open_store, upgrade
-from worker.dev_server import SEARCH_ATTRIBUTES
+from agent_session_manager.core.errors import error
+from agent_session_manager.store import SchemaOutOfDate, open_store, upgrade
+from agent_session_manager.worker.dev_server import SEARCH_ATTRIBUTES
 
 #: A namespace registered by ``--create-namespace`` keeps closed workflows this long.
 DEFAULT_RETENTION = timedelta(days=7)
@@ -261,8 +261,8 @@ async def connect(address: str, namespace: str, *, wait: float = 0.0) -> Client:
 
     In docker-compose the frontend port opens before the server answers; ``--wait`` covers that.
     """
-    from client.runtime import connect_temporal
-    from core.errors import AsmError
+    from agent_session_manager.cli.runtime import connect_temporal
+    from agent_session_manager.core.errors import AsmError
 
     deadline = time.monotonic() + wait
     while True:

@@ -51,8 +51,8 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from core.errors import AsmError, error
-from core.events import EventType
+from agent_session_manager.core.errors import AsmError, error
+from agent_session_manager.core.events import EventType
 
 log = logging.getLogger(__name__)
 
@@ -525,7 +525,7 @@ def traced_provider_call(
         }
         if model:
             attributes["gen_ai.request.model"] = model
-        from worker.log_config import log_context
+        from agent_session_manager.worker.log_config import log_context
 
         with (
             tracer().start_as_current_span(

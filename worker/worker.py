@@ -7,14 +7,14 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.lifecycle import LifecycleActivities
-from activities.provider import ProviderActivities
-from activities.providers.base import Provider, discover
-from store import EventStore
-from worker.settings import Settings, provider_secrets
-from worker.telemetry import instrument_store
-from workflows.agent_run import AgentRun
-from workflows.agent_session import AgentSession
+from agent_session_manager.activities.lifecycle import LifecycleActivities
+from agent_session_manager.activities.provider import ProviderActivities
+from agent_session_manager.activities.providers.base import Provider, discover
+from agent_session_manager.store import EventStore
+from agent_session_manager.worker.settings import Settings, provider_secrets
+from agent_session_manager.worker.telemetry import instrument_store
+from agent_session_manager.workflows.agent_run import AgentRun
+from agent_session_manager.workflows.agent_session import AgentSession
 
 
 def build_worker(

@@ -23,10 +23,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from workflows.lifecycle import record
+from agent_session_manager.workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
-    from core.contract import (
+    from agent_session_manager.core.contract import (
         RUN_FINISHED_SIGNAL,
         RUN_WORKFLOW,
         STREAM_PROVIDER_ACTIVITY,
@@ -36,10 +36,10 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
         RunSpec,
     )
-    from core.errors import AsmError, error
-    from core.lifecycle import completed_result, run_ended
-    from core.status import RunStatus
-    from core.temporal import from_failure, retry_policy, to_application_error
+    from agent_session_manager.core.errors import AsmError, error
+    from agent_session_manager.core.lifecycle import completed_result, run_ended
+    from agent_session_manager.core.status import RunStatus
+    from agent_session_manager.core.temporal import from_failure, retry_policy, to_application_error
 
 #: Without a deadline a run still needs *some* bound; a day is far beyond any model call.
 NO_DEADLINE = timedelta(hours=24)

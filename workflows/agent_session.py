@@ -27,11 +27,11 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
-from workflows.lifecycle import LOCAL_TIMEOUT, record
+from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT, record
 
 with workflow.unsafe.imports_passed_through():
-    from core.capabilities import CapabilityResolver, Negotiation
-    from core.contract import (
+    from agent_session_manager.core.capabilities import CapabilityResolver, Negotiation
+    from agent_session_manager.core.contract import (
         MULTITASK_STRATEGIES,
         PROVIDER_CATALOG_ACTIVITY,
         ROLLBACK_RUN_ACTIVITY,
@@ -55,11 +55,11 @@ with workflow.unsafe.imports_passed_through():
         run_workflow_id,
         session_id_from_workflow_id,
     )
-    from core.errors import AsmError, error
-    from core.events import EventType, lifecycle_event_id
-    from core.models import new_run_id
-    from core.status import RunStatus, SessionStatus, check_transition
-    from core.temporal import from_failure, to_application_error
+    from agent_session_manager.core.errors import AsmError, error
+    from agent_session_manager.core.events import EventType, lifecycle_event_id
+    from agent_session_manager.core.models import new_run_id
+    from agent_session_manager.core.status import RunStatus, SessionStatus, check_transition
+    from agent_session_manager.core.temporal import from_failure, to_application_error
 
 #: How many finished runs continue-as-new carries into the next run of the workflow (the
 #: rest are in the event store); keeps the carried state, and so the history, bounded.

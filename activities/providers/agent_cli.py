@@ -25,8 +25,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from core.contract import Message
-from core.errors import AsmError, error
+from agent_session_manager.core.contract import Message
+from agent_session_manager.core.errors import AsmError, error
 
 #: SIGTERM → SIGKILL grace for the process group: with a provider's interrupt budget it must
 #: stay well inside the 2 s a cancelled run may take to stop.

@@ -44,11 +44,15 @@ from typing import Any, Final
 import anthropic
 import httpx2
 
-from activities.providers.base import EventSink, ProviderRequest, ProviderResult
-from core.capabilities import Capability
-from core.errors import AsmError, ProviderErrorInfo, error
-from core.events import EventType
-from core.usage import TokenUsage
+from agent_session_manager.activities.providers.base import (
+    EventSink,
+    ProviderRequest,
+    ProviderResult,
+)
+from agent_session_manager.core.capabilities import Capability
+from agent_session_manager.core.errors import AsmError, ProviderErrorInfo, error
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.usage import TokenUsage
 
 PROVIDER_NAME: Final = "anthropic"
 

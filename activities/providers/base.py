@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
-from core.capabilities import Capability
-from core.contract import Message, MockScript, ProviderInfo
-from core.errors import ProviderError
-from core.events import EventType
-from core.usage import TokenUsage
+from agent_session_manager.core.capabilities import Capability
+from agent_session_manager.core.contract import Message, MockScript, ProviderInfo
+from agent_session_manager.core.errors import ProviderError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.usage import TokenUsage
 
 ENTRY_POINT_GROUP = "agent_session_manager.providers"
 
@@ -106,7 +106,7 @@ def discover() -> dict[str, Provider]:
             continue
         found[provider.name] = provider
     if "mock" not in found:  # running from a checkout without the package installed
-        from activities.providers.mock import MockProvider
+        from agent_session_manager.activities.providers.mock import MockProvider
 
         found["mock"] = MockProvider()
     return found

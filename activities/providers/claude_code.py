@@ -84,7 +84,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from activities.providers.agent_cli import (
+from agent_session_manager.activities.providers.agent_cli import (
     LINE_LIMIT,
     invalid_input,
     session_state_dir,
@@ -93,12 +93,17 @@ from activities.providers.agent_cli import (
     transcript,
     working_directory,
 )
-from activities.providers.base import EventSink, ProviderRequest, ProviderResult, unavailable
-from core.capabilities import Capability
-from core.contract import Message
-from core.errors import AsmError, ProviderErrorInfo, error
-from core.events import EventType
-from core.usage import TokenUsage
+from agent_session_manager.activities.providers.base import (
+    EventSink,
+    ProviderRequest,
+    ProviderResult,
+    unavailable,
+)
+from agent_session_manager.core.capabilities import Capability
+from agent_session_manager.core.contract import Message
+from agent_session_manager.core.errors import AsmError, ProviderErrorInfo, error
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.usage import TokenUsage
 
 try:  # the extra may be missing: the provider must still load and say what to install
     from claude_agent_sdk import Transport as _SdkTransport

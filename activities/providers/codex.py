@@ -103,7 +103,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from activities.providers.agent_cli import (
+from agent_session_manager.activities.providers.agent_cli import (
     LINE_LIMIT,
     invalid_input,
     session_state_dir,
@@ -112,12 +112,17 @@ from activities.providers.agent_cli import (
     transcript,
     working_directory,
 )
-from activities.providers.base import EventSink, ProviderRequest, ProviderResult, unavailable
-from core.capabilities import Capability
-from core.contract import Message
-from core.errors import AsmError, ProviderErrorInfo, error
-from core.events import EventType
-from core.usage import TokenUsage
+from agent_session_manager.activities.providers.base import (
+    EventSink,
+    ProviderRequest,
+    ProviderResult,
+    unavailable,
+)
+from agent_session_manager.core.capabilities import Capability
+from agent_session_manager.core.contract import Message
+from agent_session_manager.core.errors import AsmError, ProviderErrorInfo, error
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.usage import TokenUsage
 
 INSTALL_HINT = "pip install 'agent-session-manager[codex]'"
 THREAD_BLOCK = "codex_thread"

@@ -13,12 +13,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from activities.providers.base import EventSink, ProviderRequest, ProviderResult
-from core.capabilities import Capability
-from core.contract import MockError, MockScript, MockSleep, MockText, MockThinking, MockToolCall
-from core.errors import ProviderErrorInfo, error
-from core.events import EventType
-from core.usage import TokenUsage
+from agent_session_manager.activities.providers.base import (
+    EventSink,
+    ProviderRequest,
+    ProviderResult,
+)
+from agent_session_manager.core.capabilities import Capability
+from agent_session_manager.core.contract import (
+    MockError,
+    MockScript,
+    MockSleep,
+    MockText,
+    MockThinking,
+    MockToolCall,
+)
+from agent_session_manager.core.errors import ProviderErrorInfo, error
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.usage import TokenUsage
 
 
 def _default_script(request: ProviderRequest) -> MockScript:

@@ -13,8 +13,8 @@ import asyncio
 import sqlalchemy as sa
 from alembic import context
 
-from store._engine import make_migration_engine, resolve_url
-from store._schema import METADATA, VERSION_TABLE
+from agent_session_manager.store._engine import make_migration_engine, resolve_url
+from agent_session_manager.store._schema import METADATA, VERSION_TABLE
 
 config = context.config
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from store import EventStore
+from agent_session_manager.store import EventStore
 
-ASM = [sys.executable, "-m", "client.cli"]
+ASM = [sys.executable, "-m", "agent_session_manager.cli"]
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.capabilities import (
+from agent_session_manager.core.capabilities import (
     CAPABILITY_TYPES,
     Capability,
     CapabilityResolver,
@@ -16,7 +16,7 @@ from core.capabilities import (
     Registry,
     parse_capability_type,
 )
-from core.errors import ResourceError, StateError
+from agent_session_manager.core.errors import ResourceError, StateError
 
 PROPERTY = settings(database=None, deadline=None, max_examples=200)
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.control import RunControl, parse_control_operation
-from core.errors import ConcurrencyError
+from agent_session_manager.core.control import RunControl, parse_control_operation
+from agent_session_manager.core.errors import ConcurrencyError
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

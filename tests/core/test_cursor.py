@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.cursor import EventCursor
-from core.errors import StateError
-from core.events import Event, EventType
+from agent_session_manager.core.cursor import EventCursor
+from agent_session_manager.core.errors import StateError
+from agent_session_manager.core.events import Event, EventType
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 PROPERTY = settings(database=None, deadline=None, max_examples=300)

@@ -8,7 +8,7 @@ import pickle
 import pytest
 from pydantic import ValidationError as PydanticValidationError
 
-from core.errors import (
+from agent_session_manager.core.errors import (
     CODES,
     MAX_ERROR_BODY_CHARS,
     NON_RETRYABLE_CODES,

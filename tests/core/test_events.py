@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError as PydanticValidationError
 
-from core.errors import StateError, ValidationError
-from core.events import (
+from agent_session_manager.core.errors import StateError, ValidationError
+from agent_session_manager.core.events import (
     EVENT_CATEGORIES,
     RUN_SCOPED_CATEGORIES,
     RUN_TERMINAL_EVENTS,
@@ -21,7 +21,7 @@ from core.events import (
     parse_event_type,
     sort_events,
 )
-from core.status import RunStatus
+from agent_session_manager.core.status import RunStatus
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import ConcurrencyError, ResourceError, ValidationError
-from core.limits import ConcurrencyLimiter, LimiterStatus
+from agent_session_manager.core.errors import ConcurrencyError, ResourceError, ValidationError
+from agent_session_manager.core.limits import ConcurrencyLimiter, LimiterStatus
 
 
 def limiter(**kw: int | None) -> ConcurrencyLimiter:

@@ -10,10 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticValidationError
 
-from core.errors import ConcurrencyError, StateError, ValidationError, error
-from core.models import Run, Session, SessionContext, new_run_id, new_session_id
-from core.status import RunStatus, SessionStatus, allowed_targets
-from core.usage import TokenUsage
+from agent_session_manager.core.errors import ConcurrencyError, StateError, ValidationError, error
+from agent_session_manager.core.models import (
+    Run,
+    Session,
+    SessionContext,
+    new_run_id,
+    new_session_id,
+)
+from agent_session_manager.core.status import RunStatus, SessionStatus, allowed_targets
+from agent_session_manager.core.usage import TokenUsage
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 PROPERTY = settings(database=None, deadline=None, max_examples=200)

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from core.errors import StateError, ValidationError
-from core.events import EventType
-from core.normalize import DEFAULT_ALIASES, EventNormalizer, normalize_name
+from agent_session_manager.core.errors import StateError, ValidationError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.normalize import DEFAULT_ALIASES, EventNormalizer, normalize_name
 
 N = EventNormalizer()
 

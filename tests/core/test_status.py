@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import StateError
-from core.status import (
+from agent_session_manager.core.errors import StateError
+from agent_session_manager.core.status import (
     RUN_TRANSITIONS,
     SESSION_TRANSITIONS,
     RunStatus,

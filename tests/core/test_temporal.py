@@ -18,10 +18,21 @@ from temporalio.exceptions import (
     TimeoutType,
 )
 
-from core.contract import RunRequest
-from core.errors import CODES, NON_RETRYABLE_CODES, AsmError, ProviderErrorInfo, error
-from core.events import EventDraft
-from core.temporal import data_converter, from_failure, retry_policy, to_application_error
+from agent_session_manager.core.contract import RunRequest
+from agent_session_manager.core.errors import (
+    CODES,
+    NON_RETRYABLE_CODES,
+    AsmError,
+    ProviderErrorInfo,
+    error,
+)
+from agent_session_manager.core.events import EventDraft
+from agent_session_manager.core.temporal import (
+    data_converter,
+    from_failure,
+    retry_policy,
+    to_application_error,
+)
 
 
 def _activity_error(cause: BaseException) -> ActivityError:

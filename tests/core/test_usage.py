@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError as PydanticValidationError
 
-from core.usage import TokenUsage
+from agent_session_manager.core.usage import TokenUsage
 
 
 def test_total_adds_input_output_cache_creation_and_cache_read() -> None:

@@ -22,8 +22,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from worker import telemetry
-from worker.settings import SECRET_ENV_VARS, Settings
+from agent_session_manager.worker import telemetry
+from agent_session_manager.worker.settings import SECRET_ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -161,9 +161,7 @@ def test_worker_environment_sets_every_setting_the_worker_reads(
         missing = sorted(v for v in wanted - set(env) if v not in INTENTIONALLY_DEFAULTED)
         assert not missing, f"{name} does not set {missing}"
         # Every value must survive Settings' own validation.
-        settings = Settings(**{
-            f: env[f"{prefix}{f}".upper()] for f in Settings.model_fields
-        })
+        settings = Settings(**{f: env[f"{prefix}{f}".upper()] for f in Settings.model_fields})
         assert settings.temporal_address == "temporal:7233"
 
 
@@ -252,7 +250,7 @@ def test_migrations_and_search_attributes_run_before_the_worker(
 
 
 def test_commands_the_stack_runs_exist_in_the_cli(services: dict[str, dict[str, Any]]) -> None:
-    from client.cli import app
+    from agent_session_manager.cli.app import app
 
     runner = CliRunner()
     for name in (SETUP, WORKER):
@@ -356,7 +354,11 @@ def test_dockerfile_installs_every_package_and_runs_unprivileged() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    packages = [p.rstrip("*") for p in include]
+    assert include == ["agent_session_manager*"]
+    # The installed package is agent_session_manager/ and the folders its symlinks point to.
+    links = [p for p in (ROOT / "agent_session_manager").iterdir() if p.is_symlink()]
+    packages = ["agent_session_manager", *sorted(p.readlink().name for p in links)]
+    assert len(packages) >= 8
     for package in packages:
         assert re.search(rf"^COPY {package} \./{package}$", dockerfile, re.M), package
     assert re.search(r"^USER asm$", dockerfile, re.M)

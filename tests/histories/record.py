@@ -14,12 +14,18 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from activities.providers.base import discover
-from client.session_client import SessionClient
-from core.contract import MockError, MockScript, MockText, RetrySettings, SessionSpec
-from store import open_store, upgrade
-from worker.dev_server import start_dev_server
-from worker.worker import build_worker
+from agent_session_manager.activities.providers.base import discover
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import (
+    MockError,
+    MockScript,
+    MockText,
+    RetrySettings,
+    SessionSpec,
+)
+from agent_session_manager.store import open_store, upgrade
+from agent_session_manager.worker.dev_server import start_dev_server
+from agent_session_manager.worker.worker import build_worker
 
 HERE = Path(__file__).parent
 

@@ -17,13 +17,13 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from client.audit import AuditEntry, audit_log, parse_since, write_jsonl
-from client.session_client import SessionClient
-from core.contract import MockScript, MockText
-from core.errors import AsmError
-from core.temporal import data_converter
-from store import EventStore
-from worker.worker import build_worker
+from agent_session_manager.client.audit import AuditEntry, audit_log, parse_since, write_jsonl
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import MockScript, MockText
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.temporal import data_converter
+from agent_session_manager.store import EventStore
+from agent_session_manager.worker.worker import build_worker
 
 ALICE = "alice@ops-console"
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,17 +85,23 @@ async def test_audit_log_records_who_changed_status(
 
     finished = find(entries, "run_completed")
     assert (finished.run_id, finished.actor, finished.status_to) == (
-        done.run_id, "workflow", "completed"
+        done.run_id,
+        "workflow",
+        "completed",
     )
 
     cancelled = find(entries, "run_cancelled")
     assert (cancelled.run_id, cancelled.actor, cancelled.identity) == (
-        ref.run_id, "update:cancel_run", ALICE
+        ref.run_id,
+        "update:cancel_run",
+        ALICE,
     )
 
     completed = find(entries, "session_completed")
     assert (completed.actor, completed.identity, completed.reason) == (
-        "update:complete", ALICE, "finished"
+        "update:complete",
+        ALICE,
+        "finished",
     )
 
     # Exportable as JSON Lines: one object per entry, same content.
@@ -151,9 +157,9 @@ def test_since_accepts_iso_and_relative_times() -> None:
 async def test_asm_audit_command_exports_json_lines(
     env: WorkflowEnvironment, alice: Client, tmp_path: Path, task_queue: str
 ) -> None:
-    from store import open_store, upgrade
+    from agent_session_manager.store import open_store, upgrade
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'agent_session_manager.cli.db'}"
     await upgrade(url)
     store = await open_store(url)
     try:
@@ -170,7 +176,7 @@ async def test_asm_audit_command_exports_json_lines(
         "ASM_DATABASE_URL": url,
         "ASM_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
     }
-    main = "import sys; from client.cli import main; main(sys.argv[1:])"
+    main = "import sys; from agent_session_manager.cli import main; main(sys.argv[1:])"
     target = tmp_path / "audit.jsonl"
     cmd = [sys.executable, "-c", main, "audit", view.session_id, "--output", str(target)]
     proc = await asyncio.to_thread(

@@ -12,16 +12,20 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from activities.providers.base import EventSink, ProviderRequest, ProviderResult
-from activities.providers.mock import MockProvider
-from client.session_client import SessionClient
-from core.contract import CancelRun, session_workflow_id
-from core.errors import AsmError
-from core.status import RunStatus
-from store import EventStore
-from worker.log_config import REDACTED, configure_logging, log_context
-from worker.settings import Settings
-from worker.worker import build_worker
+from agent_session_manager.activities.providers.base import (
+    EventSink,
+    ProviderRequest,
+    ProviderResult,
+)
+from agent_session_manager.activities.providers.mock import MockProvider
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import CancelRun, session_workflow_id
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.store import EventStore
+from agent_session_manager.worker.log_config import REDACTED, configure_logging, log_context
+from agent_session_manager.worker.settings import Settings
+from agent_session_manager.worker.worker import build_worker
 
 SECRET = "sk-ant-test-0123456789abcdef"
 DB_PASSWORD = "s3cret-db-pass"

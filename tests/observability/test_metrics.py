@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import asyncio
 
-from client.session_client import SessionClient
-from core.contract import LifecycleRecord, MockError, MockScript, MockText, RetrySettings
-from core.status import RunStatus
-from core.usage import TokenUsage
-from store import EventStore
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import (
+    LifecycleRecord,
+    MockError,
+    MockScript,
+    MockText,
+    RetrySettings,
+)
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store import EventStore
 from tests.observability.conftest import Otel
 
 MOCK = {"asm.provider": "mock"}
@@ -142,7 +148,7 @@ async def test_failed_and_retried_runs_count_by_status_and_error_code(
 async def test_a_replayed_lifecycle_write_is_counted_once(otel: Otel, store: EventStore) -> None:
     # A local activity retried after its write committed writes nothing new (same event id);
     # the metrics must not count it twice either.
-    from worker.telemetry import instrument_store
+    from agent_session_manager.worker.telemetry import instrument_store
 
     instrumented = instrument_store(store)
     assert instrument_store(instrumented) is instrumented
@@ -162,8 +168,12 @@ async def test_a_replayed_lifecycle_write_is_counted_once(otel: Otel, store: Eve
     assert d["started"] == 1 and d["active_runs"] == 1
     # Balance the global up-down counter for the tests that follow.
     end = rec.model_copy(
-        update={"event_id": "evt-replayed-run-completed", "type": "run_completed",
-                "run_status": RunStatus.COMPLETED, "run_row": None}
+        update={
+            "event_id": "evt-replayed-run-completed",
+            "type": "run_completed",
+            "run_status": RunStatus.COMPLETED,
+            "run_row": None,
+        }
     )
     assert await instrumented.record(end) is not None
     d = delta(before, snapshot(otel))
@@ -175,7 +185,7 @@ async def test_a_run_ended_by_another_worker_is_timed_from_its_row(
 ) -> None:
     # The worker that records the ending did not see the start (another worker, a restart):
     # the duration comes from the run row's started_at / ended_at instead.
-    from worker.telemetry import InstrumentedStore
+    from agent_session_manager.worker.telemetry import InstrumentedStore
 
     starter, ender = InstrumentedStore(store), InstrumentedStore(store)
     start = LifecycleRecord(
@@ -191,8 +201,12 @@ async def test_a_run_ended_by_another_worker_is_timed_from_its_row(
     await starter.record(start)
     await asyncio.sleep(0.05)
     end = start.model_copy(
-        update={"event_id": "evt-elsewhere-run-failed", "type": "run_failed",
-                "run_status": RunStatus.FAILED, "run_row": None}
+        update={
+            "event_id": "evt-elsewhere-run-failed",
+            "type": "run_failed",
+            "run_status": RunStatus.FAILED,
+            "run_row": None,
+        }
     )
     await ender.record(end)
     d = delta(before, snapshot(otel))

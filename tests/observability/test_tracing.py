@@ -11,12 +11,12 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from client.session_client import SessionClient
-from core.contract import MockError, MockScript, MockText, RetrySettings
-from core.status import RunStatus
-from core.usage import TokenUsage
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import MockError, MockScript, MockText, RetrySettings
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.worker import telemetry
 from tests.observability.conftest import Otel, ancestry
-from worker import telemetry
 
 CLIENT_ROOT = "StartWorkflowUpdate:submit_run"
 #: From the provider span up to the client call that submitted the run.
@@ -211,7 +211,7 @@ def test_exporters_follow_otel_environment_variables() -> None:
 def test_unknown_exporter_or_missing_otlp_package_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from core.errors import AsmError
+    from agent_session_manager.core.errors import AsmError
 
     with pytest.raises(AsmError) as info:
         telemetry.build({"OTEL_TRACES_EXPORTER": "zipkin"})
@@ -226,7 +226,7 @@ def test_unknown_exporter_or_missing_otlp_package_is_a_clear_error(
 
 def test_prometheus_runtime_only_when_asked() -> None:
     assert telemetry.temporal_runtime({}) is None
-    from worker.dev_server import free_port
+    from agent_session_manager.worker.dev_server import free_port
 
     bind = f"127.0.0.1:{free_port()}"
     runtime = telemetry.temporal_runtime({"ASM_PROMETHEUS_BIND": bind})

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from activities.providers.base import ProviderRequest
-from core.contract import Message
-from core.events import EventType
+from agent_session_manager.activities.providers.base import ProviderRequest
+from agent_session_manager.core.contract import Message
+from agent_session_manager.core.events import EventType
 from tests.fakes.anthropic_server import AnthropicFake
 
 #: Distinctive, so a leak into an event, a repr or an error is easy to spot.

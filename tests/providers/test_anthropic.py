@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 
-from activities.providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicProvider
-from activities.providers.base import Provider, discover
-from core.contract import Message
-from core.errors import AsmError
-from core.events import EventType
-from core.usage import TokenUsage
+from agent_session_manager.activities.providers.anthropic import (
+    DEFAULT_MAX_TOKENS,
+    AnthropicProvider,
+)
+from agent_session_manager.activities.providers.base import Provider, discover
+from agent_session_manager.core.contract import Message
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.usage import TokenUsage
 from tests.fakes.anthropic_server import (
     AnthropicFake,
     Reply,

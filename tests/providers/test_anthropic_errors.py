@@ -13,15 +13,15 @@ import anthropic
 import httpx2
 import pytest
 
-from activities.providers.anthropic import (
+from agent_session_manager.activities.providers.anthropic import (
     EXCEPTION_CODES,
     AnthropicProvider,
     code_for,
     map_exception,
     parse_retry_after,
 )
-from core.errors import CODES, RETRYABLE_CODES, AsmError
-from core.events import EventType
+from agent_session_manager.core.errors import CODES, RETRYABLE_CODES, AsmError
+from agent_session_manager.core.events import EventType
 from tests.fakes.anthropic_server import (
     AnthropicFake,
     Drop,

@@ -14,18 +14,18 @@ from typing import Any
 
 import pytest
 
-from activities.providers.base import ProviderRequest, ProviderResult
-from activities.providers.claude_code import (
+from agent_session_manager.activities.providers.base import ProviderRequest, ProviderResult
+from agent_session_manager.activities.providers.claude_code import (
     INSTALL_HINT,
     SESSION_BLOCK,
     ClaudeCodeProvider,
     classify_result,
     claude_binary,
 )
-from core.contract import Message
-from core.errors import AsmError
-from core.events import EventType
-from core.usage import TokenUsage
+from agent_session_manager.core.contract import Message
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.usage import TokenUsage
 from tests.fakes.anthropic_server import (
     AnthropicFake,
     HttpError,
@@ -389,7 +389,9 @@ async def test_the_cli_connects_only_to_the_configured_base_url(
         f'#!/bin/sh\nexec {strace} -f -qq -e trace=connect -o {log} {claude_binary()} "$@"\n'
     )
     wrapper.chmod(0o755)
-    monkeypatch.setattr("activities.providers.claude_code.claude_binary", lambda: wrapper)
+    monkeypatch.setattr(
+        "agent_session_manager.activities.providers.claude_code.claude_binary", lambda: wrapper
+    )
     async with AnthropicFake() as fake:
         fake.script(*bash_turn())
         await ClaudeCodeProvider().stream(make_request(fake, workdir, state), RecordingSink())

@@ -18,18 +18,18 @@ from typing import Any
 
 import pytest
 
-from activities.providers.base import ProviderRequest, ProviderResult
-from activities.providers.codex import (
+from agent_session_manager.activities.providers.base import ProviderRequest, ProviderResult
+from agent_session_manager.activities.providers.codex import (
     INSTALL_HINT,
     THREAD_BLOCK,
     CodexProvider,
     classify_turn_error,
     codex_binary,
 )
-from core.contract import Message
-from core.errors import AsmError
-from core.events import EventType
-from core.usage import TokenUsage
+from agent_session_manager.core.contract import Message
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.usage import TokenUsage
 from tests.fakes.openai_responses_server import (
     OpenAIResponsesFake,
     Usage,
@@ -552,7 +552,9 @@ async def test_the_cli_connects_only_to_the_configured_base_url(
         f'#!/bin/sh\nexec {strace} -f -qq -e trace=connect -o {log} {codex_binary()} "$@"\n'
     )
     wrapper.chmod(0o755)
-    monkeypatch.setattr("activities.providers.codex.codex_binary", lambda: wrapper)
+    monkeypatch.setattr(
+        "agent_session_manager.activities.providers.codex.codex_binary", lambda: wrapper
+    )
     async with OpenAIResponsesFake() as fake:
         fake.script(*full_turn())
         await CodexProvider().stream(make_request(fake, workdir, state), RecordingSink())

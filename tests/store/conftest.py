@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.engine import make_url
 
-from store import EventStore, open_store, upgrade
+from agent_session_manager.store import EventStore, open_store, upgrade
 from tests.postgres import PG_ENV, PgServer, asyncpg_kwargs, pg_base_url
 
 BACKENDS = ["sqlite", "postgresql"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.events import EventDraft, EventType, activity_event_id
+from agent_session_manager.core.events import EventDraft, EventType, activity_event_id
 
 
 def run_of(session_id: str, name: str) -> str:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.errors import StateError
-from core.events import EventType
-from store import EventStore
+from agent_session_manager.core.errors import StateError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.store import EventStore
 from tests.store.drafts import deltas, lifecycle
 
 

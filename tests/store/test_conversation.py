@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.contract import LifecycleRecord, Message
-from core.errors import ResourceError, StateError
-from store import EventStore
+from agent_session_manager.core.contract import LifecycleRecord, Message
+from agent_session_manager.core.errors import ResourceError, StateError
+from agent_session_manager.store import EventStore
 from tests.store.drafts import deltas, run_of
 
 

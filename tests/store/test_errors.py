@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]  # no stubs published
 import pytest
 
-from core.errors import StorageError, ValidationError
-from core.events import Event, EventDraft
-from store import EventStore, open_store
+from agent_session_manager.core.errors import StorageError, ValidationError
+from agent_session_manager.core.events import Event, EventDraft
+from agent_session_manager.store import EventStore, open_store
 from tests.store.drafts import deltas
 
 

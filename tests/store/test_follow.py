@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core.errors import ResourceError, StateError
-from core.events import Event, EventType
-from store import EventStore
+from agent_session_manager.core.errors import ResourceError, StateError
+from agent_session_manager.core.events import Event, EventType
+from agent_session_manager.store import EventStore
 from tests.store.drafts import deltas, run_of
 
 TIMEOUT = 10.0
@@ -98,7 +98,7 @@ async def test_follow_of_a_session_not_yet_written_waits_for_its_first_event(
 
 
 async def test_closing_the_store_ends_followers_with_stream_closed(db_url: str, sid: str) -> None:
-    from store import open_store
+    from agent_session_manager.store import open_store
 
     s = await open_store(db_url)
     task = asyncio.create_task(_collect(s.follow(sid), 1))

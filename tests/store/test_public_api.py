@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import store
-from core.errors import StorageError
+from agent_session_manager import store
+from agent_session_manager.core.errors import StorageError
 
 
 def test_public_names() -> None:

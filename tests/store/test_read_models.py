@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from core.contract import LifecycleRecord
-from core.errors import ValidationError
-from core.events import EventType
-from core.status import RunStatus, SessionStatus
-from core.usage import TokenUsage
-from store import EventStore
+from agent_session_manager.core.contract import LifecycleRecord
+from agent_session_manager.core.errors import ValidationError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store import EventStore
 from tests.store.drafts import run_of
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.contract import LifecycleRecord
-from core.errors import ResourceError, StateError
-from core.events import EventType
-from store import EventStore
+from agent_session_manager.core.contract import LifecycleRecord
+from agent_session_manager.core.errors import ResourceError, StateError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.store import EventStore
 from tests.store.drafts import deltas, lifecycle, run_of
 
 

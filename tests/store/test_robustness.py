@@ -8,9 +8,9 @@ import sqlite3
 
 import pytest
 
-import store._engine as engine_mod
-from core.errors import StorageError
-from store import EventStore
+import agent_session_manager.store._engine as engine_mod
+from agent_session_manager.core.errors import StorageError
+from agent_session_manager.store import EventStore
 from tests.store.drafts import deltas
 
 
@@ -61,7 +61,7 @@ async def test_sqlite_lock_held_past_the_retry_budget_is_retryable_connection_fa
 ) -> None:
     if backend != "sqlite":
         pytest.skip("SQLite file locking")
-    from store import open_store
+    from agent_session_manager.store import open_store
 
     monkeypatch.setattr(engine_mod, "SQLITE_BUSY_TIMEOUT_MS", 50)
     s = await open_store(db_url)

@@ -12,10 +12,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import store._migrate as migrate
-from store import SchemaOutOfDate, open_store, upgrade
-from store._engine import make_migration_engine
-from store._schema import METADATA, VERSION_TABLE
+import agent_session_manager.store._migrate as migrate
+from agent_session_manager.store import SchemaOutOfDate, open_store, upgrade
+from agent_session_manager.store._engine import make_migration_engine
+from agent_session_manager.store._schema import METADATA, VERSION_TABLE
 from tests.store.drafts import deltas
 
 EmptyDb = Callable[[], Awaitable[str]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from store import EventStore
+from agent_session_manager.store import EventStore
 from tests.store.drafts import deltas, run_of
 
 

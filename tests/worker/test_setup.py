@@ -24,11 +24,11 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from core.errors import AsmError
-from core.temporal import data_converter
-from store._migrate import head_revision
-from worker.dev_server import SEARCH_ATTRIBUTES, temporal_binary
-from worker.setup import ensure_namespace, run_setup
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.temporal import data_converter
+from agent_session_manager.store._migrate import head_revision
+from agent_session_manager.worker.dev_server import SEARCH_ATTRIBUTES, temporal_binary
+from agent_session_manager.worker.setup import ensure_namespace, run_setup
 
 EXPECTED = {
     "AsmSessionId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -101,9 +101,7 @@ async def test_setup_registers_attributes_then_a_second_run_changes_nothing(
     assert await registered(bare, "default") == EXPECTED
 
 
-async def test_registered_attributes_work_for_a_session_start(
-    bare: Client, tmp_path: Path
-) -> None:
+async def test_registered_attributes_work_for_a_session_start(bare: Client, tmp_path: Path) -> None:
     # Registration is only useful if Temporal accepts the attributes on a workflow start.
     namespace = fresh_namespace()
     url = f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}"
@@ -111,7 +109,11 @@ async def test_registered_attributes_work_for_a_session_start(
     client = Client(**{**bare.config(), "namespace": namespace})
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-    from workflows.agent_session import SA_SESSION_ID, SA_TAGS, SA_TOTAL_TOKENS
+    from agent_session_manager.workflows.agent_session import (
+        SA_SESSION_ID,
+        SA_TAGS,
+        SA_TOTAL_TOKENS,
+    )
 
     handle = await client.start_workflow(
         "AgentSession",
@@ -184,7 +186,7 @@ def test_asm_setup_command_twice_exits_zero_and_says_nothing_changed(
         "ASM_NAMESPACE": namespace,
         "ASM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}",
     }
-    main = "import sys; from client.cli import main; main(sys.argv[1:])"
+    main = "import sys; from agent_session_manager.cli import main; main(sys.argv[1:])"
     cmd = [sys.executable, "-c", main, "setup", "--create-namespace", "--json"]
     first = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr

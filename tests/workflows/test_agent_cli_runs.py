@@ -31,15 +31,15 @@ import pytest
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 
-from activities.providers.claude_code import claude_binary
-from activities.providers.codex import codex_binary
-from client.session_client import SessionClient
-from core.contract import RetrySettings, SessionSpec, run_workflow_id
-from core.errors import AsmError
-from core.events import Event, EventType
-from core.status import RunStatus
-from core.usage import TokenUsage
-from store import EventStore
+from agent_session_manager.activities.providers.claude_code import claude_binary
+from agent_session_manager.activities.providers.codex import codex_binary
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import RetrySettings, SessionSpec, run_workflow_id
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import Event, EventType
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store import EventStore
 from tests.fakes import anthropic_server as anthropic
 from tests.fakes import openai_responses_server as openai
 
@@ -454,7 +454,7 @@ class Cli:
 
 CODEX = Cli(
     "codex",
-    "activities.providers.codex",
+    "agent_session_manager.activities.providers.codex",
     codex_binary,
     "codex_cli_bin",
     "pip install 'agent-session-manager[codex]'",
@@ -462,7 +462,7 @@ CODEX = Cli(
 )
 CLAUDE = Cli(
     "claude-code",
-    "activities.providers.claude_code",
+    "agent_session_manager.activities.providers.claude_code",
     claude_binary,
     "claude_agent_sdk",
     "pip install 'agent-session-manager[claude-code]'",

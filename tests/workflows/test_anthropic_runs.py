@@ -20,12 +20,17 @@ import pytest
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client, WorkflowHistory
 
-from client.session_client import Reset, SessionClient, TextDelta
-from core.contract import RetrySettings, SessionSpec, run_workflow_id, session_workflow_id
-from core.events import Event, EventType
-from core.status import RunStatus
-from core.usage import TokenUsage
-from store import EventStore
+from agent_session_manager.client.session_client import Reset, SessionClient, TextDelta
+from agent_session_manager.core.contract import (
+    RetrySettings,
+    SessionSpec,
+    run_workflow_id,
+    session_workflow_id,
+)
+from agent_session_manager.core.events import Event, EventType
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store import EventStore
 from tests.fakes.anthropic_server import (
     AnthropicFake,
     HttpError,

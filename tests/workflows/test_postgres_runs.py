@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
-from activities.providers.base import discover
-from client.session_client import SessionClient
-from core.contract import MockScript, MockText, RetrySettings, SessionSpec
-from core.events import EventType
-from core.status import RunStatus
-from store import EventStore, open_store, upgrade
+from agent_session_manager.activities.providers.base import discover
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import MockScript, MockText, RetrySettings, SessionSpec
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.store import EventStore, open_store, upgrade
+from agent_session_manager.worker.worker import build_worker
 from tests.postgres import SKIP_REASON, PgServer, asyncpg_kwargs, pg_base_url
-from worker.worker import build_worker
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from core.temporal import data_converter
-from workflows.agent_run import AgentRun
-from workflows.agent_session import AgentSession
+from agent_session_manager.core.temporal import data_converter
+from agent_session_manager.workflows.agent_run import AgentRun
+from agent_session_manager.workflows.agent_session import AgentSession
 
 ROOT = Path(__file__).parent.parent / "histories"
 #: Current recordings at the top; ``before-<patch>/`` holds those a ``workflow.patched`` guards.

@@ -10,8 +10,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from client.session_client import Reset, SessionClient, TextDelta
-from core.contract import (
+from agent_session_manager.client.session_client import Reset, SessionClient, TextDelta
+from agent_session_manager.core.contract import (
     RUN_FINISHED_SIGNAL,
     MockError,
     MockScript,
@@ -23,10 +23,10 @@ from core.contract import (
     run_workflow_id,
     session_workflow_id,
 )
-from core.errors import AsmError
-from core.events import EventType
-from core.status import RunStatus, SessionStatus
-from store import EventStore
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.store import EventStore
 
 FAST_RETRY = RetrySettings(initial_interval_seconds=0.1, maximum_interval_seconds=1.0)
 

@@ -8,19 +8,19 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from client.session_client import SessionClient, TextDelta
-from core.contract import (
+from agent_session_manager.client.session_client import SessionClient, TextDelta
+from agent_session_manager.core.contract import (
     MockScript,
     MockText,
     MockToolCall,
     session_workflow_id,
 )
-from core.errors import AsmError
-from core.events import EventType
-from core.status import RunStatus, SessionStatus
-from core.temporal import from_failure
-from core.usage import TokenUsage
-from store import EventStore
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.core.temporal import from_failure
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store import EventStore
 
 
 async def test_multi_turn_session_remembers_earlier_turns(

@@ -8,11 +8,11 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from client.session_client import SessionClient
-from core.events import EventType
-from core.status import SessionStatus
-from store import EventStore
-from worker.dev_server import temporal_binary
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.status import SessionStatus
+from agent_session_manager.store import EventStore
+from agent_session_manager.worker.dev_server import temporal_binary
 
 
 async def temporal_cli(env: WorkflowEnvironment, *args: str) -> dict[str, Any] | str:

@@ -15,16 +15,20 @@ from dataclasses import dataclass
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from client.session_client import SessionClient
-from core.errors import error
-from core.temporal import data_converter
-from store import EventStore, open_store, upgrade
-from worker.dev_server import free_port, read_dev_record, start_dev_server
-from worker.settings import Settings
-from worker.telemetry import configure as configure_telemetry
-from worker.telemetry import flush as flush_telemetry
-from worker.telemetry import instrument_client, temporal_plugins, temporal_runtime
-from worker.worker import build_worker
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.errors import error
+from agent_session_manager.core.temporal import data_converter
+from agent_session_manager.store import EventStore, open_store, upgrade
+from agent_session_manager.worker.dev_server import free_port, read_dev_record, start_dev_server
+from agent_session_manager.worker.settings import Settings
+from agent_session_manager.worker.telemetry import configure as configure_telemetry
+from agent_session_manager.worker.telemetry import flush as flush_telemetry
+from agent_session_manager.worker.telemetry import (
+    instrument_client,
+    temporal_plugins,
+    temporal_runtime,
+)
+from agent_session_manager.worker.worker import build_worker
 
 DEV_UI_PORT = 8233
 

@@ -20,12 +20,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from client.runtime import DEV_UI_PORT, runtime
-from client.session_client import Reset, TextDelta
-from core.contract import MockScript, RunRequest, SessionSpec, SessionView
-from core.errors import AsmError
-from core.events import RUN_TERMINAL_EVENTS, Event
-from worker.settings import Settings
+from agent_session_manager.cli.runtime import DEV_UI_PORT, runtime
+from agent_session_manager.client.session_client import Reset, TextDelta
+from agent_session_manager.core.contract import MockScript, RunRequest, SessionSpec, SessionView
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event
+from agent_session_manager.worker.settings import Settings
 
 app = typer.Typer(
     name="asm",
@@ -100,9 +100,13 @@ def dev(
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = DEV_UI_PORT,
 ) -> None:
     """Start the embedded Temporal dev server (SQLite in .asm/) and a worker, until Ctrl-C."""
-    from store import open_store, upgrade
-    from worker.dev_server import clear_dev_record, start_dev_server, write_dev_record
-    from worker.worker import build_worker
+    from agent_session_manager.store import open_store, upgrade
+    from agent_session_manager.worker.dev_server import (
+        clear_dev_record,
+        start_dev_server,
+        write_dev_record,
+    )
+    from agent_session_manager.worker.worker import build_worker
 
     settings = Settings()
 
@@ -135,7 +139,7 @@ def dev(
 @app.command()
 def worker() -> None:
     """Run a worker against ASM_TEMPORAL_ADDRESS (a cluster or `asm dev`)."""
-    from worker.worker import build_worker
+    from agent_session_manager.worker.worker import build_worker
 
     settings = Settings()
     if not settings.temporal_address:
@@ -144,15 +148,15 @@ def worker() -> None:
             "set ASM_TEMPORAL_ADDRESS (e.g. 127.0.0.1:7233), or use `asm dev` for the "
             "embedded server with its own worker",
         )
-    from worker import telemetry
-    from worker.log_config import configure_logging
+    from agent_session_manager.worker import telemetry
+    from agent_session_manager.worker.log_config import configure_logging
 
     configure_logging(settings)  # ASM_LOG_FORMAT=json: JSON lines with Temporal context
     telemetry.configure()  # OTEL_* exporters; before connecting, so the client is traced
 
     async def main() -> None:
-        from client.runtime import connect_temporal
-        from store import open_store
+        from agent_session_manager.cli.runtime import connect_temporal
+        from agent_session_manager.store import open_store
 
         store = await open_store(settings.database_url)
         client = await connect_temporal(settings.temporal_address or "", settings.namespace)
@@ -426,8 +430,8 @@ def events_command(
     """Print a session's events; --follow tails them live (tokens as they stream)."""
 
     async def main() -> None:
-        from client.session_client import read_events
-        from store import open_store
+        from agent_session_manager.client.session_client import read_events
+        from agent_session_manager.store import open_store
 
         # Events live in the store: reading them needs no Temporal server.
         store = await open_store(Settings().database_url)
@@ -449,7 +453,7 @@ def events_command(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the event-store migrations (SQLite or PostgreSQL, from ASM_DATABASE_URL)."""
-    from store import upgrade
+    from agent_session_manager.store import upgrade
 
     settings = Settings()
     revision = _run(upgrade(settings.database_url))
@@ -476,8 +480,8 @@ def setup_command(
     register the Asm* search attributes, apply the event-store migrations; report what changed."""
     from datetime import timedelta
 
-    from worker.dev_server import read_dev_record
-    from worker.setup import connect, run_setup
+    from agent_session_manager.worker.dev_server import read_dev_record
+    from agent_session_manager.worker.setup import connect, run_setup
 
     settings = Settings()
 
@@ -520,10 +524,10 @@ def audit_command(
 ) -> None:
     """The audit trail of a session or run: status changes, who/what caused them
     (update name, client identity), tool calls and errors; exportable as JSON Lines."""
-    from client.audit import audit_log, format_entry, parse_since, write_jsonl
-    from client.runtime import connect_temporal
-    from store import open_store
-    from worker.dev_server import read_dev_record
+    from agent_session_manager.cli.runtime import connect_temporal
+    from agent_session_manager.client.audit import audit_log, format_entry, parse_since, write_jsonl
+    from agent_session_manager.store import open_store
+    from agent_session_manager.worker.dev_server import read_dev_record
 
     if session_id is None and run is None:
         raise AsmError("validation_error", "give a session id or --run RUN_ID")

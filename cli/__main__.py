@@ -1,0 +1,3 @@
+from agent_session_manager.cli.app import main
+
+main()
