@@ -13,13 +13,15 @@ from temporalio import activity
 
 from agent_session_manager.activities.providers.base import Provider, info
 from agent_session_manager.core.contract import (
-    PROVIDER_CATALOG_ACTIVITY,
-    RECORD_LIFECYCLE_ACTIVITY,
-    ROLLBACK_RUN_ACTIVITY,
     LifecycleRecord,
     ProviderCatalog,
 )
 from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.protocol import (
+    PROVIDER_CATALOG_ACTIVITY,
+    RECORD_LIFECYCLE_ACTIVITY,
+    ROLLBACK_RUN_ACTIVITY,
+)
 from agent_session_manager.core.temporal import to_application_error
 from agent_session_manager.store import EventStore
 

@@ -25,8 +25,6 @@ from temporalio.service import RPCError
 from agent_session_manager.activities.providers.base import Provider, ProviderRequest
 from agent_session_manager.activities.sink import StoreSink
 from agent_session_manager.core.contract import (
-    RUN_FINISHED_SIGNAL,
-    STREAM_PROVIDER_ACTIVITY,
     Message,
     ProviderCall,
     ProviderOutcome,
@@ -36,6 +34,10 @@ from agent_session_manager.core.contract import (
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.lifecycle import completed_result, run_ended, run_started
+from agent_session_manager.core.protocol import (
+    RUN_FINISHED,
+    STREAM_PROVIDER_ACTIVITY,
+)
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import to_application_error
 from agent_session_manager.store import EventStore
@@ -181,7 +183,7 @@ class ProviderActivities:
         """Free the run's slot in its session before the run's end becomes visible."""
         handle = activity.client().get_workflow_handle(session_workflow_id(result.session_id))
         try:
-            await handle.signal(RUN_FINISHED_SIGNAL, result)
+            await handle.signal(RUN_FINISHED, result)
         except RPCError as exc:  # no such session (a run started on its own): nothing to tell
             log.info("run %s: session not signalled: %s", result.run_id, exc.message)
 

@@ -26,9 +26,8 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from agent_session_manager.core import search_attributes
 from agent_session_manager.core.contract import (
-    DEFAULT_TASK_QUEUE,
-    SESSION_WORKFLOW,
     CancelRun,
     CancelSession,
     RunRef,
@@ -44,18 +43,14 @@ from agent_session_manager.core.contract import (
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event, EventType
 from agent_session_manager.core.models import new_session_id
+from agent_session_manager.core.protocol import (
+    DEFAULT_TASK_QUEUE,
+    SESSION_WORKFLOW,
+)
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import from_failure
 from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store import EventStore
-from agent_session_manager.workflows.agent_session import (
-    SA_AGENT_ID,
-    SA_PROVIDER,
-    SA_SESSION_ID,
-    SA_STATUS,
-    SA_TAGS,
-    SA_TOTAL_TOKENS,
-)
 
 if TYPE_CHECKING:
     from agent_session_manager.client.audit import AuditEntry
@@ -150,12 +145,12 @@ class SessionClient:
         spec = spec.model_copy(update={"session_id": session_id})
         attrs = TypedSearchAttributes(
             [
-                SearchAttributePair(SA_SESSION_ID, session_id),
-                SearchAttributePair(SA_AGENT_ID, spec.agent_id),
-                SearchAttributePair(SA_PROVIDER, spec.provider),
-                SearchAttributePair(SA_STATUS, "pending"),
-                SearchAttributePair(SA_TOTAL_TOKENS, 0),
-                *([SearchAttributePair(SA_TAGS, spec.tags)] if spec.tags else []),
+                SearchAttributePair(search_attributes.SESSION_ID, session_id),
+                SearchAttributePair(search_attributes.AGENT_ID, spec.agent_id),
+                SearchAttributePair(search_attributes.PROVIDER, spec.provider),
+                SearchAttributePair(search_attributes.STATUS, "pending"),
+                SearchAttributePair(search_attributes.TOTAL_TOKENS, 0),
+                *([SearchAttributePair(search_attributes.TAGS, spec.tags)] if spec.tags else []),
             ]
         )
         with _translated(session_id):
@@ -243,12 +238,13 @@ class SessionClient:
                 sa = wf.typed_search_attributes
                 out.append(
                     SessionListing(
-                        session_id=sa.get(SA_SESSION_ID) or wf.id.removeprefix("session-"),
+                        session_id=sa.get(search_attributes.SESSION_ID)
+                        or wf.id.removeprefix("session-"),
                         workflow_id=wf.id,
-                        agent_id=sa.get(SA_AGENT_ID),
-                        provider=sa.get(SA_PROVIDER),
-                        status=sa.get(SA_STATUS),
-                        total_tokens=sa.get(SA_TOTAL_TOKENS) or 0,
+                        agent_id=sa.get(search_attributes.AGENT_ID),
+                        provider=sa.get(search_attributes.PROVIDER),
+                        status=sa.get(search_attributes.STATUS),
+                        total_tokens=sa.get(search_attributes.TOTAL_TOKENS) or 0,
                         workflow_status=wf.status.name if wf.status else "UNKNOWN",
                         started_at=wf.start_time,
                     )

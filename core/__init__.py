@@ -8,6 +8,7 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.capabilities` capabilities         * :mod:`core.limits` concurrency limits
 * :mod:`core.control` run control operations    * :mod:`core.usage` token usage
 * :mod:`core.contract` the Temporal contract (workflow, update, activity models)
+* :mod:`core.protocol` every wire name (task queue, workflows, updates, signals, activities)
 
 :mod:`core.temporal` is the one module that imports ``temporalio`` (error conversion, retry
 policies, the data converter); it is not re-exported, so ``import core`` stays pure.
@@ -24,15 +25,7 @@ from agent_session_manager.core.capabilities import (
     parse_capability_type,
 )
 from agent_session_manager.core.contract import (
-    DEFAULT_TASK_QUEUE,
     MULTITASK_STRATEGIES,
-    PROVIDER_CATALOG_ACTIVITY,
-    RECORD_LIFECYCLE_ACTIVITY,
-    ROLLBACK_RUN_ACTIVITY,
-    RUN_FINISHED_SIGNAL,
-    RUN_WORKFLOW,
-    SESSION_WORKFLOW,
-    STREAM_PROVIDER_ACTIVITY,
     CancelRun,
     CancelSession,
     LifecycleRecord,
@@ -88,6 +81,7 @@ from agent_session_manager.core.errors import (
     AsmError,
     Category,
     ConcurrencyError,
+    ErrorCode,
     ProviderError,
     ProviderErrorInfo,
     ResourceError,
@@ -98,6 +92,7 @@ from agent_session_manager.core.errors import (
     ValidationError,
     error,
     is_retryable,
+    parse_error_code,
 )
 from agent_session_manager.core.events import (
     EVENT_CATEGORIES,
@@ -142,6 +137,26 @@ from agent_session_manager.core.normalize import (
     EventNormalizer,
     normalize_name,
 )
+from agent_session_manager.core.protocol import (
+    ACTIVATE,
+    CANCEL,
+    CANCEL_RUN,
+    COMPLETE,
+    DEFAULT_TASK_QUEUE,
+    DESCRIBE,
+    FAIL,
+    INTERRUPT,
+    PAUSE,
+    PROVIDER_CATALOG_ACTIVITY,
+    RECORD_LIFECYCLE_ACTIVITY,
+    RESUME,
+    ROLLBACK_RUN_ACTIVITY,
+    RUN_FINISHED,
+    RUN_WORKFLOW,
+    SESSION_WORKFLOW,
+    STREAM_PROVIDER_ACTIVITY,
+    SUBMIT_RUN,
+)
 from agent_session_manager.core.status import (
     RUN_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -157,25 +172,34 @@ from agent_session_manager.core.usage import (
 )
 
 __all__ = [
+    "ACTIVATE",
+    "CANCEL",
+    "CANCEL_RUN",
     "CAPABILITY_TYPES",
     "CODES",
+    "COMPLETE",
     "CONTROL_OPERATIONS",
     "DEFAULT_ALIASES",
     "DEFAULT_BUFFER_SIZE",
     "DEFAULT_MAX_RUNS",
     "DEFAULT_MAX_SESSIONS",
     "DEFAULT_TASK_QUEUE",
+    "DESCRIBE",
     "ENDING_EVENTS",
     "ENVELOPE_KEYS",
     "EVENT_CATEGORIES",
+    "FAIL",
+    "INTERRUPT",
     "MAX_ERROR_BODY_CHARS",
     "MULTITASK_STRATEGIES",
     "NON_RETRYABLE_CODES",
+    "PAUSE",
     "PROVIDER_CATALOG_ACTIVITY",
     "RECORD_LIFECYCLE_ACTIVITY",
+    "RESUME",
     "RETRYABLE_CODES",
     "ROLLBACK_RUN_ACTIVITY",
-    "RUN_FINISHED_SIGNAL",
+    "RUN_FINISHED",
     "RUN_ID_PREFIX",
     "RUN_SCOPED_CATEGORIES",
     "RUN_TERMINAL_EVENTS",
@@ -187,6 +211,7 @@ __all__ = [
     "SESSION_WORKFLOW",
     "STATUS_ALIASES",
     "STREAM_PROVIDER_ACTIVITY",
+    "SUBMIT_RUN",
     "TERMINAL_CONTROL_STATES",
     "AsmError",
     "CancelRun",
@@ -201,6 +226,7 @@ __all__ = [
     "ControlOutcome",
     "ControlRecord",
     "ControlState",
+    "ErrorCode",
     "Event",
     "EventCategory",
     "EventCursor",
@@ -266,6 +292,7 @@ __all__ = [
     "normalize_name",
     "parse_capability_type",
     "parse_control_operation",
+    "parse_error_code",
     "parse_event_type",
     "parse_run_status",
     "parse_session_status",

@@ -26,25 +26,6 @@ from agent_session_manager.core.errors import ValidationError
 from agent_session_manager.core.status import RunStatus, SessionStatus
 from agent_session_manager.core.usage import TokenUsage
 
-#: Workflow type of a session (pinned wire name).
-SESSION_WORKFLOW = "AgentSession"
-#: Workflow type of a run (pinned wire name).
-RUN_WORKFLOW = "AgentRun"
-#: Task queue workers poll unless configured otherwise.
-DEFAULT_TASK_QUEUE = "agent-sessions"
-
-# Activity names are a contract with running workflows: renaming one breaks their replay.
-#: Activity that runs one provider attempt and streams its events to the store.
-STREAM_PROVIDER_ACTIVITY = "stream_provider"
-#: Local activity that writes one lifecycle event and its read-model change.
-RECORD_LIFECYCLE_ACTIVITY = "record_lifecycle"
-#: Activity that lists the providers a worker can run.
-PROVIDER_CATALOG_ACTIVITY = "provider_catalog"
-#: Activity that drops a run's messages from the conversation (strategy ``rollback``).
-ROLLBACK_RUN_ACTIVITY = "rollback_run"
-#: Signal a run sends its session as it ends, so the slot is free before the end is visible.
-RUN_FINISHED_SIGNAL = "run_finished"
-
 #: What ``submit_run`` does when the session already runs its maximum of runs.
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
 #: Every multitask strategy, in declaration order.

@@ -28,7 +28,7 @@ Programmer misuse (calling an API wrongly from Python) raises ordinary ``TypeErr
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -38,8 +38,55 @@ Category = Literal[
 ]
 """The eight error categories; each has its own :class:`AsmError` subclass."""
 
+ErrorCode = Literal[
+    "validation_error",
+    "invalid_input",
+    "missing_required_field",
+    "invalid_format",
+    "invalid_status",
+    "invalid_transition",
+    "invalid_event_type",
+    "invalid_capability_type",
+    "missing_required_capability",
+    "stream_closed",
+    "context_mismatch",
+    "invalid_cursor",
+    "session_mismatch",
+    "run_mismatch",
+    "not_found",
+    "session_not_found",
+    "run_not_found",
+    "capability_not_found",
+    "already_exists",
+    "duplicate_capability",
+    "provider_error",
+    "provider_unavailable",
+    "provider_rate_limited",
+    "provider_timeout",
+    "provider_authentication_failed",
+    "provider_quota_exceeded",
+    "storage_error",
+    "storage_connection_failed",
+    "storage_write_failed",
+    "storage_read_failed",
+    "timeout",
+    "cancelled",
+    "internal_error",
+    "unknown_error",
+    "policy_violation",
+    "max_sessions_exceeded",
+    "max_runs_exceeded",
+    "capability_not_supported",
+    "invalid_operation",
+    "tool_error",
+    "tool_not_found",
+    "tool_execution_failed",
+    "tool_permission_denied",
+]
+"""Every taxonomy code; ``AsmError.code`` is always one of these."""
+
 #: code -> (category, default message). The seed's full code list; order groups by category.
-CODES: dict[str, tuple[Category, str]] = {
+CODES: dict[ErrorCode, tuple[Category, str]] = {
     # validation
     "validation_error": ("validation", "Validation failed"),
     "invalid_input": ("validation", "Invalid input"),
@@ -94,7 +141,7 @@ CODES: dict[str, tuple[Category, str]] = {
 }
 
 #: The only codes Temporal retries. Everything else fails the attempt for good.
-RETRYABLE_CODES: frozenset[str] = frozenset(
+RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
     {
         "provider_timeout",
         "provider_rate_limited",
@@ -105,7 +152,7 @@ RETRYABLE_CODES: frozenset[str] = frozenset(
 )
 
 #: Every other code: Temporal fails the attempt for good (see core.temporal.retry_policy).
-NON_RETRYABLE_CODES: frozenset[str] = frozenset(CODES) - RETRYABLE_CODES
+NON_RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(CODES) - RETRYABLE_CODES
 
 #: Headers never kept in :class:`ProviderErrorInfo` (compared lower-case).
 SECRET_HEADERS: frozenset[str] = frozenset(
@@ -201,7 +248,7 @@ class AsmError(Exception):
                 f"{type(self).__name__} is for {type(self).category} errors, "
                 f"but {code!r} is a {category} error"
             )
-        self.code = code
+        self.code: ErrorCode = code
         self.category = category
         self.message = message or default_message
         self.details: dict[str, Any] = dict(details or {})
@@ -249,6 +296,7 @@ class AsmError(Exception):
         if not isinstance(code, str) or code not in CODES:
             details.setdefault("code", code)
             code = "unknown_error"
+        code = cast(ErrorCode, code)
         provider_error: ProviderErrorInfo | None = None
         pe = data.get("provider_error")
         if pe:
@@ -333,7 +381,7 @@ _CLASSES: dict[Category, type[AsmError]] = {
 
 
 def error(
-    code: str,
+    code: ErrorCode,
     message: str | None = None,
     *,
     details: dict[str, Any] | None = None,
@@ -350,3 +398,15 @@ def error(
 def is_retryable(code: str) -> bool:
     """Whether Temporal should retry a failure with this code."""
     return code in RETRYABLE_CODES
+
+
+def parse_error_code(value: str) -> ErrorCode:
+    """``value`` as an :data:`ErrorCode`; ``ValueError`` naming the known codes otherwise."""
+    if value not in CODES:
+        raise ValueError(f"unknown error code {value!r}; known: {', '.join(CODES)}")
+    return value
+
+
+# The Literal and the table must list the same codes: the type is what mypy checks callers
+# against, the table is what the runtime checks.
+assert set(get_args(ErrorCode)) == set(CODES), "ErrorCode and CODES disagree"

@@ -35,6 +35,7 @@ from agent_session_manager.core.errors import (
     AsmError,
     ProviderErrorInfo,
     error,
+    parse_error_code,
 )
 
 
@@ -106,7 +107,7 @@ def _from_application_error(app: ApplicationError) -> AsmError:
     if app.next_retry_delay is not None:
         provider_error = ProviderErrorInfo(retry_after=app.next_retry_delay.total_seconds())
     return error(
-        app.type,
+        parse_error_code(app.type),
         app.message or None,
         details=details,
         retryable=not app.non_retryable,

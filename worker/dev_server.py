@@ -16,21 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
+from agent_session_manager.core import search_attributes
 from agent_session_manager.core.errors import error
 from agent_session_manager.core.temporal import data_converter
-
-SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[object], ...] = (
-    SearchAttributeKey.for_keyword("AsmSessionId"),  # type: ignore[assignment]
-    SearchAttributeKey.for_keyword("AsmAgentId"),  # type: ignore[assignment]
-    SearchAttributeKey.for_keyword("AsmProvider"),  # type: ignore[assignment]
-    SearchAttributeKey.for_keyword("AsmStatus"),  # type: ignore[assignment]
-    SearchAttributeKey.for_keyword_list("AsmTags"),  # type: ignore[assignment]
-    SearchAttributeKey.for_int("AsmTotalTokens"),  # type: ignore[assignment]
-)
-
 
 #: The dev server reads its single history shard's task queue at most 20 times a second by
 #: default, so every workflow/activity dispatch can wait ~50 ms: fine for a laptop demo, but it
@@ -82,7 +72,7 @@ async def start_dev_server(
         data_converter=data_converter,
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=db_file,
-        search_attributes=SEARCH_ATTRIBUTES,
+        search_attributes=search_attributes.ALL,
         port=port,
         ui=ui,
         ui_port=ui_port,

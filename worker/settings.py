@@ -11,7 +11,9 @@ import os
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agent_session_manager.core.contract import DEFAULT_TASK_QUEUE
+from agent_session_manager.core.protocol import (
+    DEFAULT_TASK_QUEUE,
+)
 from agent_session_manager.store import DEFAULT_DATABASE_URL
 
 #: Environment variables a provider may need; the worker passes exactly these through.

@@ -37,9 +37,9 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
+from agent_session_manager.core import search_attributes
 from agent_session_manager.core.errors import error
 from agent_session_manager.store import SchemaOutOfDate, open_store, upgrade
-from agent_session_manager.worker.dev_server import SEARCH_ATTRIBUTES
 
 #: A namespace registered by ``--create-namespace`` keeps closed workflows this long.
 DEFAULT_RETENTION = timedelta(days=7)
@@ -157,7 +157,7 @@ async def _registered(client: Client, namespace: str) -> dict[str, int]:
 async def ensure_search_attributes(
     client: Client,
     namespace: str,
-    keys: Sequence[SearchAttributeKey[Any]] = SEARCH_ATTRIBUTES,
+    keys: Sequence[SearchAttributeKey[Any]] = search_attributes.ALL,
     *,
     ready_timeout: float = NAMESPACE_READY_TIMEOUT,
 ) -> tuple[list[str], list[str]]:

@@ -27,9 +27,6 @@ from agent_session_manager.workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.contract import (
-        RUN_FINISHED_SIGNAL,
-        RUN_WORKFLOW,
-        STREAM_PROVIDER_ACTIVITY,
         ProviderCall,
         ProviderOutcome,
         RetrySettings,
@@ -38,6 +35,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from agent_session_manager.core.errors import AsmError, error
     from agent_session_manager.core.lifecycle import completed_result, run_ended
+    from agent_session_manager.core.protocol import (
+        RUN_FINISHED,
+        RUN_WORKFLOW,
+        STREAM_PROVIDER_ACTIVITY,
+    )
     from agent_session_manager.core.status import RunStatus
     from agent_session_manager.core.temporal import from_failure, retry_policy, to_application_error
 
@@ -167,7 +169,7 @@ class AgentRun:
             return
         try:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                RUN_FINISHED_SIGNAL, result
+                RUN_FINISHED, result
             )
         except ApplicationError as exc:  # parent gone: it accounts from our end instead
             workflow.logger.warning(

@@ -23,21 +23,17 @@ from collections.abc import Coroutine
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT, record
 
 with workflow.unsafe.imports_passed_through():
+    from agent_session_manager.core import protocol, search_attributes
     from agent_session_manager.core.capabilities import CapabilityResolver, Negotiation
     from agent_session_manager.core.contract import (
         MULTITASK_STRATEGIES,
-        PROVIDER_CATALOG_ACTIVITY,
-        ROLLBACK_RUN_ACTIVITY,
-        RUN_FINISHED_SIGNAL,
-        RUN_WORKFLOW,
-        SESSION_WORKFLOW,
         CancelRun,
         CancelSession,
         LifecycleRecord,
@@ -58,6 +54,13 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.errors import AsmError, error
     from agent_session_manager.core.events import EventType, lifecycle_event_id
     from agent_session_manager.core.models import new_run_id
+    from agent_session_manager.core.protocol import (
+        PROVIDER_CATALOG_ACTIVITY,
+        ROLLBACK_RUN_ACTIVITY,
+        RUN_FINISHED,
+        RUN_WORKFLOW,
+        SESSION_WORKFLOW,
+    )
     from agent_session_manager.core.status import RunStatus, SessionStatus, check_transition
     from agent_session_manager.core.temporal import from_failure, to_application_error
 
@@ -68,13 +71,6 @@ CARRIED_RUNS = 100
 #: Patch: a run is accounted (``turn_completed``, queue pumped) when it settles, not when the
 #: child's completion arrives. Histories recorded before it replay the old way.
 ACCOUNT_ON_SETTLE = "account-on-settle"
-
-SA_SESSION_ID = SearchAttributeKey.for_keyword("AsmSessionId")
-SA_AGENT_ID = SearchAttributeKey.for_keyword("AsmAgentId")
-SA_PROVIDER = SearchAttributeKey.for_keyword("AsmProvider")
-SA_STATUS = SearchAttributeKey.for_keyword("AsmStatus")
-SA_TAGS = SearchAttributeKey.for_keyword_list("AsmTags")
-SA_TOTAL_TOKENS = SearchAttributeKey.for_int("AsmTotalTokens")
 
 
 def _fail(err: AsmError) -> NoReturn:
@@ -227,7 +223,7 @@ class AgentSession:
 
     # --- queries ----------------------------------------------------------------------
 
-    @workflow.query(name="describe")
+    @workflow.query(name=protocol.DESCRIBE)
     def describe(self) -> SessionView:
         """The session's status, runs with status and usage, and totals."""
         return self._view(SessionView)
@@ -250,7 +246,7 @@ class AgentSession:
 
     # --- session transitions ----------------------------------------------------------
 
-    @workflow.update(name="activate")
+    @workflow.update(name=protocol.ACTIVATE)
     async def activate(self, arg: Transition) -> SessionView:
         """``pending → active``."""
         return await self._transition_update(SessionStatus.ACTIVE, arg)
@@ -259,7 +255,7 @@ class AgentSession:
     def _validate_activate(self, arg: Transition) -> None:
         self._check(SessionStatus.ACTIVE)
 
-    @workflow.update(name="pause")
+    @workflow.update(name=protocol.PAUSE)
     async def pause(self, arg: Transition) -> SessionView:
         """``active → paused``: runs submitted now are held until ``resume``."""
         return await self._transition_update(SessionStatus.PAUSED, arg)
@@ -268,7 +264,7 @@ class AgentSession:
     def _validate_pause(self, arg: Transition) -> None:
         self._check(SessionStatus.PAUSED)
 
-    @workflow.update(name="resume")
+    @workflow.update(name=protocol.RESUME)
     async def resume(self, arg: Transition) -> SessionView:
         """``paused → active``; held runs proceed."""
         view = await self._transition_update(SessionStatus.ACTIVE, arg)
@@ -287,7 +283,7 @@ class AgentSession:
                 )
             )
 
-    @workflow.update(name="complete")
+    @workflow.update(name=protocol.COMPLETE)
     async def complete(self, arg: Transition) -> SessionView:
         """End the session ``completed`` (no run may be running)."""
         self._closing = (SessionStatus.COMPLETED, arg)
@@ -307,7 +303,7 @@ class AgentSession:
                 )
             )
 
-    @workflow.update(name="fail")
+    @workflow.update(name=protocol.FAIL)
     async def fail(self, arg: Transition) -> SessionView:
         """End the session ``failed``: active and queued runs are cancelled."""
         self._closing = (SessionStatus.FAILED, arg)
@@ -380,7 +376,7 @@ class AgentSession:
 
     # --- runs -------------------------------------------------------------------------
 
-    @workflow.update(name="submit_run")
+    @workflow.update(name=protocol.SUBMIT_RUN)
     async def submit_run(self, request: RunRequest) -> RunRef:
         """Validate, negotiate, apply the multitask strategy, and start (or queue) the run."""
         await workflow.wait_condition(lambda: self._ready)
@@ -520,7 +516,7 @@ class AgentSession:
         self._watchers.add(task)  # a task nobody references may be garbage-collected
         task.add_done_callback(self._watchers.discard)
 
-    @workflow.signal(name=RUN_FINISHED_SIGNAL)
+    @workflow.signal(name=RUN_FINISHED)
     def run_finished(self, result: RunResult) -> None:
         """Sent by a run just before it ends, so the slot is free before anyone sees the end.
 
@@ -629,7 +625,7 @@ class AgentSession:
                     ROLLBACK_RUN_ACTIVITY, run_id, start_to_close_timeout=LOCAL_TIMEOUT
                 )
 
-    @workflow.update(name="cancel_run")
+    @workflow.update(name=protocol.CANCEL_RUN)
     async def cancel_run(self, arg: CancelRun) -> RunRef:
         """Cancel one run; a queued run never reaches the provider. Finished: a no-op."""
         view = self._find(arg.run_id)
@@ -651,7 +647,7 @@ class AgentSession:
                 )
             )
 
-    @workflow.signal(name="cancel_run")
+    @workflow.signal(name=protocol.CANCEL_RUN)
     async def cancel_run_signal(self, arg: CancelRun) -> None:
         """Fire-and-forget ``cancel_run``; an unknown run is recorded as ``error_occurred``."""
         view = self._find(arg.run_id)
@@ -681,7 +677,7 @@ class AgentSession:
         elif view.run_id in self._active:
             await self._cancel_child(view.run_id)
 
-    @workflow.update(name="interrupt")
+    @workflow.update(name=protocol.INTERRUPT)
     async def interrupt(self, arg: Transition) -> SessionView:
         """Cancel the running run(s); the session stays active and the queue proceeds."""
         async with self._lock:
@@ -707,7 +703,7 @@ class AgentSession:
                 )
             )
 
-    @workflow.signal(name="cancel")
+    @workflow.signal(name=protocol.CANCEL)
     def cancel(self, arg: CancelSession) -> None:
         """Cancel the session and all its runs."""
         if self._cancel is None and not self._state.status.is_terminal:
@@ -768,14 +764,14 @@ class AgentSession:
             f"{len(s.queue)} queued · {s.usage.total_tokens} tokens"
         )
         pairs: list[SearchAttributeUpdate[Any]] = [
-            SA_SESSION_ID.value_set(s.session_id),
-            SA_AGENT_ID.value_set(s.agent_id),
-            SA_PROVIDER.value_set(s.provider),
-            SA_STATUS.value_set(s.status.value),
-            SA_TOTAL_TOKENS.value_set(s.usage.total_tokens),
+            search_attributes.SESSION_ID.value_set(s.session_id),
+            search_attributes.AGENT_ID.value_set(s.agent_id),
+            search_attributes.PROVIDER.value_set(s.provider),
+            search_attributes.STATUS.value_set(s.status.value),
+            search_attributes.TOTAL_TOKENS.value_set(s.usage.total_tokens),
         ]
         if self._spec.tags:
-            pairs.append(SA_TAGS.value_set(self._spec.tags))
+            pairs.append(search_attributes.TAGS.value_set(self._spec.tags))
         current = workflow.info().typed_search_attributes
         if any(current.get(p.key) != p.value for p in pairs):
             workflow.upsert_search_attributes(pairs)

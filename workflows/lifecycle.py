@@ -13,7 +13,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from agent_session_manager.core.contract import RECORD_LIFECYCLE_ACTIVITY, LifecycleRecord
+    from agent_session_manager.core.contract import (
+        LifecycleRecord,
+    )
+    from agent_session_manager.core.protocol import (
+        RECORD_LIFECYCLE_ACTIVITY,
+    )
 
 #: Local activities only touch our own database; a short timeout surfaces a wedged store fast.
 LOCAL_TIMEOUT = timedelta(seconds=30)

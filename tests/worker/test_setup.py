@@ -24,10 +24,11 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from agent_session_manager.core import search_attributes
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.temporal import data_converter
 from agent_session_manager.store._migrate import head_revision
-from agent_session_manager.worker.dev_server import SEARCH_ATTRIBUTES, temporal_binary
+from agent_session_manager.worker.dev_server import temporal_binary
 from agent_session_manager.worker.setup import ensure_namespace, run_setup
 
 EXPECTED = {
@@ -72,7 +73,7 @@ async def registered(client: Client, namespace: str) -> dict[str, int]:
 
 def test_expected_attributes_are_the_contract() -> None:
     # design.md §3: the attributes asm setup registers are the dev server's, one list.
-    assert {k.name: k.indexed_value_type for k in SEARCH_ATTRIBUTES} == EXPECTED
+    assert {k.name: k.indexed_value_type for k in search_attributes.ALL} == EXPECTED
 
 
 async def test_setup_registers_attributes_then_a_second_run_changes_nothing(
@@ -109,12 +110,6 @@ async def test_registered_attributes_work_for_a_session_start(bare: Client, tmp_
     client = Client(**{**bare.config(), "namespace": namespace})
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-    from agent_session_manager.workflows.agent_session import (
-        SA_SESSION_ID,
-        SA_TAGS,
-        SA_TOTAL_TOKENS,
-    )
-
     handle = await client.start_workflow(
         "AgentSession",
         {"agent_id": "setup-check"},
@@ -122,14 +117,14 @@ async def test_registered_attributes_work_for_a_session_start(bare: Client, tmp_
         task_queue=f"tq-{uuid.uuid4().hex[:8]}",  # no worker: the start alone is the check
         search_attributes=TypedSearchAttributes(
             [
-                SearchAttributePair(SA_SESSION_ID, "x"),
-                SearchAttributePair(SA_TAGS, ["a", "b"]),
-                SearchAttributePair(SA_TOTAL_TOKENS, 3),
+                SearchAttributePair(search_attributes.SESSION_ID, "x"),
+                SearchAttributePair(search_attributes.TAGS, ["a", "b"]),
+                SearchAttributePair(search_attributes.TOTAL_TOKENS, 3),
             ]
         ),
     )
     desc = await handle.describe()
-    assert desc.typed_search_attributes.get(SA_TAGS) == ["a", "b"]
+    assert desc.typed_search_attributes.get(search_attributes.TAGS) == ["a", "b"]
     await handle.terminate("setup check done")
 
 

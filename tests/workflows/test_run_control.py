@@ -12,7 +12,6 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from agent_session_manager.client.session_client import Reset, SessionClient, TextDelta
 from agent_session_manager.core.contract import (
-    RUN_FINISHED_SIGNAL,
     MockError,
     MockScript,
     MockSleep,
@@ -25,6 +24,9 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventType
+from agent_session_manager.core.protocol import (
+    RUN_FINISHED,
+)
 from agent_session_manager.core.status import RunStatus, SessionStatus
 from agent_session_manager.store import EventStore
 
@@ -260,7 +262,7 @@ async def test_run_finished_signal_for_unknown_run_is_recorded_not_fatal(
         sid = (await client.start_session(agent_id="a")).session_id
         handle = temporal.get_workflow_handle(session_workflow_id(sid))
         stray = RunResult(run_id="run_stray", session_id=sid, status=RunStatus.COMPLETED)
-        await handle.signal(RUN_FINISHED_SIGNAL, stray)
+        await handle.signal(RUN_FINISHED, stray)
         ok = await client.run(sid, "still alive?")
         view = await client.describe(sid)
     assert ok.status is RunStatus.COMPLETED

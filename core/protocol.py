@@ -1,0 +1,53 @@
+"""Every name on the wire, in one place: task queue, workflow types, updates, signals, queries
+and activities.
+
+These names are a contract with running workflows and with users of any Temporal SDK or the
+``temporal`` CLI: renaming one breaks the replay of recorded histories and every caller that
+uses it. Workflows declare their handlers with these constants; everything else calls the
+handlers by method reference (``handle.execute_update(AgentSession.submit_run, ...)``), so
+mypy checks both sides and no other module spells a name.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Task queue workers poll unless configured otherwise.
+DEFAULT_TASK_QUEUE: Final = "agent-sessions"
+
+#: Workflow type of a session.
+SESSION_WORKFLOW: Final = "AgentSession"
+#: Workflow type of a run.
+RUN_WORKFLOW: Final = "AgentRun"
+
+#: Session update ``pending → active``.
+ACTIVATE: Final = "activate"
+#: Session update ``active → paused``.
+PAUSE: Final = "pause"
+#: Session update ``paused → active``.
+RESUME: Final = "resume"
+#: Session update that ends it ``completed``.
+COMPLETE: Final = "complete"
+#: Session update that ends it ``failed``.
+FAIL: Final = "fail"
+#: Session update that submits a run.
+SUBMIT_RUN: Final = "submit_run"
+#: Session update (and signal of the same name) that cancels one run.
+CANCEL_RUN: Final = "cancel_run"
+#: Session update that cancels the running run(s) and lets the queue proceed.
+INTERRUPT: Final = "interrupt"
+#: Session signal that cancels the session and all its runs.
+CANCEL: Final = "cancel"
+#: Signal a run sends its session as it ends, so the slot is free before the end is visible.
+RUN_FINISHED: Final = "run_finished"
+#: Session query: the session's status, runs and totals.
+DESCRIBE: Final = "describe"
+
+#: Activity that runs one provider attempt and streams its events to the store.
+STREAM_PROVIDER_ACTIVITY: Final = "stream_provider"
+#: Local activity that writes one lifecycle event and its read-model change.
+RECORD_LIFECYCLE_ACTIVITY: Final = "record_lifecycle"
+#: Activity that lists the providers a worker can run.
+PROVIDER_CATALOG_ACTIVITY: Final = "provider_catalog"
+#: Activity that drops a run's messages from the conversation (strategy ``rollback``).
+ROLLBACK_RUN_ACTIVITY: Final = "rollback_run"
