@@ -42,6 +42,8 @@ CANCEL: Final = "cancel"
 RUN_FINISHED: Final = "run_finished"
 #: Session query: the session's status, runs and totals.
 DESCRIBE: Final = "describe"
+#: Run query: the run's current status.
+RUN_STATUS: Final = "status"
 
 #: Activity that runs one provider attempt and streams its events to the store.
 STREAM_PROVIDER_ACTIVITY: Final = "stream_provider"
