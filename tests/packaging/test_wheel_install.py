@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+#: pip must see only the fresh venv: with PYTHONPATH naming a checkout, it would take the
+#: checkout's egg-info for an installed copy and skip installing the wheel.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 APP = textwrap.dedent(
     """
@@ -63,6 +66,7 @@ def _site_packages(python: Path) -> Path:
         capture_output=True,
         text=True,
         check=True,
+        env=CLEAN_ENV,
     )
     return Path(out.stdout.strip())
 
@@ -75,6 +79,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
         capture_output=True,
         timeout=300,
+        env=CLEAN_ENV,
     )
     (built,) = dist.glob("agent_session_manager-*.whl")
     return built
@@ -100,6 +105,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
         check=True,
         capture_output=True,
         timeout=300,
+        env=CLEAN_ENV,
     )
     deps = sysconfig.get_paths()["purelib"]
     (_site_packages(python) / "_asm_test_deps.pth").write_text(deps + "\n")
