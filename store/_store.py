@@ -44,12 +44,11 @@ from typing import Any, TypeVar
 import asyncpg  # no stubs published: ignore_missing_imports in pyproject.toml
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
-from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agent_session_manager.core.contract import LifecycleRecord, Message
+from agent_session_manager.core.contract import LifecycleRecord, Message, RunPatch, SessionPatch
 from agent_session_manager.core.errors import AsmError, ResourceError, StateError, ValidationError
 from agent_session_manager.core.events import Event, EventDraft, EventType, parse_event_type
 from agent_session_manager.core.status import RunStatus, SessionStatus
@@ -67,13 +66,7 @@ from agent_session_manager.store._engine import (
 from agent_session_manager.store._errors import DB_ERRORS, is_sqlite_locked, redact, translate
 from agent_session_manager.store._hub import CHANNEL, Hub, ListenHub, PollingHub
 from agent_session_manager.store._migrate import check_schema as _check_schema
-from agent_session_manager.store._rows import (
-    RUN_ROW_ALIASES,
-    RUN_ROW_KEYS,
-    SESSION_ROW_KEYS,
-    RunRow,
-    SessionRow,
-)
+from agent_session_manager.store._rows import RunRow, SessionRow
 from agent_session_manager.store._schema import (
     COUNTERS,
     EVENTS,
@@ -364,40 +357,6 @@ def _bad(message: str, **details: Any) -> ValidationError:
     return ValidationError("invalid_input", message, details=details)
 
 
-def _timestamp(key: str, value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            raise _bad(f"{key} must be an ISO 8601 timestamp, got {value!r}") from None
-    else:
-        raise _bad(f"{key} must be a datetime or ISO 8601 string, got {type(value).__name__}")
-    if dt is not None and dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt
-
-
-def _usage(value: Any) -> dict[str, Any]:
-    if isinstance(value, TokenUsage):
-        usage = value
-    else:
-        try:
-            usage = TokenUsage.model_validate(value or {})
-        except Exception as exc:
-            raise _bad(f"usage is not a token usage: {exc}") from None
-    return {"usage": usage.model_dump(mode="json"), "total_tokens": usage.total_tokens}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, AsmError):
-        return value.to_dict()
-    return value
-
-
 def _status(kind: type[SessionStatus] | type[RunStatus], value: Any) -> str:
     try:
         return kind(str(value)).value
@@ -418,35 +377,22 @@ def _record_draft(rec: LifecycleRecord) -> EventDraft:
     )
 
 
+def _patch_values(patch: SessionPatch | RunPatch | None) -> dict[str, Any]:
+    """The columns a patch sets: its set fields, and ``total_tokens`` with ``usage``."""
+    if patch is None:
+        return {}
+    values = patch.model_dump()
+    if "usage" in values:
+        values["total_tokens"] = patch.usage.total_tokens
+    return values
+
+
 def _session_values(rec: LifecycleRecord) -> dict[str, Any] | None:
     if rec.session_row is None and rec.session_status is None:
         return None
-    values: dict[str, Any] = {}
-    row = rec.session_row or {}
-    unknown = set(row) - SESSION_ROW_KEYS
-    if unknown:
-        raise _bad(
-            f"unknown session_row fields {sorted(unknown)}; allowed: {sorted(SESSION_ROW_KEYS)}"
-        )
-    for key, value in row.items():
-        if key == "status":
-            values["status"] = _status(SessionStatus, value)
-        elif key == "usage":
-            values.update(_usage(value))
-        elif key == "tags":
-            values["tags"] = [str(t) for t in (value or [])]
-        elif key == "metadata":
-            values["metadata"] = dict(value or {})
-        elif key == "run_count":
-            values["run_count"] = int(value)
-        elif key == "error":
-            values["error"] = _jsonable(value)
-        elif key in ("agent_id", "provider"):
-            values[key] = str(value or "")
-        else:
-            values[key] = value
+    values = _patch_values(rec.session_row)
     if rec.session_status is not None:
-        values["status"] = _status(SessionStatus, rec.session_status)
+        values["status"] = rec.session_status.value
     return values
 
 
@@ -455,37 +401,9 @@ def _run_values(rec: LifecycleRecord) -> dict[str, Any] | None:
         return None
     if rec.run_id is None:
         raise _bad("run_row / run_status need the record's run_id")
-    values: dict[str, Any] = {}
-    row = rec.run_row or {}
-    unknown = set(row) - RUN_ROW_KEYS - RUN_ROW_ALIASES
-    if unknown:
-        raise _bad(f"unknown run_row fields {sorted(unknown)}; allowed: {sorted(RUN_ROW_KEYS)}")
-    for key, value in row.items():
-        if key in ("input", "prompt", "messages"):
-            if isinstance(value, str) or value is None:
-                values["input_text"] = value
-            else:
-                values["input_messages"] = [_jsonable(m) for m in value]
-        elif key == "input_messages":
-            values["input_messages"] = [_jsonable(m) for m in (value or [])]
-        elif key == "status":
-            values["status"] = _status(RunStatus, value)
-        elif key == "usage":
-            values.update(_usage(value))
-        elif key in ("started_at", "ended_at"):
-            values[key] = _timestamp(key, value)
-        elif key in ("turn", "attempts"):
-            values[key] = int(value)
-        elif key == "metadata":
-            values["metadata"] = dict(value or {})
-        elif key == "error":
-            values["error"] = _jsonable(value)
-        elif key == "rolled_back":
-            values["rolled_back"] = bool(value)
-        else:
-            values[key] = value
+    values = _patch_values(rec.run_row)
     if rec.run_status is not None:
-        values["status"] = _status(RunStatus, rec.run_status)
+        values["status"] = rec.run_status.value
     return values
 
 
