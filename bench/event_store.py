@@ -44,7 +44,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs published
 from sqlalchemy.engine import make_url
 
-from agent_session_manager.core.contract import LifecycleRecord, Message
+from agent_session_manager.core.contract import LifecycleRecord, Message, RunPatch, SessionPatch
 from agent_session_manager.core.events import (
     Event,
     EventDraft,
@@ -53,6 +53,7 @@ from agent_session_manager.core.events import (
     lifecycle_event_id,
 )
 from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store import EventStore, open_store, upgrade
 from agent_session_manager.store._schema import EVENTS
 
@@ -236,7 +237,7 @@ async def bench_backend(url: str, quick: bool) -> dict[str, Any]:
 
 # --- CPU per call ---------------------------------------------------------------------------
 
-_USAGE = {"input_tokens": 1200, "output_tokens": 340, "cache_read_input_tokens": 800}
+_USAGE = TokenUsage(input_tokens=1200, output_tokens=340, cache_read_input_tokens=800)
 _TURNS_PER_SESSION = 5
 
 
@@ -249,56 +250,63 @@ def _session_created(sid: str) -> LifecycleRecord:
         type=EventType.SESSION_CREATED.value,
         data=row | {"metadata": {"k": "v"}},
         session_status=SessionStatus.PENDING,
-        session_row=row | {"metadata": {"k": "v"}},
+        session_row=SessionPatch(
+            agent_id="bench", provider="mock", model="m-1", tags=["a", "b"], metadata={"k": "v"}
+        ),
     )
 
 
 def _run_records(sid: str, run_id: str, turn: int) -> list[LifecycleRecord]:
     """``run_started``, ``run_completed`` (core/lifecycle.py) and ``turn_completed``."""
-    now = datetime.now(UTC).isoformat()
-    messages = [{"role": "user", "content": f"turn {turn}: summarize the repository layout"}]
+    now = datetime.now(UTC)
+    messages = [Message(role="user", content=f"turn {turn}: summarize the repository layout")]
     started = LifecycleRecord(
         event_id=lifecycle_event_id(run_id, 1, EventType.RUN_STARTED),
         session_id=sid,
         run_id=run_id,
         type=EventType.RUN_STARTED.value,
-        data={"provider": "mock", "model": "m-1", "turn": turn, "input": messages},
-        provider="mock",
-        run_status=RunStatus.RUNNING,
-        run_row={
-            "session_id": sid,
-            "turn": turn,
-            "input_text": messages[-1]["content"],
-            "input_messages": messages,
+        data={
             "provider": "mock",
             "model": "m-1",
-            "started_at": now,
+            "turn": turn,
+            "input": [m.model_dump() for m in messages],
         },
+        provider="mock",
+        run_status=RunStatus.RUNNING,
+        run_row=RunPatch(
+            session_id=sid,
+            turn=turn,
+            input_text=messages[-1].text(),
+            input_messages=messages,
+            provider="mock",
+            model="m-1",
+            started_at=now,
+        ),
     )
     ended = LifecycleRecord(
         event_id=lifecycle_event_id(run_id, 2, EventType.RUN_COMPLETED),
         session_id=sid,
         run_id=run_id,
         type=EventType.RUN_COMPLETED.value,
-        data={"attempts": 1, "stop_reason": "end_turn", "usage": _USAGE},
+        data={"attempts": 1, "stop_reason": "end_turn", "usage": _USAGE.model_dump()},
         provider="mock",
         run_status=RunStatus.COMPLETED,
-        run_row={
-            "output": "The repository has core/, store/ and workflows/.",
-            "stop_reason": "end_turn",
-            "usage": _USAGE,
-            "error": None,
-            "attempts": 1,
-            "ended_at": now,
-        },
+        run_row=RunPatch(
+            output="The repository has core/, store/ and workflows/.",
+            stop_reason="end_turn",
+            usage=_USAGE,
+            error=None,
+            attempts=1,
+            ended_at=now,
+        ),
     )
     turn_completed = LifecycleRecord(
         event_id=lifecycle_event_id(sid, 100 + turn, EventType.TURN_COMPLETED),
         session_id=sid,
         run_id=run_id,
         type=EventType.TURN_COMPLETED.value,
-        data={"turn": turn, "status": "completed", "usage": _USAGE},
-        session_row={"usage": _USAGE, "run_count": turn},
+        data={"turn": turn, "status": "completed", "usage": _USAGE.model_dump()},
+        session_row=SessionPatch(usage=_USAGE, run_count=turn),
     )
     return [started, ended, turn_completed]
 

@@ -3,8 +3,7 @@
 Everything public is re-exported here; each concept lives in one module:
 
 * :mod:`core.errors` the error taxonomy        * :mod:`core.status` status machines
-* :mod:`core.models` Session and Run            * :mod:`core.events` event types, envelope
-* :mod:`core.normalize` raw provider events     * :mod:`core.cursor` the event cursor
+* :mod:`core.models` session and run ids        * :mod:`core.events` event types, envelope
 * :mod:`core.capabilities` capabilities         * :mod:`core.limits` concurrency limits
 * :mod:`core.control` run control operations    * :mod:`core.usage` token usage
 * :mod:`core.contract` the Temporal contract (workflow, update, activity models)
@@ -43,11 +42,13 @@ from agent_session_manager.core.contract import (
     ProviderInfo,
     ProviderOutcome,
     RetrySettings,
+    RunPatch,
     RunRef,
     RunRequest,
     RunResult,
     RunSpec,
     RunView,
+    SessionPatch,
     SessionSpec,
     SessionState,
     SessionSummary,
@@ -67,10 +68,6 @@ from agent_session_manager.core.control import (
     ControlState,
     RunControl,
     parse_control_operation,
-)
-from agent_session_manager.core.cursor import (
-    DEFAULT_BUFFER_SIZE,
-    EventCursor,
 )
 from agent_session_manager.core.errors import (
     CODES,
@@ -104,10 +101,8 @@ from agent_session_manager.core.events import (
     EventType,
     activity_event_id,
     category_of,
-    event_sort_key,
     lifecycle_event_id,
     parse_event_type,
-    sort_events,
 )
 from agent_session_manager.core.lifecycle import (
     ENDING_EVENTS,
@@ -124,18 +119,8 @@ from agent_session_manager.core.limits import (
 from agent_session_manager.core.models import (
     RUN_ID_PREFIX,
     SESSION_ID_PREFIX,
-    Run,
-    Session,
-    SessionContext,
     new_run_id,
     new_session_id,
-)
-from agent_session_manager.core.normalize import (
-    DEFAULT_ALIASES,
-    ENVELOPE_KEYS,
-    STATUS_ALIASES,
-    EventNormalizer,
-    normalize_name,
 )
 from agent_session_manager.core.protocol import (
     ACTIVATE,
@@ -180,14 +165,11 @@ __all__ = [
     "CODES",
     "COMPLETE",
     "CONTROL_OPERATIONS",
-    "DEFAULT_ALIASES",
-    "DEFAULT_BUFFER_SIZE",
     "DEFAULT_MAX_RUNS",
     "DEFAULT_MAX_SESSIONS",
     "DEFAULT_TASK_QUEUE",
     "DESCRIBE",
     "ENDING_EVENTS",
-    "ENVELOPE_KEYS",
     "EVENT_CATEGORIES",
     "FAIL",
     "INTERRUPT",
@@ -211,7 +193,6 @@ __all__ = [
     "SESSION_ID_PREFIX",
     "SESSION_TRANSITIONS",
     "SESSION_WORKFLOW",
-    "STATUS_ALIASES",
     "STREAM_PROVIDER_ACTIVITY",
     "SUBMIT_RUN",
     "TERMINAL_CONTROL_STATES",
@@ -231,9 +212,7 @@ __all__ = [
     "ErrorCode",
     "Event",
     "EventCategory",
-    "EventCursor",
     "EventDraft",
-    "EventNormalizer",
     "EventType",
     "LifecycleRecord",
     "LimiterStatus",
@@ -257,8 +236,8 @@ __all__ = [
     "Registry",
     "ResourceError",
     "RetrySettings",
-    "Run",
     "RunControl",
+    "RunPatch",
     "RunRef",
     "RunRequest",
     "RunResult",
@@ -266,8 +245,7 @@ __all__ = [
     "RunStatus",
     "RunView",
     "RuntimeFailure",
-    "Session",
-    "SessionContext",
+    "SessionPatch",
     "SessionSpec",
     "SessionState",
     "SessionStatus",
@@ -285,13 +263,11 @@ __all__ = [
     "check_transition",
     "completed_result",
     "error",
-    "event_sort_key",
     "invalid",
     "is_retryable",
     "lifecycle_event_id",
     "new_run_id",
     "new_session_id",
-    "normalize_name",
     "parse_capability_type",
     "parse_control_operation",
     "parse_error_code",
@@ -303,5 +279,4 @@ __all__ = [
     "run_workflow_id",
     "session_id_from_workflow_id",
     "session_workflow_id",
-    "sort_events",
 ]

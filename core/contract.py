@@ -17,9 +17,18 @@ and are read by reference (run id), never carried through workflow history.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from agent_session_manager.core.capabilities import Capability, CapabilityType, Negotiation
 from agent_session_manager.core.errors import ValidationError
@@ -328,6 +337,58 @@ class ProviderOutcome(_Model):
     attempt: int = 1
 
 
+class _Patch(_Model):
+    """A read-model change: only the fields set when it was built apply.
+
+    Unset fields are left out of its JSON too, so the set of fields survives the trip through
+    Temporal (a dumped default would otherwise arrive as a field to apply).
+    """
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if k in self.model_fields_set}
+
+
+class SessionPatch(_Patch):
+    """Session read-model fields a lifecycle record sets (its status is ``session_status``)."""
+
+    agent_id: str = ""
+    provider: str = ""
+    model: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    run_count: int = 0
+    error: dict[str, Any] | None = None
+
+
+class RunPatch(_Patch):
+    """Run read-model fields a lifecycle record sets (its status is ``run_status``)."""
+
+    session_id: str = ""
+    turn: int = 0
+    input_text: str | None = None
+    input_messages: list[Message] = Field(default_factory=list)
+    output: str | None = None
+    stop_reason: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    error: dict[str, Any] | None = None
+    attempts: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    rolled_back: bool = False
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    @field_validator("started_at", "ended_at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        # A naive timestamp is UTC by construction (workflow time, SQLite).
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+
+
 class LifecycleRecord(_Model):
     """Input of the ``record_lifecycle`` local activity: one event and the read-model change."""
 
@@ -339,11 +400,11 @@ class LifecycleRecord(_Model):
     provider: str | None = None
     session_status: SessionStatus | None = None
     run_status: RunStatus | None = None
-    session_row: dict[str, Any] | None = Field(
-        default=None, description="session read-model fields to upsert (agent_id, tags, …)"
+    session_row: SessionPatch | None = Field(
+        default=None, description="session read-model fields to set (agent_id, tags, …)"
     )
-    run_row: dict[str, Any] | None = Field(
-        default=None, description="run read-model fields to upsert (turn, input, usage, …)"
+    run_row: RunPatch | None = Field(
+        default=None, description="run read-model fields to set (turn, input, usage, …)"
     )
 
 

@@ -7,10 +7,9 @@ retried activity or a replayed local activity writes nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -168,16 +167,3 @@ def lifecycle_event_id(scope_id: str, counter: int, event_type: EventType) -> st
 def activity_event_id(run_id: str, attempt: int, index: int) -> str:
     """Id for the ``index``-th event an activity attempt writes for a run."""
     return f"{run_id}/a{attempt}/{index}"
-
-
-_E = TypeVar("_E", bound=Event)
-
-
-def event_sort_key(event: Event) -> tuple[int, datetime, str]:
-    """The canonical order of stored events: ``seq``, then ``created_at``, then ``id``."""
-    return (event.seq, event.created_at, event.id)
-
-
-def sort_events(events: Iterable[_E]) -> list[_E]:
-    """Events in canonical order (see :func:`event_sort_key`); ties cannot reorder by input."""
-    return sorted(events, key=event_sort_key)

@@ -9,9 +9,16 @@ repeats a record, it lands once.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from agent_session_manager.core.contract import LifecycleRecord, ProviderOutcome, RunResult, RunSpec
+from agent_session_manager.core.contract import (
+    LifecycleRecord,
+    ProviderOutcome,
+    RunPatch,
+    RunResult,
+    RunSpec,
+)
 from agent_session_manager.core.events import EventType, lifecycle_event_id
 from agent_session_manager.core.status import RunStatus
 
@@ -40,15 +47,15 @@ def run_started(spec: RunSpec, *, now: str) -> LifecycleRecord:
         },
         provider=spec.provider,
         run_status=RunStatus.RUNNING,
-        run_row={
-            "session_id": spec.session_id,
-            "turn": spec.turn,
-            "input_text": spec.messages[-1].text() if spec.messages else "",
-            "input_messages": [m.model_dump() for m in spec.messages],
-            "provider": spec.provider,
-            "model": spec.model,
-            "started_at": now,
-        },
+        run_row=RunPatch(
+            session_id=spec.session_id,
+            turn=spec.turn,
+            input_text=spec.messages[-1].text() if spec.messages else "",
+            input_messages=spec.messages,
+            provider=spec.provider,
+            model=spec.model,
+            started_at=datetime.fromisoformat(now),
+        ),
     )
 
 
@@ -82,12 +89,12 @@ def run_ended(spec: RunSpec, result: RunResult, *, now: str) -> LifecycleRecord:
         data=data,
         provider=spec.provider,
         run_status=result.status,
-        run_row={
-            "output": result.output,
-            "stop_reason": result.stop_reason,
-            "usage": result.usage.model_dump(),
-            "error": result.error,
-            "attempts": result.attempts,
-            "ended_at": now,
-        },
+        run_row=RunPatch(
+            output=result.output,
+            stop_reason=result.stop_reason,
+            usage=result.usage,
+            error=result.error,
+            attempts=result.attempts,
+            ended_at=datetime.fromisoformat(now),
+        ),
     )

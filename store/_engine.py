@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import pydantic_core
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -42,6 +44,11 @@ SQLITE_SYNCHRONOUS = "FULL"
 #: asyncpg's own connect timeout: an unreachable host fails fast instead of hanging a worker.
 PG_CONNECT_TIMEOUT_S = 10.0
 APPLICATION_NAME = "asm-store"
+
+
+def dialect_insert(backend: Backend, table: sa.Table) -> Any:
+    """The backend's ``INSERT`` construct (both have ``ON CONFLICT``)."""
+    return (pg_insert if backend == "postgresql" else sqlite_insert)(table)
 
 
 def resolve_url(url: str | None) -> str:

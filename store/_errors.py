@@ -9,7 +9,8 @@ Every exception leaving the store is an :class:`agent_session_manager.core.error
 * anything else while writing → ``storage_write_failed``; while reading →
   ``storage_read_failed`` (not retryable: a constraint or SQL error will not heal by itself).
 
-Messages name the URL with its password redacted and say what to check.
+Messages name the URL with its password redacted and say what to check. Bad arguments are
+``invalid_input``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from __future__ import annotations
 import errno
 import socket
 import sqlite3
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg  # no stubs published: ignore_missing_imports in pyproject.toml
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
-from agent_session_manager.core.errors import AsmError, StorageError
+from agent_session_manager.core.errors import AsmError, StorageError, ValidationError
 
 Op = Literal["read", "write", "connect"]
 
@@ -108,6 +109,17 @@ def is_sqlite_locked(exc: BaseException) -> bool:
     )
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """A lost race worth re-running: id uniqueness, deadlock, serialization failure."""
+    text = str(exc)
+    if "uq_asm_events_id" in text or "asm_events.id" in text:
+        return True
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
+        getattr(getattr(exc, "orig", None), "__cause__", None), "sqlstate", None
+    )
+    return isinstance(state, str) and state in ("40001", "40P01")
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """Whether ``exc`` means the database is unreachable or the connection was lost."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
@@ -147,6 +159,11 @@ def is_connection_error(exc: BaseException) -> bool:
         ):
             return True
     return False
+
+
+def invalid_input(message: str, **details: Any) -> ValidationError:
+    """A bad argument to a store method (not a database failure)."""
+    return ValidationError("invalid_input", message, details=details)
 
 
 def translate(exc: BaseException, op: Op, url: str) -> AsmError:

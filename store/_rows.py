@@ -1,4 +1,4 @@
-"""Read models as the store returns them, and the fields ``record()`` accepts for each.
+"""Read models as the store returns them.
 
 ``SessionRow`` and ``RunRow`` are plain pydantic models (not ORM objects): they are safe to
 hand across tasks, serialize to JSON for the CLI, and compare in tests.
@@ -6,7 +6,7 @@ hand across tasks, serialize to JSON for the CLI, and compare in tests.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,42 +59,3 @@ class RunRow(BaseModel):
     ended_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
-
-
-#: Keys ``LifecycleRecord.session_row`` may carry (``status`` too, like ``session_status``).
-SESSION_ROW_KEYS: frozenset[str] = frozenset(
-    {"agent_id", "provider", "model", "status", "tags", "metadata", "usage", "run_count", "error"}
-)
-
-#: Keys ``LifecycleRecord.run_row`` may carry. Aliases: ``input``/``prompt`` (text) and
-#: ``input``/``messages`` (a list of messages) map to ``input_text`` / ``input_messages``.
-RUN_ROW_KEYS: frozenset[str] = frozenset(
-    {
-        "session_id",
-        "turn",
-        "status",
-        "input_text",
-        "input_messages",
-        "output",
-        "stop_reason",
-        "model",
-        "provider",
-        "usage",
-        "error",
-        "attempts",
-        "metadata",
-        "rolled_back",
-        "started_at",
-        "ended_at",
-    }
-)
-RUN_ROW_ALIASES: frozenset[str] = frozenset({"input", "prompt", "messages"})
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """Aware UTC datetime; naive values (SQLite) are UTC by construction."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

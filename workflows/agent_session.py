@@ -38,11 +38,13 @@ with workflow.unsafe.imports_passed_through():
         CancelSession,
         LifecycleRecord,
         ProviderCatalog,
+        RunPatch,
         RunRef,
         RunRequest,
         RunResult,
         RunSpec,
         RunView,
+        SessionPatch,
         SessionSpec,
         SessionState,
         SessionSummary,
@@ -163,13 +165,13 @@ class AgentSession:
                 "metadata": spec.metadata,
             },
             session_status=SessionStatus.PENDING,
-            session_row={
-                "agent_id": spec.agent_id,
-                "provider": spec.provider,
-                "model": spec.model,
-                "tags": spec.tags,
-                "metadata": spec.metadata,
-            },
+            session_row=SessionPatch(
+                agent_id=spec.agent_id,
+                provider=spec.provider,
+                model=spec.model,
+                tags=spec.tags,
+                metadata=spec.metadata,
+            ),
         )
         if spec.activate:
             await self._transition(SessionStatus.ACTIVE, Transition())
@@ -583,10 +585,9 @@ class AgentSession:
                     "session_usage": self._state.usage.model_dump(),
                 },
                 run_id=view.run_id,
-                session_row={
-                    "usage": self._state.usage.model_dump(),
-                    "run_count": self._state.run_count,
-                },
+                session_row=SessionPatch(
+                    usage=self._state.usage.model_copy(), run_count=self._state.run_count
+                ),
             )
             await self._pump()
         self._describe()
@@ -671,7 +672,7 @@ class AgentSession:
                 {"reason": reason, "queued": True},
                 run_id=view.run_id,
                 run_status=RunStatus.CANCELLED,
-                run_row={"turn": view.turn, "session_id": self._state.session_id},
+                run_row=RunPatch(turn=view.turn, session_id=self._state.session_id),
             )
             self._describe()
         elif view.run_id in self._active:
@@ -784,8 +785,8 @@ class AgentSession:
         run_id: str | None = None,
         session_status: SessionStatus | None = None,
         run_status: RunStatus | None = None,
-        session_row: dict[str, Any] | None = None,
-        run_row: dict[str, Any] | None = None,
+        session_row: SessionPatch | None = None,
+        run_row: RunPatch | None = None,
     ) -> None:
         self._state.event_counter += 1
         await record(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError as PydanticValidationError
@@ -19,7 +19,6 @@ from agent_session_manager.core.events import (
     category_of,
     lifecycle_event_id,
     parse_event_type,
-    sort_events,
 )
 from agent_session_manager.core.status import RunStatus
 
@@ -168,20 +167,3 @@ def test_activity_event_id_differs_per_attempt_so_a_retry_never_collides() -> No
 def test_run_terminal_events_cover_every_terminal_run_status() -> None:
     assert set(RUN_TERMINAL_EVENTS) == {s.value for s in RunStatus if s.is_terminal}
     assert all(category_of(t) == "run" for t in RUN_TERMINAL_EVENTS.values())
-
-
-def test_events_sort_by_seq_then_time_then_id() -> None:
-    later = T0 + timedelta(seconds=1)
-    events = [_event(2), _event(1, at=later, id="b"), _event(1, at=later, id="a"), _event(1)]
-    ordered = sort_events(events)
-    assert [(e.seq, e.created_at, e.id) for e in ordered] == [
-        (1, T0, "e1"),
-        (1, later, "a"),
-        (1, later, "b"),
-        (2, T0, "e2"),
-    ]
-
-
-def test_sorting_is_independent_of_input_order() -> None:
-    events = [_event(3), _event(1), _event(2)]
-    assert sort_events(events) == sort_events(reversed(events))

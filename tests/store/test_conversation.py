@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_session_manager.core.contract import LifecycleRecord, Message
+from agent_session_manager.core.contract import LifecycleRecord, Message, RunPatch
 from agent_session_manager.core.errors import ResourceError, StateError
 from agent_session_manager.store import EventStore
 from tests.store.drafts import deltas, run_of
@@ -23,7 +23,7 @@ async def _run(store: EventStore, sid: str, turn: int, status: str) -> str:
             run_id=run,
             type="run_started",
             run_status=status,
-            run_row={"turn": turn},
+            run_row=RunPatch(turn=turn),
         )
     )
     return run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_session_manager.core.contract import LifecycleRecord
+from agent_session_manager.core.contract import LifecycleRecord, SessionPatch
 from agent_session_manager.core.errors import ResourceError, StateError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.store import EventStore
@@ -79,7 +79,7 @@ async def test_session_with_a_row_but_no_events_exists(store: EventStore, sid: s
             event_id=f"{sid}/wf/0/session_created",
             session_id=sid,
             type="session_created",
-            session_row={"agent_id": "a"},
+            session_row=SessionPatch(agent_id="a"),
         )
     )
     assert [e.type for e in await store.events(sid, must_exist=True)] == [EventType.SESSION_CREATED]

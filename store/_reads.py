@@ -1,0 +1,136 @@
+"""Reading a session's events by ``seq`` cursor: pages, filters and cursor checks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agent_session_manager.core.errors import ResourceError, StateError
+from agent_session_manager.core.events import Event, EventType, parse_event_type
+from agent_session_manager.store._schema import COUNTERS, EVENTS, SESSIONS
+
+#: Largest page ``events()`` returns; bigger limits are clamped (a reader pages with after_seq).
+MAX_PAGE = 10_000
+
+
+def invalid_cursor(session_id: str, after_seq: int, last: int | None) -> StateError:
+    """``invalid_cursor`` for a negative ``after_seq`` or one beyond ``last``."""
+    if after_seq < 0:
+        message = f"after_seq must be >= 0, got {after_seq}"
+    else:
+        message = (
+            f"after_seq {after_seq} is beyond the end of session {session_id!r}: "
+            f"valid after_seq is 0..{last}"
+        )
+    return StateError(
+        "invalid_cursor",
+        message,
+        details={"session_id": session_id, "after_seq": after_seq, "min": 0, "max": last},
+    )
+
+
+def type_values(types: Sequence[str | EventType] | None) -> list[str] | None:
+    """Event type names as stored; ``invalid_event_type`` for an unknown one."""
+    if types is None:
+        return None
+    if isinstance(types, str):
+        types = [types]
+    return [parse_event_type(str(t)).value for t in types]
+
+
+def _event_from_row(row: sa.Row[Any]) -> Event:
+    # Validating constructor on purpose: pydantic-core validates faster than model_construct
+    # builds (about 2 vs 3 us per event), and a bad row fails here, not in a consumer.
+    return Event(
+        id=row.id,
+        session_id=row.session_id,
+        run_id=row.run_id,
+        attempt=row.attempt,
+        type=row.type,
+        data=row.data,
+        provider=row.provider,
+        seq=row.seq,
+        created_at=row.created_at,
+    )
+
+
+def select_events(
+    session_id: str,
+    after_seq: int,
+    before_seq: int | None,
+    run_id: str | None,
+    types: list[str] | None,
+    limit: int,
+    upto: int | None = None,
+) -> sa.Select[Any]:
+    """Events with ``after_seq < seq < before_seq`` (and ``<= upto``), filtered, in seq order."""
+    stmt = sa.select(EVENTS).where(EVENTS.c.session_id == session_id, EVENTS.c.seq > after_seq)
+    if before_seq is not None:
+        stmt = stmt.where(EVENTS.c.seq < before_seq)
+    if upto is not None:
+        stmt = stmt.where(EVENTS.c.seq <= upto)
+    if run_id is not None:
+        stmt = stmt.where(EVENTS.c.run_id == run_id)
+    if types is not None:
+        stmt = stmt.where(EVENTS.c.type.in_(types))
+    return stmt.order_by(EVENTS.c.seq).limit(limit)
+
+
+async def read_events(conn: AsyncConnection, stmt: sa.Select[Any]) -> list[Event]:
+    """The events a :func:`select_events` statement selects."""
+    return [_event_from_row(r) for r in await conn.execute(stmt)]
+
+
+async def last_seq(conn: AsyncConnection, session_id: str) -> int:
+    """The session's highest seq; 0 when it has no events."""
+    stmt = sa.select(COUNTERS.c.last_seq).where(COUNTERS.c.session_id == session_id)
+    return (await conn.execute(stmt)).scalar_one_or_none() or 0
+
+
+async def check_cursor(
+    conn: AsyncConnection, session_id: str, after_seq: int, *, strict: bool, must_exist: bool
+) -> None:
+    """``session_not_found`` (with ``must_exist``) and ``invalid_cursor`` (with ``strict``).
+
+    A session exists when it has events or a session row.
+    """
+    last_q = sa.select(COUNTERS.c.last_seq).where(COUNTERS.c.session_id == session_id)
+    row_q = sa.select(SESSIONS.c.session_id).where(SESSIONS.c.session_id == session_id)
+    stmt = sa.select(last_q.scalar_subquery().label("last"), sa.exists(row_q).label("row"))
+    last_or_none, row = (await conn.execute(stmt)).one()
+    last = int(last_or_none or 0)
+    if must_exist and last_or_none is None and not row:
+        raise ResourceError(
+            "session_not_found",
+            f"session {session_id!r} not found (no events and no session record)",
+            details={"session_id": session_id},
+        )
+    if strict and after_seq > last:
+        raise invalid_cursor(session_id, after_seq, last)
+
+
+async def read_page(
+    conn: AsyncConnection,
+    session_id: str,
+    after_seq: int,
+    before_seq: int | None,
+    run_id: str | None,
+    types: list[str] | None,
+    limit: int,
+) -> tuple[list[Event], int]:
+    """A page of events and the seq the caller may resume after (past filtered-out rows)."""
+    upto: int | None = None
+    if run_id is not None or types is not None:
+        upto = await last_seq(conn, session_id)
+        if before_seq is not None:
+            upto = min(upto, before_seq - 1)
+    stmt = select_events(session_id, after_seq, before_seq, run_id, types, limit, upto)
+    events = await read_events(conn, stmt)
+    if len(events) >= limit:
+        return events, events[-1].seq
+    if upto is not None:
+        return events, max(after_seq, upto)
+    return events, events[-1].seq if events else after_seq

@@ -1,0 +1,89 @@
+"""Lifecycle row patches: typed, only set fields apply, and the wire shape of plain dicts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pydantic
+import pytest
+
+from agent_session_manager.core.contract import (
+    LifecycleRecord,
+    Message,
+    RunPatch,
+    SessionPatch,
+)
+from agent_session_manager.core.temporal import data_converter
+from agent_session_manager.core.usage import TokenUsage
+
+
+def _through_temporal(rec: LifecycleRecord) -> tuple[LifecycleRecord, dict[str, object]]:
+    payloads = data_converter.payload_converter.to_payloads([rec])
+    (back,) = data_converter.payload_converter.from_payloads(payloads, [LifecycleRecord])
+    assert isinstance(back, LifecycleRecord)
+    return back, json.loads(payloads[0].data)
+
+
+def test_a_patch_carries_only_the_fields_it_sets_through_temporal() -> None:
+    rec = LifecycleRecord(
+        event_id="e",
+        session_id="s",
+        type="turn_completed",
+        session_row=SessionPatch(usage=TokenUsage(input_tokens=3), run_count=2, model=None),
+    )
+    back, wire = _through_temporal(rec)
+    assert back == rec
+    assert back.session_row is not None
+    assert back.session_row.model_fields_set == {"usage", "run_count", "model"}
+    row = wire["session_row"]
+    assert isinstance(row, dict) and sorted(row) == ["model", "run_count", "usage"]
+    assert wire["run_row"] is None
+
+
+def test_a_dict_payload_of_the_old_wire_shape_validates_into_the_patches() -> None:
+    # What core/lifecycle.py and the session workflow sent when the patches were dicts.
+    rec = LifecycleRecord.model_validate(
+        {
+            "event_id": "e",
+            "session_id": "s",
+            "run_id": "r",
+            "type": "run_started",
+            "run_status": "running",
+            "run_row": {
+                "session_id": "s",
+                "turn": 1,
+                "input_text": "hi",
+                "input_messages": [{"role": "user", "content": "hi"}],
+                "provider": "mock",
+                "model": None,
+                "started_at": "2026-01-02T03:04:05+00:00",
+            },
+            "session_row": {"usage": {"input_tokens": 1}, "run_count": 1},
+        }
+    )
+    assert rec.run_row is not None and rec.session_row is not None
+    assert rec.run_row.input_messages == [Message(role="user", content="hi")]
+    assert rec.run_row.started_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert rec.run_row.model_fields_set == {
+        "session_id",
+        "turn",
+        "input_text",
+        "input_messages",
+        "provider",
+        "model",
+        "started_at",
+    }
+    assert rec.session_row.usage == TokenUsage(input_tokens=1)
+
+
+def test_a_naive_run_timestamp_is_utc() -> None:
+    patch = RunPatch(ended_at=datetime(2026, 1, 2, 3, 4, 5))
+    assert patch.ended_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_an_unknown_patch_field_is_rejected() -> None:
+    with pytest.raises(pydantic.ValidationError, match="agnet_id"):
+        SessionPatch.model_validate({"agnet_id": "a"})
+    with pytest.raises(pydantic.ValidationError, match="input"):
+        RunPatch.model_validate({"input": "hello"})
