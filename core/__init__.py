@@ -5,8 +5,9 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.errors` the error taxonomy        * :mod:`core.status` status machines
 * :mod:`core.models` Session and Run            * :mod:`core.events` event types, envelope
 * :mod:`core.normalize` raw provider events     * :mod:`core.cursor` the event cursor
-* :mod:`core.capabilities` capabilities         * :mod:`core.limits` concurrency limits
-* :mod:`core.control` run control operations    * :mod:`core.usage` token usage
+* :mod:`core.capabilities` capabilities         * :mod:`core.usage` token usage
+* :mod:`core.admission` start, queue, preempt or reject a run
+* :mod:`core.lifecycle` how a run ends: its lifecycle records and its result
 * :mod:`core.contract` the Temporal contract (workflow, update, activity models)
 * :mod:`core.protocol` every wire name (task queue, workflows, updates, signals, activities)
 
@@ -14,6 +15,17 @@ Everything public is re-exported here; each concept lives in one module:
 policies, the data converter); it is not re-exported, so ``import core`` stays pure.
 """
 
+from agent_session_manager.core.admission import (
+    Admission,
+    PreemptRuns,
+    QueueRun,
+    RejectRun,
+    SessionLoad,
+    StartRun,
+    admit,
+    admit_after_preemption,
+    admit_queued,
+)
 from agent_session_manager.core.capabilities import (
     CAPABILITY_TYPES,
     Capability,
@@ -57,16 +69,6 @@ from agent_session_manager.core.contract import (
     run_workflow_id,
     session_id_from_workflow_id,
     session_workflow_id,
-)
-from agent_session_manager.core.control import (
-    CONTROL_OPERATIONS,
-    TERMINAL_CONTROL_STATES,
-    ControlOperation,
-    ControlOutcome,
-    ControlRecord,
-    ControlState,
-    RunControl,
-    parse_control_operation,
 )
 from agent_session_manager.core.cursor import (
     DEFAULT_BUFFER_SIZE,
@@ -114,12 +116,6 @@ from agent_session_manager.core.lifecycle import (
     completed_result,
     run_ended,
     run_started,
-)
-from agent_session_manager.core.limits import (
-    DEFAULT_MAX_RUNS,
-    DEFAULT_MAX_SESSIONS,
-    ConcurrencyLimiter,
-    LimiterStatus,
 )
 from agent_session_manager.core.models import (
     RUN_ID_PREFIX,
@@ -179,11 +175,8 @@ __all__ = [
     "CAPABILITY_TYPES",
     "CODES",
     "COMPLETE",
-    "CONTROL_OPERATIONS",
     "DEFAULT_ALIASES",
     "DEFAULT_BUFFER_SIZE",
-    "DEFAULT_MAX_RUNS",
-    "DEFAULT_MAX_SESSIONS",
     "DEFAULT_TASK_QUEUE",
     "DESCRIBE",
     "ENDING_EVENTS",
@@ -214,7 +207,7 @@ __all__ = [
     "STATUS_ALIASES",
     "STREAM_PROVIDER_ACTIVITY",
     "SUBMIT_RUN",
-    "TERMINAL_CONTROL_STATES",
+    "Admission",
     "AsmError",
     "CancelRun",
     "CancelSession",
@@ -223,11 +216,6 @@ __all__ = [
     "CapabilityType",
     "Category",
     "ConcurrencyError",
-    "ConcurrencyLimiter",
-    "ControlOperation",
-    "ControlOutcome",
-    "ControlRecord",
-    "ControlState",
     "ErrorCode",
     "Event",
     "EventCategory",
@@ -236,7 +224,6 @@ __all__ = [
     "EventNormalizer",
     "EventType",
     "LifecycleRecord",
-    "LimiterStatus",
     "Manifest",
     "Message",
     "MockError",
@@ -248,17 +235,19 @@ __all__ = [
     "MockToolCall",
     "MultitaskStrategy",
     "Negotiation",
+    "PreemptRuns",
     "ProviderCall",
     "ProviderCatalog",
     "ProviderError",
     "ProviderErrorInfo",
     "ProviderInfo",
     "ProviderOutcome",
+    "QueueRun",
     "Registry",
+    "RejectRun",
     "ResourceError",
     "RetrySettings",
     "Run",
-    "RunControl",
     "RunRef",
     "RunRequest",
     "RunResult",
@@ -268,11 +257,13 @@ __all__ = [
     "RuntimeFailure",
     "Session",
     "SessionContext",
+    "SessionLoad",
     "SessionSpec",
     "SessionState",
     "SessionStatus",
     "SessionSummary",
     "SessionView",
+    "StartRun",
     "StateError",
     "StorageError",
     "TokenUsage",
@@ -280,6 +271,9 @@ __all__ = [
     "Transition",
     "ValidationError",
     "activity_event_id",
+    "admit",
+    "admit_after_preemption",
+    "admit_queued",
     "allowed_targets",
     "category_of",
     "check_transition",
@@ -293,7 +287,6 @@ __all__ = [
     "new_session_id",
     "normalize_name",
     "parse_capability_type",
-    "parse_control_operation",
     "parse_error_code",
     "parse_event_type",
     "parse_run_status",

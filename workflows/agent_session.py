@@ -31,9 +31,18 @@ from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT, record
 
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core import protocol, search_attributes
+    from agent_session_manager.core.admission import (
+        PreemptRuns,
+        QueueRun,
+        RejectRun,
+        SessionLoad,
+        StartRun,
+        admit,
+        admit_after_preemption,
+        admit_queued,
+    )
     from agent_session_manager.core.capabilities import CapabilityResolver, Negotiation
     from agent_session_manager.core.contract import (
-        MULTITASK_STRATEGIES,
         CancelRun,
         CancelSession,
         LifecycleRecord,
@@ -383,19 +392,17 @@ class AgentSession:
         async with self._lock:
             if request.run_id is not None and (existing := self._find(request.run_id)):
                 return self._ref(existing, note="already submitted")  # idempotent by run id
-            self._check_submittable(request)
+            decision = self._admit(request)  # re-decided: the state may have moved meanwhile
             negotiation = self._negotiate(request)
             run_id = request.run_id or new_run_id(workflow.uuid4())
             request = request.model_copy(update={"run_id": run_id})
             self._state.run_count += 1
             view = RunView(run_id=run_id, turn=self._state.run_count, status=RunStatus.PENDING)
             self._state.runs.append(view)
-            strategy = request.strategy or self._spec.multitask_strategy
-            full = len(self._active) >= self._spec.max_concurrent_runs
-            if full and strategy in ("interrupt", "rollback"):
-                await self._preempt(rollback=strategy == "rollback", by=run_id)
-                full = False
-            if full or self._state.status is SessionStatus.PAUSED or self._draining():
+            if isinstance(decision, PreemptRuns):
+                await self._preempt(rollback=decision.rollback, by=run_id)
+                decision = admit_after_preemption(self._load())
+            if isinstance(decision, QueueRun):
                 self._state.queue.append(request)
                 self._describe()
                 return self._ref(view, negotiation=negotiation, note="queued")
@@ -406,58 +413,27 @@ class AgentSession:
     def _validate_submit_run(self, request: RunRequest) -> None:
         if request.run_id is not None and self._find(request.run_id):
             return  # an idempotent repeat is answered by the handler
-        self._check_submittable(request)
+        self._admit(request)
         if self._ready:
             self._negotiate(request)
 
-    def _check_submittable(self, request: RunRequest) -> None:
-        status = self._state.status
-        if (
-            status not in (SessionStatus.ACTIVE, SessionStatus.PAUSED)
-            or self._closing
-            or (self._cancel is not None)
-        ):
-            _fail(
-                error(
-                    "invalid_transition",
-                    f"runs need an active session; this one is {status.value}",
-                    details={"status": status.value},
-                )
-            )
-        strategy = request.strategy or self._spec.multitask_strategy
-        if strategy not in MULTITASK_STRATEGIES:
-            _fail(
-                error(
-                    "validation_error",
-                    f"unknown strategy {strategy!r}; valid: {', '.join(MULTITASK_STRATEGIES)}",
-                )
-            )
-        # While draining for continue-as-new, runs queue (whatever the strategy): the wait
-        # is ours, not the caller's.
-        busy = not self._draining() and (
-            len(self._active) >= self._spec.max_concurrent_runs or status is SessionStatus.PAUSED
+    def _admit(self, request: RunRequest) -> PreemptRuns | QueueRun | StartRun:
+        """:func:`core.admission.admit` for ``request``; a rejection fails the update."""
+        decision = admit(request.strategy or self._spec.multitask_strategy, self._load())
+        if isinstance(decision, RejectRun):
+            _fail(decision.error)
+        return decision
+
+    def _load(self) -> SessionLoad:
+        return SessionLoad(
+            status=self._state.status,
+            active=len(self._active),
+            queued=len(self._state.queue),
+            max_active=self._spec.max_concurrent_runs,
+            max_queued=self._spec.max_queued_runs,
+            ending=self._closing is not None or self._cancel is not None,
+            draining=self._draining(),
         )
-        if busy and strategy == "reject":
-            _fail(
-                error(
-                    "max_runs_exceeded",
-                    f"{len(self._active)} of {self._spec.max_concurrent_runs} run slot(s) busy "
-                    "and the strategy is 'reject'; retry later, or submit with strategy "
-                    "'enqueue', 'interrupt' or 'rollback'",
-                    details={
-                        "limit": self._spec.max_concurrent_runs,
-                        "active": len(self._active),
-                    },
-                )
-            )
-        if busy and strategy == "enqueue" and len(self._state.queue) >= self._spec.max_queued_runs:
-            _fail(
-                error(
-                    "max_runs_exceeded",
-                    f"the run queue is full ({self._spec.max_queued_runs} queued)",
-                    details={"limit": self._spec.max_queued_runs, "queued": len(self._state.queue)},
-                )
-            )
 
     def _negotiate(self, request: RunRequest) -> Negotiation:
         try:
@@ -593,14 +569,7 @@ class AgentSession:
 
     async def _pump(self) -> None:
         """Start queued runs while there are free slots (caller holds the lock)."""
-        while (
-            self._state.queue
-            and self._state.status is SessionStatus.ACTIVE
-            and self._closing is None
-            and self._cancel is None
-            and not self._draining()
-            and len(self._active) < self._spec.max_concurrent_runs
-        ):
+        while self._state.queue and isinstance(admit_queued(self._load()), StartRun):
             request = self._state.queue.pop(0)
             assert request.run_id is not None
             view = self._find(request.run_id)
