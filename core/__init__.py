@@ -114,7 +114,9 @@ from agent_session_manager.core.events import (
 from agent_session_manager.core.lifecycle import (
     ENDING_EVENTS,
     completed_result,
+    ended_result,
     run_ended,
+    run_result_from_error,
     run_started,
 )
 from agent_session_manager.core.models import (
@@ -278,6 +280,7 @@ __all__ = [
     "category_of",
     "check_transition",
     "completed_result",
+    "ended_result",
     "error",
     "event_sort_key",
     "invalid",
@@ -292,6 +295,7 @@ __all__ = [
     "parse_run_status",
     "parse_session_status",
     "run_ended",
+    "run_result_from_error",
     "run_started",
     "run_workflow_id",
     "session_id_from_workflow_id",

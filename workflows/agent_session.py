@@ -14,6 +14,12 @@ Rules that keep it healthy:
 * handlers that await take ``self._lock``; every handler finishes before continue-as-new or
   return (``all_handlers_finished``);
 * a signal that cannot apply is logged and recorded as ``error_occurred``, never raised.
+
+What to do with a submitted run is decided by :mod:`core.admission` (validator, handler and
+queue pump ask the same pure function). How a run's end reaches the session is THE protocol
+of :mod:`core.lifecycle` (drawn in ``docs/architecture.md``): the ``run_finished`` signal (from
+the provider activity on success, from ``AgentRun`` on any other ending) or, failing that, the
+child's completion; whichever comes first settles the run in :meth:`AgentSession._settle`.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from agent_session_manager.core.errors import AsmError, error
     from agent_session_manager.core.events import EventType, lifecycle_event_id
+    from agent_session_manager.core.lifecycle import run_result_from_error
     from agent_session_manager.core.models import new_run_id
     from agent_session_manager.core.protocol import (
         PROVIDER_CATALOG_ACTIVITY,
@@ -530,18 +537,9 @@ class AgentSession:
         try:
             result = await handle
         except ChildWorkflowError as exc:
-            err = from_failure(exc)
-            run = err.details.get("run") if isinstance(err.details, dict) else None
-            if run is not None:
-                result = RunResult.model_validate(run)
-            else:
-                status = RunStatus.CANCELLED if err.code == "cancelled" else RunStatus.FAILED
-                result = RunResult(
-                    run_id=view.run_id,
-                    session_id=self._state.session_id,
-                    status=status,
-                    error=err.to_dict(),
-                )
+            result = run_result_from_error(
+                from_failure(exc), run_id=view.run_id, session_id=self._state.session_id
+            )
         if view.run_id in self._active:  # the run_finished signal did not arrive
             self._settle(view, result)
         if not workflow.patched(ACCOUNT_ON_SETTLE):  # histories from before the patch
