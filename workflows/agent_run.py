@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.lifecycle import completed_result, ended_result, run_ended
     from agent_session_manager.core.protocol import (
         RUN_FINISHED,
+        RUN_STATUS,
         RUN_WORKFLOW,
         STREAM_PROVIDER_ACTIVITY,
     )
@@ -84,7 +85,7 @@ class AgentRun:
     def __init__(self) -> None:
         self._status = RunStatus.RUNNING
 
-    @workflow.query(name="status")
+    @workflow.query(name=RUN_STATUS)
     def status(self) -> RunStatus:
         """The run's current status."""
         return self._status
