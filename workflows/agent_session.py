@@ -12,7 +12,8 @@ Rules that keep it healthy:
 * handlers raise only ``ApplicationError`` with a taxonomy ``type`` (anything else would
   wedge the workflow task), via :func:`_fail`;
 * two state objects and nothing beside them: :class:`SessionState` (what ``describe`` shows
-  and continue-as-new carries) and :class:`Execution` (what lives for one execution only);
+  and continue-as-new carries) and :class:`~workflows.session_execution.Execution` (what
+  lives for one execution only);
 * handlers that await take the execution's lock, only with ``async with``; waiting for runs
   to end happens with it released, since their accounting takes it; every handler finishes
   before continue-as-new or return (``all_handlers_finished``);
@@ -29,19 +30,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from agent_session_manager.workflows.agent_run import AgentRun
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT, record
+from agent_session_manager.workflows.session_execution import Execution
+from agent_session_manager.workflows.session_visibility import show
 
 with workflow.unsafe.imports_passed_through():
-    from agent_session_manager.core import protocol, search_attributes
+    from agent_session_manager.core import protocol
     from agent_session_manager.core.admission import (
         PreemptRuns,
         QueueRun,
@@ -91,45 +92,6 @@ CARRIED_RUNS = 100
 #: Patch: a run is accounted (``turn_completed``, queue pumped) when it settles, not when the
 #: child's completion arrives. Histories recorded before it replay the old way.
 ACCOUNT_ON_SETTLE = "account-on-settle"
-
-
-#: How far one execution has got in starting: ``starting`` reads the provider catalog (updates
-#: wait for it), ``creating`` records ``session_created`` and the activation (validators can
-#: negotiate capabilities, ``describe`` says not ready), ``serving`` is the rest of its life.
-Phase = Literal["starting", "creating", "serving"]
-
-
-@dataclass
-class Execution:
-    """What lives only as long as one execution of the session workflow.
-
-    Child handles, tasks and the lock cannot cross continue-as-new, and need not: the session
-    continues only when no run is active and nothing is ending, so a new execution starts
-    from an empty one (its :class:`SessionState` is carried instead).
-    """
-
-    phase: Phase
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: Started runs that have not settled, by run id.
-    active: dict[str, ChildWorkflowHandle[AgentRun, RunResult]] = field(default_factory=dict)
-    #: Per-run background work (watching a child, accounting a turn): draining waits for it.
-    watchers: set[asyncio.Task[None]] = field(default_factory=set)
-    #: Runs started by this execution: ``continue_as_new_after_runs`` counts these.
-    runs_started: int = 0
-    #: A ``complete`` / ``fail`` update asked the session to end like this.
-    closing: tuple[SessionStatus, Transition] | None = None
-    #: The ``cancel`` signal asked the session to end cancelled.
-    cancel: CancelSession | None = None
-
-    @property
-    def ready(self) -> bool:
-        """The provider's capabilities are known: updates can proceed."""
-        return self.phase != "starting"
-
-    @property
-    def ending(self) -> bool:
-        """Asked to end (``complete``, ``fail`` or ``cancel``): no new runs, no transitions."""
-        return self.closing is not None or self.cancel is not None
 
 
 def _fail(err: AsmError) -> NoReturn:
@@ -779,24 +741,7 @@ class AgentSession:
         )
 
     def _describe(self) -> None:
-        """One line in the Temporal UI, and the search attributes, say where the session is."""
-        s = self._state
-        workflow.set_current_details(
-            f"{s.status.value} · {s.run_count} run(s) · {len(self._execution.active)} running · "
-            f"{len(s.queue)} queued · {s.usage.total_tokens} tokens"
-        )
-        pairs: list[SearchAttributeUpdate[Any]] = [
-            search_attributes.SESSION_ID.value_set(s.session_id),
-            search_attributes.AGENT_ID.value_set(s.agent_id),
-            search_attributes.PROVIDER.value_set(s.provider),
-            search_attributes.STATUS.value_set(s.status.value),
-            search_attributes.TOTAL_TOKENS.value_set(s.usage.total_tokens),
-        ]
-        if self._spec.tags:
-            pairs.append(search_attributes.TAGS.value_set(self._spec.tags))
-        current = workflow.info().typed_search_attributes
-        if any(current.get(p.key) != p.value for p in pairs):
-            workflow.upsert_search_attributes(pairs)
+        show(self._state, running=len(self._execution.active), tags=self._spec.tags)
 
     async def _record(
         self,
