@@ -1,18 +1,32 @@
-"""Pure domain core: models, status machines, events, errors, capabilities. No I/O.
+"""Pure domain core: the Temporal contract, status machines, events, errors, capabilities.
+No I/O, no clock, no randomness: workflows import it.
 
 Everything public is re-exported here; each concept lives in one module:
 
-* :mod:`core.errors` the error taxonomy        * :mod:`core.status` status machines
-* :mod:`core.models` session and run ids        * :mod:`core.events` event types, envelope
-* :mod:`core.capabilities` capabilities         * :mod:`core.limits` concurrency limits
-* :mod:`core.control` run control operations    * :mod:`core.usage` token usage
-* :mod:`core.contract` the Temporal contract (workflow, update, activity models)
 * :mod:`core.protocol` every wire name (task queue, workflows, updates, signals, activities)
+* :mod:`core.contract` the Temporal contract (workflow, update, activity models)
+* :mod:`core.admission` start, queue, preempt or reject a run
+* :mod:`core.lifecycle` how a run ends: its lifecycle records and its result
+* :mod:`core.errors` the error taxonomy       * :mod:`core.status` status machines
+* :mod:`core.events` event types, envelope    * :mod:`core.models` session and run ids
+* :mod:`core.capabilities` capabilities       * :mod:`core.usage` token usage
 
-:mod:`core.temporal` is the one module that imports ``temporalio`` (error conversion, retry
-policies, the data converter); it is not re-exported, so ``import core`` stays pure.
+:mod:`core.temporal` (error conversion, retry policies, the data converter) and
+:mod:`core.search_attributes` (the search-attribute keys) are the modules that import
+``temporalio``; they are not re-exported.
 """
 
+from agent_session_manager.core.admission import (
+    Admission,
+    PreemptRuns,
+    QueueRun,
+    RejectRun,
+    SessionLoad,
+    StartRun,
+    admit,
+    admit_after_preemption,
+    admit_queued,
+)
 from agent_session_manager.core.capabilities import (
     CAPABILITY_TYPES,
     Capability,
@@ -59,16 +73,6 @@ from agent_session_manager.core.contract import (
     session_id_from_workflow_id,
     session_workflow_id,
 )
-from agent_session_manager.core.control import (
-    CONTROL_OPERATIONS,
-    TERMINAL_CONTROL_STATES,
-    ControlOperation,
-    ControlOutcome,
-    ControlRecord,
-    ControlState,
-    RunControl,
-    parse_control_operation,
-)
 from agent_session_manager.core.errors import (
     CODES,
     MAX_ERROR_BODY_CHARS,
@@ -107,14 +111,10 @@ from agent_session_manager.core.events import (
 from agent_session_manager.core.lifecycle import (
     ENDING_EVENTS,
     completed_result,
+    ended_result,
     run_ended,
+    run_result_from_error,
     run_started,
-)
-from agent_session_manager.core.limits import (
-    DEFAULT_MAX_RUNS,
-    DEFAULT_MAX_SESSIONS,
-    ConcurrencyLimiter,
-    LimiterStatus,
 )
 from agent_session_manager.core.models import (
     RUN_ID_PREFIX,
@@ -164,9 +164,6 @@ __all__ = [
     "CAPABILITY_TYPES",
     "CODES",
     "COMPLETE",
-    "CONTROL_OPERATIONS",
-    "DEFAULT_MAX_RUNS",
-    "DEFAULT_MAX_SESSIONS",
     "DEFAULT_TASK_QUEUE",
     "DESCRIBE",
     "ENDING_EVENTS",
@@ -195,7 +192,7 @@ __all__ = [
     "SESSION_WORKFLOW",
     "STREAM_PROVIDER_ACTIVITY",
     "SUBMIT_RUN",
-    "TERMINAL_CONTROL_STATES",
+    "Admission",
     "AsmError",
     "CancelRun",
     "CancelSession",
@@ -204,18 +201,12 @@ __all__ = [
     "CapabilityType",
     "Category",
     "ConcurrencyError",
-    "ConcurrencyLimiter",
-    "ControlOperation",
-    "ControlOutcome",
-    "ControlRecord",
-    "ControlState",
     "ErrorCode",
     "Event",
     "EventCategory",
     "EventDraft",
     "EventType",
     "LifecycleRecord",
-    "LimiterStatus",
     "Manifest",
     "Message",
     "MockError",
@@ -227,16 +218,18 @@ __all__ = [
     "MockToolCall",
     "MultitaskStrategy",
     "Negotiation",
+    "PreemptRuns",
     "ProviderCall",
     "ProviderCatalog",
     "ProviderError",
     "ProviderErrorInfo",
     "ProviderInfo",
     "ProviderOutcome",
+    "QueueRun",
     "Registry",
+    "RejectRun",
     "ResourceError",
     "RetrySettings",
-    "RunControl",
     "RunPatch",
     "RunRef",
     "RunRequest",
@@ -245,12 +238,14 @@ __all__ = [
     "RunStatus",
     "RunView",
     "RuntimeFailure",
+    "SessionLoad",
     "SessionPatch",
     "SessionSpec",
     "SessionState",
     "SessionStatus",
     "SessionSummary",
     "SessionView",
+    "StartRun",
     "StateError",
     "StorageError",
     "TokenUsage",
@@ -258,10 +253,14 @@ __all__ = [
     "Transition",
     "ValidationError",
     "activity_event_id",
+    "admit",
+    "admit_after_preemption",
+    "admit_queued",
     "allowed_targets",
     "category_of",
     "check_transition",
     "completed_result",
+    "ended_result",
     "error",
     "invalid",
     "is_retryable",
@@ -269,12 +268,12 @@ __all__ = [
     "new_run_id",
     "new_session_id",
     "parse_capability_type",
-    "parse_control_operation",
     "parse_error_code",
     "parse_event_type",
     "parse_run_status",
     "parse_session_status",
     "run_ended",
+    "run_result_from_error",
     "run_started",
     "run_workflow_id",
     "session_id_from_workflow_id",

@@ -1,16 +1,37 @@
-"""The lifecycle records of a run: what ``run_started`` and the terminal events say.
+"""How a run ends: THE protocol, its lifecycle records, and the result each ending yields.
 
-Two writers share them: the provider activity writes ``run_started`` and, on success,
-``run_completed`` itself (in the transactions it makes anyway, which keeps local-activity
-round trips off the hot path); the ``AgentRun`` workflow writes the failed, timed-out and
-cancelled endings. Ids are fixed per run (started is 1, the ending is 2), so whichever writer
-repeats a record, it lands once.
+One run, from ``submit_run`` to the session settling it (drawn in ``docs/architecture.md``)::
+
+    session ── start child ──▶ AgentRun ── activity ──▶ stream_provider
+                                                         │ records run_started (1)
+                                                         │ success: records run_completed (2)
+    session ◀──────────── run_finished(RunResult) ───────┘ with the assistant message
+    session ◀── run_finished(RunResult) ── AgentRun: failed / timeout / cancelled, recorded
+                                           (2) through ``record_lifecycle``, then signalled
+    session ◀── the child's completion ── the fallback, for a run whose signal never came
+
+Writers: the provider activity writes ``run_started`` and, on success, ``run_completed`` (in
+the transactions it makes anyway: no local-activity round trip on the hot path); the
+``AgentRun`` workflow writes the failed, timed-out and cancelled endings, after the activity
+has let go, so no streamed delta lands after the terminal event. Ids are fixed per run
+(started is 1, the ending is 2), so whichever writer repeats a record, it lands once.
+
+Settling: whichever of ``run_finished`` and the child's completion reaches the session first
+settles the run (its slot, its usage, its ``turn_completed``); the other is a no-op. The
+signal exists for latency: it frees the slot *before* the run's end is visible to a client,
+so a client that saw run N end and submits run N+1 at once never finds the slot busy. The
+completion covers a run whose signal never came (a retried attempt found the run already
+completed by an earlier one, the signal could not be delivered, the run was terminated) and
+carries the same result: :func:`run_result_from_error` turns a failed child back into the
+:class:`RunResult` it reported, for the session and the client alike.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
 
 from agent_session_manager.core.contract import (
     LifecycleRecord,
@@ -19,8 +40,10 @@ from agent_session_manager.core.contract import (
     RunResult,
     RunSpec,
 )
+from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventType, lifecycle_event_id
 from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.usage import TokenUsage
 
 #: Terminal event of each ending status.
 ENDING_EVENTS: dict[RunStatus, EventType] = {
@@ -70,6 +93,47 @@ def completed_result(spec: RunSpec, outcome: ProviderOutcome) -> RunResult:
         stop_reason=outcome.stop_reason,
         usage=outcome.usage,
         attempts=outcome.attempt,
+    )
+
+
+def ended_result(spec: RunSpec, status: RunStatus, err: AsmError) -> RunResult:
+    """The result of a run that ended ``status`` (failed, timeout, cancelled) because of ``err``.
+
+    The run decides its own ending (it knows a deadline from a failure), so the status is
+    given; the attempts come from the provider activity's error.
+    """
+    attempts = err.details.get("attempt")
+    return RunResult(
+        run_id=spec.run_id,
+        session_id=spec.session_id,
+        status=status,
+        error=err.to_dict(),
+        attempts=attempts if isinstance(attempts, int) else 0,
+    )
+
+
+def run_result_from_error(
+    err: AsmError, *, run_id: str, session_id: str, usage: TokenUsage | None = None
+) -> RunResult:
+    """The result of a run whose workflow failed with ``err``, as the session or a client sees it.
+
+    ``AgentRun`` attaches its own :class:`RunResult` to the error it ends with
+    (``details["run"]``): that one wins, it is the run's word. Without it (the run was
+    terminated, or never got to say), the run is ``cancelled`` if ``err`` says so and
+    ``failed`` otherwise, with ``usage`` as far as the caller knows it.
+    """
+    run = err.details.get("run")
+    if isinstance(run, dict):
+        try:
+            return RunResult.model_validate(run)
+        except PydanticValidationError:
+            pass  # not a result this code wrote: judge by the error alone
+    return RunResult(
+        run_id=run_id,
+        session_id=session_id,
+        status=RunStatus.CANCELLED if err.code == "cancelled" else RunStatus.FAILED,
+        usage=usage or TokenUsage(),
+        error=err.to_dict(),
     )
 
 

@@ -5,11 +5,13 @@ the run deadline, and ends in Temporal's own terms so the UI tells the truth: co
 (result :class:`RunResult`), failed (``ApplicationError`` whose type is the taxonomy code),
 timed out (type ``timeout``) or cancelled.
 
-On the hot path the activity itself records ``run_started`` and ``run_completed`` and tells
-the session the run is over (see :mod:`core.lifecycle`), so a successful run costs two
-workflow tasks, like a bare child running one activity. The other endings are recorded here,
-through a local activity, *after* the provider activity has let go, so no streamed delta can
-land after the terminal event.
+How a run ends is one protocol, :mod:`core.lifecycle` (drawn in ``docs/architecture.md``). On
+the hot path the activity itself records ``run_started`` and ``run_completed`` and signals the
+session ``run_finished``, so a successful run costs two workflow tasks, like a bare child
+running one activity. The other endings are recorded here, through the ``record_lifecycle``
+local activity, *after* the provider activity has let go (so no streamed delta can land after
+the terminal event), and signalled to the session before this workflow ends; the result rides
+on the final error (``details["run"]``) for :func:`core.lifecycle.run_result_from_error`.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ with workflow.unsafe.imports_passed_through():
         RunSpec,
     )
     from agent_session_manager.core.errors import AsmError, error
-    from agent_session_manager.core.lifecycle import completed_result, run_ended
+    from agent_session_manager.core.lifecycle import completed_result, ended_result, run_ended
     from agent_session_manager.core.protocol import (
         RUN_FINISHED,
+        RUN_STATUS,
         RUN_WORKFLOW,
         STREAM_PROVIDER_ACTIVITY,
     )
@@ -82,7 +85,7 @@ class AgentRun:
     def __init__(self) -> None:
         self._status = RunStatus.RUNNING
 
-    @workflow.query(name="status")
+    @workflow.query(name=RUN_STATUS)
     def status(self) -> RunStatus:
         """The run's current status."""
         return self._status
@@ -143,14 +146,7 @@ class AgentRun:
 
     async def _end(self, spec: RunSpec, status: RunStatus, err: AsmError) -> RunResult:
         """Write the terminal event, then end the workflow as failed/timed out (by raising)."""
-        attempts = err.details.get("attempt")
-        result = RunResult(
-            run_id=spec.run_id,
-            session_id=spec.session_id,
-            status=status,
-            error=err.to_dict(),
-            attempts=attempts if isinstance(attempts, int) else 0,
-        )
+        result = ended_result(spec, status, err)
         self._status = status
         await record(run_ended(spec, result, now=workflow.now().isoformat()))
         workflow.set_current_details(f"{status.value} · {err.code}: {err.message}")

@@ -11,9 +11,19 @@ Rules that keep it healthy:
 * validators reject bad updates before anything is written or recorded in history;
 * handlers raise only ``ApplicationError`` with a taxonomy ``type`` (anything else would
   wedge the workflow task), via :func:`_fail`;
-* handlers that await take ``self._lock``; every handler finishes before continue-as-new or
-  return (``all_handlers_finished``);
+* two state objects and nothing beside them: :class:`SessionState` (what ``describe`` shows
+  and continue-as-new carries) and :class:`~workflows.session_execution.Execution` (what
+  lives for one execution only);
+* handlers that await take the execution's lock, only with ``async with``; waiting for runs
+  to end happens with it released, since their accounting takes it; every handler finishes
+  before continue-as-new or return (``all_handlers_finished``);
 * a signal that cannot apply is logged and recorded as ``error_occurred``, never raised.
+
+What to do with a submitted run is decided by :mod:`core.admission` (validator, handler and
+queue pump ask the same pure function). How a run's end reaches the session is THE protocol
+of :mod:`core.lifecycle` (drawn in ``docs/architecture.md``): the ``run_finished`` signal (from
+the provider activity on success, from ``AgentRun`` on any other ending) or, failing that, the
+child's completion; whichever comes first settles the run in :meth:`AgentSession._settle`.
 """
 
 from __future__ import annotations
@@ -23,17 +33,28 @@ from collections.abc import Coroutine
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
+from agent_session_manager.workflows.agent_run import AgentRun
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT, record
+from agent_session_manager.workflows.session_execution import Execution
+from agent_session_manager.workflows.session_visibility import show
 
 with workflow.unsafe.imports_passed_through():
-    from agent_session_manager.core import protocol, search_attributes
+    from agent_session_manager.core import protocol
+    from agent_session_manager.core.admission import (
+        PreemptRuns,
+        QueueRun,
+        RejectRun,
+        SessionLoad,
+        StartRun,
+        admit,
+        admit_after_preemption,
+        admit_queued,
+    )
     from agent_session_manager.core.capabilities import CapabilityResolver, Negotiation
     from agent_session_manager.core.contract import (
-        MULTITASK_STRATEGIES,
         CancelRun,
         CancelSession,
         LifecycleRecord,
@@ -55,12 +76,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from agent_session_manager.core.errors import AsmError, error
     from agent_session_manager.core.events import EventType, lifecycle_event_id
+    from agent_session_manager.core.lifecycle import run_result_from_error
     from agent_session_manager.core.models import new_run_id
     from agent_session_manager.core.protocol import (
         PROVIDER_CATALOG_ACTIVITY,
         ROLLBACK_RUN_ACTIVITY,
         RUN_FINISHED,
-        RUN_WORKFLOW,
         SESSION_WORKFLOW,
     )
     from agent_session_manager.core.status import RunStatus, SessionStatus, check_transition
@@ -95,14 +116,8 @@ class AgentSession:
             self._state = SessionState(
                 session_id=session_id, agent_id=spec.agent_id, provider=spec.provider
             )
-        self._lock = asyncio.Lock()
-        self._ready = spec.carried is not None
-        self._started = spec.carried is not None
-        self._active: dict[str, ChildWorkflowHandle[Any, RunResult]] = {}
-        self._closing: tuple[SessionStatus, Transition] | None = None
-        self._cancel: CancelSession | None = None
-        self._runs_this_execution = 0
-        self._watchers: set[asyncio.Task[None]] = set()
+        # A carried session was created by an earlier execution: it serves at once.
+        self._execution = Execution(phase="starting" if spec.carried is None else "serving")
 
     # --- main loop --------------------------------------------------------------------
 
@@ -113,15 +128,15 @@ class AgentSession:
             if spec.carried is None:
                 await self._start(spec)
             else:
-                async with self._lock:
+                async with self._execution.lock:
                     await self._pump()  # runs that arrived while the last execution drained
             self._describe()
             while True:
                 woke = await self._wait_for_something()
-                if self._cancel is not None:
-                    return await self._finish_cancelled(self._cancel.reason)
-                if self._closing is not None:
-                    return await self._finish(*self._closing)
+                if self._execution.cancel is not None:
+                    return await self._finish_cancelled(self._execution.cancel.reason)
+                if self._execution.closing is not None:
+                    return await self._finish(*self._execution.closing)
                 if not woke:  # idle timeout
                     return await self._finish(
                         SessionStatus.COMPLETED, Transition(reason="idle timeout")
@@ -153,7 +168,7 @@ class AgentSession:
             )
         self._state.capabilities = provider.capabilities
         self._state.default_model = provider.default_model
-        self._ready = True
+        self._execution.phase = "creating"
         workflow.upsert_memo({"agent_id": spec.agent_id, "tags": spec.tags})
         await self._record(
             EventType.SESSION_CREATED,
@@ -175,27 +190,23 @@ class AgentSession:
         )
         if spec.activate:
             await self._transition(SessionStatus.ACTIVE, Transition())
-        self._started = True
+        self._execution.phase = "serving"
 
     async def _wait_for_something(self) -> bool:
         """Wait for a reason to act; False when the session sat idle past its idle timeout."""
 
         def wake() -> bool:
-            return (
-                self._cancel is not None
-                or self._closing is not None
-                or self._should_continue_as_new()
-            )
+            return self._execution.ending or self._should_continue_as_new()
 
         idle = self._spec.idle_timeout_seconds
         if idle is None:
             await workflow.wait_condition(wake)
             return True
         while True:
-            busy = bool(self._active or self._state.queue)
+            busy = bool(self._execution.active or self._state.queue)
 
             def changed(was_busy: bool = busy) -> bool:
-                return wake() or bool(self._active or self._state.queue) != was_busy
+                return wake() or bool(self._execution.active or self._state.queue) != was_busy
 
             try:
                 await workflow.wait_condition(changed, timeout=None if busy else idle)
@@ -207,12 +218,12 @@ class AgentSession:
     def _draining(self) -> bool:
         """Time to continue-as-new: new runs wait in the (carried) queue until we have."""
         return (
-            self._runs_this_execution >= self._spec.continue_as_new_after_runs
+            self._execution.runs_started >= self._spec.continue_as_new_after_runs
             or workflow.info().is_continue_as_new_suggested()
         )
 
     def _should_continue_as_new(self) -> bool:
-        return self._draining() and not self._active and not self._watchers
+        return self._draining() and not self._execution.active and not self._execution.watchers
 
     def _continue_as_new(self) -> NoReturn:
         state = self._state.model_copy(
@@ -243,7 +254,7 @@ class AgentSession:
             run_count=s.run_count,
             continued=s.continued,
             error=s.error,
-            ready=self._started,
+            ready=self._execution.phase == "serving",
         )
 
     # --- session transitions ----------------------------------------------------------
@@ -270,7 +281,7 @@ class AgentSession:
     async def resume(self, arg: Transition) -> SessionView:
         """``paused → active``; held runs proceed."""
         view = await self._transition_update(SessionStatus.ACTIVE, arg)
-        async with self._lock:
+        async with self._execution.lock:
             await self._pump()
         return view
 
@@ -288,27 +299,28 @@ class AgentSession:
     @workflow.update(name=protocol.COMPLETE)
     async def complete(self, arg: Transition) -> SessionView:
         """End the session ``completed`` (no run may be running)."""
-        self._closing = (SessionStatus.COMPLETED, arg)
+        self._execution.closing = (SessionStatus.COMPLETED, arg)
         await workflow.wait_condition(lambda: self._state.status.is_terminal)
         return self._view(SessionView)
 
     @complete.validator
     def _validate_complete(self, arg: Transition) -> None:
         self._check(SessionStatus.COMPLETED)
-        if self._active:
+        active = self._execution.active
+        if active:
             _fail(
                 error(
                     "invalid_operation",
-                    f"{len(self._active)} run(s) still running "
-                    f"({', '.join(sorted(self._active))}); wait for them or cancel_run first",
-                    details={"active_runs": sorted(self._active)},
+                    f"{len(active)} run(s) still running "
+                    f"({', '.join(sorted(active))}); wait for them or cancel_run first",
+                    details={"active_runs": sorted(active)},
                 )
             )
 
     @workflow.update(name=protocol.FAIL)
     async def fail(self, arg: Transition) -> SessionView:
         """End the session ``failed``: active and queued runs are cancelled."""
-        self._closing = (SessionStatus.FAILED, arg)
+        self._execution.closing = (SessionStatus.FAILED, arg)
         await workflow.wait_condition(lambda: self._state.status.is_terminal)
         return self._view(SessionView)
 
@@ -317,7 +329,7 @@ class AgentSession:
         self._check(SessionStatus.FAILED)
 
     def _check(self, target: SessionStatus) -> None:
-        if self._closing is not None or self._cancel is not None:
+        if self._execution.ending:
             _fail(error("invalid_transition", "the session is already ending"))
         try:
             check_transition(self._state.status, target)
@@ -325,8 +337,8 @@ class AgentSession:
             _fail(err)
 
     async def _transition_update(self, target: SessionStatus, arg: Transition) -> SessionView:
-        await workflow.wait_condition(lambda: self._ready)
-        async with self._lock:
+        await workflow.wait_condition(lambda: self._execution.ready)
+        async with self._execution.lock:
             self._check(target)  # re-checked: the state may have moved while we queued
             await self._transition(target, arg)
         return self._view(SessionView)
@@ -355,21 +367,32 @@ class AgentSession:
         await self._record(event, data, session_status=target)
         self._describe()
 
-    async def _finish(self, target: SessionStatus, arg: Transition) -> SessionSummary:
-        async with self._lock:
-            await self._cancel_everything(arg.reason or target.value)
-            await self._transition(target, arg)
+    async def _finish(
+        self, target: SessionStatus, arg: Transition, *, stop_reason: str | None = None
+    ) -> SessionSummary:
+        """End the session ``target``: stop every run, wait until they have ended, record it."""
+        async with self._execution.lock:
+            if self._state.status.is_terminal:  # e.g. a workflow cancel after it ended
+                return self._summary()
+            waiting = await self._stop_all_runs(stop_reason or arg.reason or target.value)
+            if not waiting:
+                await self._transition(target, arg)
+        if waiting:
+            # Wait with the lock released: the ended runs' accounting takes it.
+            await workflow.wait_condition(
+                lambda: not self._execution.active and not self._execution.watchers
+            )
+            async with self._execution.lock:
+                await self._transition(target, arg)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._summary()
 
     async def _finish_cancelled(self, reason: str | None) -> SessionSummary:
-        async with self._lock:
-            if self._state.status.is_terminal:
-                return self._summary()
-            await self._cancel_everything(reason or "session cancelled")
-            await self._transition(SessionStatus.CANCELLED, Transition(reason=reason))
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._summary()
+        return await self._finish(
+            SessionStatus.CANCELLED,
+            Transition(reason=reason),
+            stop_reason=reason or "session cancelled",
+        )
 
     def _summary(self) -> SessionSummary:
         summary = self._view(SessionSummary)
@@ -380,86 +403,72 @@ class AgentSession:
 
     @workflow.update(name=protocol.SUBMIT_RUN)
     async def submit_run(self, request: RunRequest) -> RunRef:
-        """Validate, negotiate, apply the multitask strategy, and start (or queue) the run."""
-        await workflow.wait_condition(lambda: self._ready)
-        async with self._lock:
+        """Validate, negotiate, admit (:mod:`core.admission`), and start or queue the run."""
+        await workflow.wait_condition(lambda: self._execution.ready)
+        async with self._execution.lock:
             if request.run_id is not None and (existing := self._find(request.run_id)):
                 return self._ref(existing, note="already submitted")  # idempotent by run id
-            self._check_submittable(request)
+            decision = self._admit(request)  # re-decided: the state may have moved meanwhile
             negotiation = self._negotiate(request)
             run_id = request.run_id or new_run_id(workflow.uuid4())
             request = request.model_copy(update={"run_id": run_id})
             self._state.run_count += 1
             view = RunView(run_id=run_id, turn=self._state.run_count, status=RunStatus.PENDING)
             self._state.runs.append(view)
-            strategy = request.strategy or self._spec.multitask_strategy
-            full = len(self._active) >= self._spec.max_concurrent_runs
-            if full and strategy in ("interrupt", "rollback"):
-                await self._preempt(rollback=strategy == "rollback", by=run_id)
-                full = False
-            if full or self._state.status is SessionStatus.PAUSED or self._draining():
-                self._state.queue.append(request)
-                self._describe()
-                return self._ref(view, negotiation=negotiation, note="queued")
-            await self._start_run(request, view, negotiation)
-            return self._ref(view, negotiation=negotiation)
+            if not isinstance(decision, PreemptRuns):
+                return await self._place(request, view, negotiation, decision)
+            victims = await self._cancel_active()
+        # Wait with the lock released: the victims' accounting takes it.
+        await self._until_ended(victims)
+        async with self._execution.lock:
+            if decision.rollback:
+                for victim in victims:
+                    await workflow.execute_local_activity(
+                        ROLLBACK_RUN_ACTIVITY, victim, start_to_close_timeout=LOCAL_TIMEOUT
+                    )
+            after = admit_after_preemption(self._load())
+            return await self._place(request, view, negotiation, after)
+
+    async def _place(
+        self,
+        request: RunRequest,
+        view: RunView,
+        negotiation: Negotiation,
+        decision: QueueRun | StartRun,
+    ) -> RunRef:
+        """Queue or start an admitted run (caller holds the lock)."""
+        if isinstance(decision, QueueRun):
+            self._state.queue.append(request)
+            self._describe()
+            return self._ref(view, negotiation=negotiation, note="queued")
+        await self._start_run(request, view, negotiation)
+        return self._ref(view, negotiation=negotiation)
 
     @submit_run.validator
     def _validate_submit_run(self, request: RunRequest) -> None:
         if request.run_id is not None and self._find(request.run_id):
             return  # an idempotent repeat is answered by the handler
-        self._check_submittable(request)
-        if self._ready:
+        self._admit(request)
+        if self._execution.ready:
             self._negotiate(request)
 
-    def _check_submittable(self, request: RunRequest) -> None:
-        status = self._state.status
-        if (
-            status not in (SessionStatus.ACTIVE, SessionStatus.PAUSED)
-            or self._closing
-            or (self._cancel is not None)
-        ):
-            _fail(
-                error(
-                    "invalid_transition",
-                    f"runs need an active session; this one is {status.value}",
-                    details={"status": status.value},
-                )
-            )
-        strategy = request.strategy or self._spec.multitask_strategy
-        if strategy not in MULTITASK_STRATEGIES:
-            _fail(
-                error(
-                    "validation_error",
-                    f"unknown strategy {strategy!r}; valid: {', '.join(MULTITASK_STRATEGIES)}",
-                )
-            )
-        # While draining for continue-as-new, runs queue (whatever the strategy): the wait
-        # is ours, not the caller's.
-        busy = not self._draining() and (
-            len(self._active) >= self._spec.max_concurrent_runs or status is SessionStatus.PAUSED
+    def _admit(self, request: RunRequest) -> PreemptRuns | QueueRun | StartRun:
+        """:func:`core.admission.admit` for ``request``; a rejection fails the update."""
+        decision = admit(request.strategy or self._spec.multitask_strategy, self._load())
+        if isinstance(decision, RejectRun):
+            _fail(decision.error)
+        return decision
+
+    def _load(self) -> SessionLoad:
+        return SessionLoad(
+            status=self._state.status,
+            active=len(self._execution.active),
+            queued=len(self._state.queue),
+            max_active=self._spec.max_concurrent_runs,
+            max_queued=self._spec.max_queued_runs,
+            ending=self._execution.ending,
+            draining=self._draining(),
         )
-        if busy and strategy == "reject":
-            _fail(
-                error(
-                    "max_runs_exceeded",
-                    f"{len(self._active)} of {self._spec.max_concurrent_runs} run slot(s) busy "
-                    "and the strategy is 'reject'; retry later, or submit with strategy "
-                    "'enqueue', 'interrupt' or 'rollback'",
-                    details={
-                        "limit": self._spec.max_concurrent_runs,
-                        "active": len(self._active),
-                    },
-                )
-            )
-        if busy and strategy == "enqueue" and len(self._state.queue) >= self._spec.max_queued_runs:
-            _fail(
-                error(
-                    "max_runs_exceeded",
-                    f"the run queue is full ({self._spec.max_queued_runs} queued)",
-                    details={"limit": self._spec.max_queued_runs, "queued": len(self._state.queue)},
-                )
-            )
 
     def _negotiate(self, request: RunRequest) -> Negotiation:
         try:
@@ -493,10 +502,9 @@ class AgentSession:
         )
         try:
             handle = await workflow.start_child_workflow(
-                RUN_WORKFLOW,
+                AgentRun.run,
                 run_spec,
                 id=run_workflow_id(request.run_id),
-                result_type=RunResult,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"turn {view.turn}: {messages[-1].text()[:80]}",
             )
@@ -505,18 +513,19 @@ class AgentSession:
             view.error = error("already_exists", f"could not start run: {exc}").to_dict()
             self._describe()
             _fail(error("already_exists", f"run {request.run_id} could not start: {exc}"))
-        self._runs_this_execution += 1
+        self._execution.runs_started += 1
         if not view.status.is_terminal:  # it may have finished already (run_finished)
             view.status = RunStatus.RUNNING
-            self._active[request.run_id] = handle
+            self._execution.active[request.run_id] = handle
         self._describe()
         self._spawn(self._watch(view, handle), f"watch {request.run_id}")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run per-run work in the background; draining and shutdown wait for all of it."""
         task = asyncio.create_task(coro, name=name)
-        self._watchers.add(task)  # a task nobody references may be garbage-collected
-        task.add_done_callback(self._watchers.discard)
+        watchers = self._execution.watchers
+        watchers.add(task)  # a task nobody references may be garbage-collected
+        task.add_done_callback(watchers.discard)
 
     @workflow.signal(name=RUN_FINISHED)
     def run_finished(self, result: RunResult) -> None:
@@ -544,38 +553,29 @@ class AgentSession:
         self._state.usage = self._state.usage + result.usage
         view.stop_reason = result.stop_reason
         view.error = result.error
-        self._active.pop(view.run_id, None)
+        self._execution.active.pop(view.run_id, None)
         # Account at once instead of when the child's completion arrives (which comes later:
         # the run tells us it is over before it ends), so a caller that submits its next run
         # as soon as it has this run's result does not wait behind this run's bookkeeping.
         if workflow.patched(ACCOUNT_ON_SETTLE):
             self._spawn(self._account(view), f"account {view.run_id}")
 
-    async def _watch(self, view: RunView, handle: ChildWorkflowHandle[Any, RunResult]) -> None:
+    async def _watch(self, view: RunView, handle: ChildWorkflowHandle[AgentRun, RunResult]) -> None:
         """Await a run's end; settle it here if its ``run_finished`` signal never came."""
         try:
             result = await handle
         except ChildWorkflowError as exc:
-            err = from_failure(exc)
-            run = err.details.get("run") if isinstance(err.details, dict) else None
-            if run is not None:
-                result = RunResult.model_validate(run)
-            else:
-                status = RunStatus.CANCELLED if err.code == "cancelled" else RunStatus.FAILED
-                result = RunResult(
-                    run_id=view.run_id,
-                    session_id=self._state.session_id,
-                    status=status,
-                    error=err.to_dict(),
-                )
-        if view.run_id in self._active:  # the run_finished signal did not arrive
+            result = run_result_from_error(
+                from_failure(exc), run_id=view.run_id, session_id=self._state.session_id
+            )
+        if view.run_id in self._execution.active:  # the run_finished signal did not arrive
             self._settle(view, result)
         if not workflow.patched(ACCOUNT_ON_SETTLE):  # histories from before the patch
             await self._account(view)
 
     async def _account(self, view: RunView) -> None:
         """Record the turn with the session's new totals, then start what the queue holds."""
-        async with self._lock:
+        async with self._execution.lock:
             await self._record(
                 EventType.TURN_COMPLETED,
                 {
@@ -594,14 +594,7 @@ class AgentSession:
 
     async def _pump(self) -> None:
         """Start queued runs while there are free slots (caller holds the lock)."""
-        while (
-            self._state.queue
-            and self._state.status is SessionStatus.ACTIVE
-            and self._closing is None
-            and self._cancel is None
-            and not self._draining()
-            and len(self._active) < self._spec.max_concurrent_runs
-        ):
+        while self._state.queue and isinstance(admit_queued(self._load()), StartRun):
             request = self._state.queue.pop(0)
             assert request.run_id is not None
             view = self._find(request.run_id)
@@ -609,22 +602,16 @@ class AgentSession:
                 continue
             await self._start_run(request, view, self._negotiate(request))
 
-    async def _preempt(self, *, rollback: bool, by: str) -> None:
-        """Cancel the active runs (caller holds the lock); ``rollback`` also forgets them."""
-        victims = list(self._active)
+    async def _cancel_active(self) -> list[str]:
+        """Ask every active run to cancel (caller holds the lock); the runs asked."""
+        victims = list(self._execution.active)
         for run_id in victims:
             await self._cancel_child(run_id)
-        # The watchers need the lock to account for the ends; let go while we wait.
-        self._lock.release()
-        try:
-            await workflow.wait_condition(lambda: not any(r in self._active for r in victims))
-        finally:
-            await self._lock.acquire()
-        if rollback:
-            for run_id in victims:
-                await workflow.execute_local_activity(
-                    ROLLBACK_RUN_ACTIVITY, run_id, start_to_close_timeout=LOCAL_TIMEOUT
-                )
+        return victims
+
+    async def _until_ended(self, run_ids: list[str]) -> None:
+        """Wait until these runs have settled; call it without the lock."""
+        await workflow.wait_condition(lambda: not any(r in self._execution.active for r in run_ids))
 
     @workflow.update(name=protocol.CANCEL_RUN)
     async def cancel_run(self, arg: CancelRun) -> RunRef:
@@ -675,15 +662,20 @@ class AgentSession:
                 run_row=RunPatch(turn=view.turn, session_id=self._state.session_id),
             )
             self._describe()
-        elif view.run_id in self._active:
+        elif view.run_id in self._execution.active:
             await self._cancel_child(view.run_id)
 
     @workflow.update(name=protocol.INTERRUPT)
     async def interrupt(self, arg: Transition) -> SessionView:
         """Cancel the running run(s); the session stays active and the queue proceeds."""
-        async with self._lock:
-            if self._active:
-                await self._preempt(rollback=False, by="interrupt")
+        async with self._execution.lock:
+            victims = await self._cancel_active()
+            if not victims:
+                await self._pump()
+                return self._view(SessionView)
+        # Wait with the lock released: the victims' accounting takes it.
+        await self._until_ended(victims)
+        async with self._execution.lock:
             await self._pump()
         return self._view(SessionView)
 
@@ -707,26 +699,18 @@ class AgentSession:
     @workflow.signal(name=protocol.CANCEL)
     def cancel(self, arg: CancelSession) -> None:
         """Cancel the session and all its runs."""
-        if self._cancel is None and not self._state.status.is_terminal:
-            self._cancel = arg
+        if self._execution.cancel is None and not self._state.status.is_terminal:
+            self._execution.cancel = arg
 
-    async def _cancel_everything(self, reason: str) -> None:
-        """Cancel queued and active runs and wait until every one has ended (lock held)."""
+    async def _stop_all_runs(self, reason: str) -> bool:
+        """Cancel queued and active runs (caller holds the lock); True while some must end."""
         for request in list(self._state.queue):
             view = self._find(request.run_id or "")
             if view is not None:
                 await self._cancel_run(view, reason)
         self._state.queue.clear()
-        victims = list(self._active)
-        for run_id in victims:
-            await self._cancel_child(run_id)
-        if victims or self._watchers:
-            # The watchers need the lock to account for the ends; let go while we wait.
-            self._lock.release()
-            try:
-                await workflow.wait_condition(lambda: not self._active and not self._watchers)
-            finally:
-                await self._lock.acquire()
+        victims = await self._cancel_active()
+        return bool(victims or self._execution.watchers)
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -758,24 +742,7 @@ class AgentSession:
         )
 
     def _describe(self) -> None:
-        """One line in the Temporal UI, and the search attributes, say where the session is."""
-        s = self._state
-        workflow.set_current_details(
-            f"{s.status.value} · {s.run_count} run(s) · {len(self._active)} running · "
-            f"{len(s.queue)} queued · {s.usage.total_tokens} tokens"
-        )
-        pairs: list[SearchAttributeUpdate[Any]] = [
-            search_attributes.SESSION_ID.value_set(s.session_id),
-            search_attributes.AGENT_ID.value_set(s.agent_id),
-            search_attributes.PROVIDER.value_set(s.provider),
-            search_attributes.STATUS.value_set(s.status.value),
-            search_attributes.TOTAL_TOKENS.value_set(s.usage.total_tokens),
-        ]
-        if self._spec.tags:
-            pairs.append(search_attributes.TAGS.value_set(self._spec.tags))
-        current = workflow.info().typed_search_attributes
-        if any(current.get(p.key) != p.value for p in pairs):
-            workflow.upsert_search_attributes(pairs)
+        show(self._state, running=len(self._execution.active), tags=self._spec.tags)
 
     async def _record(
         self,

@@ -10,8 +10,10 @@ directory, so they keep proving the old branch), then record the new ones here.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from agent_session_manager.activities.providers.base import discover
@@ -22,16 +24,22 @@ from agent_session_manager.core.contract import (
     MockText,
     RetrySettings,
     SessionSpec,
+    Transition,
+    session_workflow_id,
 )
 from agent_session_manager.store import open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server
 from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.workflows.agent_session import AgentSession
 
 HERE = Path(__file__).parent
 
 
-async def record() -> list[Path]:
-    """Run the representative sessions and write their histories as JSON."""
+Scenario = Callable[[SessionClient], Awaitable[list[Path]]]
+
+
+async def record(names: list[str] | None = None) -> list[Path]:
+    """Run the representative sessions (or those ``names``) and write their histories."""
     written: list[Path] = []
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/asm.db"
@@ -43,10 +51,9 @@ async def record() -> list[Path]:
         worker = build_worker(env.client, store, task_queue=queue, providers=discover(), secrets={})
         try:
             async with worker:
-                written += await _multi_turn(client)
-                written += await _cancelled(client)
-                written += await _retried(client)
-                written += await _continued_as_new(client)
+                for name, scenario in SCENARIOS.items():
+                    if names is None or name in names:
+                        written += await scenario(client)
         finally:
             await env.shutdown()
             await store.close()
@@ -121,6 +128,42 @@ async def _continued_as_new(client: SessionClient) -> list[Path]:
     return [await _save(client, "session_continued_as_new", f"session-{sid}")]
 
 
+async def _preempted(client: SessionClient) -> list[Path]:
+    """Every way a session stops runs it holds: strategy interrupt (while a queued run waits),
+    the interrupt update, strategy rollback, and a cancel with a run active and one queued."""
+    slow = MockScript(steps=[MockText(text="z" * 300, chunk_size=1, delay_ms=10)])
+    quick = MockScript(steps=[MockText(text="ok")])
+    spec = SessionSpec(agent_id="rec", session_id="ses_rec_preempt", mock=slow)
+    sid = (await client.start_session(spec)).session_id
+    handle = client.temporal.get_workflow_handle(session_workflow_id(sid))
+    await client.submit_run(sid, "one")
+    await client.submit_run(sid, "two", strategy="enqueue")
+    await asyncio.sleep(0.3)
+    third = await client.submit_run(sid, "three", strategy="interrupt", mock=quick)
+    await client.wait_run(third.run_id, sid)
+    await handle.execute_update(AgentSession.interrupt, Transition(reason="recording"))
+    await client.submit_run(sid, "four")
+    await asyncio.sleep(0.3)
+    fifth = await client.submit_run(sid, "five", strategy="rollback", mock=quick)
+    await client.wait_run(fifth.run_id, sid)
+    await client.submit_run(sid, "six")
+    await client.submit_run(sid, "seven", strategy="enqueue")
+    await asyncio.sleep(0.3)
+    await client.cancel_session(sid, reason="recording")
+    await client.result(sid)
+    return [await _save(client, "session_preempted", f"session-{sid}")]
+
+
+#: Every scenario, by name: ``python -m tests.histories.record [name ...]`` records those.
+SCENARIOS: dict[str, Scenario] = {
+    "multi_turn": _multi_turn,
+    "cancelled": _cancelled,
+    "retried": _retried,
+    "continued_as_new": _continued_as_new,
+    "preempted": _preempted,
+}
+
+
 if __name__ == "__main__":
-    for p in asyncio.run(record()):
+    for p in asyncio.run(record(sys.argv[1:] or None)):
         print(p)

@@ -26,6 +26,7 @@ def test_histories_cover_the_representative_sessions() -> None:
         "session_multi_turn",
         "session_cancelled",
         "session_continued_as_new",
+        "session_preempted",
         "run_completed",
         "run_cancelled",
         "run_retried",

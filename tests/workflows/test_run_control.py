@@ -289,6 +289,42 @@ async def test_reject_strategy_refuses_a_second_concurrent_run(
     assert "enqueue" in info.value.message
 
 
+async def test_a_full_queue_refuses_an_enqueued_run_before_anything_is_recorded(
+    client: SessionClient, temporal: Client, run_worker: Any
+) -> None:
+    async with run_worker():
+        spec = SessionSpec(
+            agent_id="a", mock=slow(), multitask_strategy="enqueue", max_queued_runs=1
+        )
+        sid = (await client.start_session(spec)).session_id
+        first = await client.submit_run(sid, "one")
+        queued = await client.submit_run(sid, "two")
+        with pytest.raises(AsmError) as info:
+            await client.submit_run(sid, "three")
+        view = await client.describe(sid)
+        await client.cancel_session(sid)
+        await client.result(sid)
+    assert (first.status, queued.status) == (RunStatus.RUNNING, RunStatus.PENDING)
+    assert info.value.code == "max_runs_exceeded"
+    assert info.value.details == {"limit": 1, "queued": 1}
+    # Refused by the validator: no run, no turn, nothing in the history.
+    assert view.run_count == 2 and view.queued == [queued.run_id]
+    await assert_no_failed_workflow_tasks(temporal, session_workflow_id(sid))
+
+
+async def test_a_paused_session_refuses_a_run_with_strategy_reject(
+    client: SessionClient, run_worker: Any
+) -> None:
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a")).session_id
+        await client.pause(sid)
+        with pytest.raises(AsmError) as info:
+            await client.submit_run(sid, "held?")
+        view = await client.describe(sid)
+    assert info.value.code == "max_runs_exceeded"
+    assert view.run_count == 0
+
+
 async def test_enqueue_runs_fifo_and_a_queued_run_cancels_without_reaching_the_provider(
     client: SessionClient, store: EventStore, run_worker: Any
 ) -> None:

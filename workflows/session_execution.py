@@ -1,0 +1,61 @@
+"""The part of a session's state that lives for one execution of ``AgentSession`` only.
+
+``SessionState`` (in ``core.contract``) is what ``describe`` shows and continue-as-new carries;
+this is everything else the workflow holds, in one object, so no flag lives loose beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Literal
+
+from temporalio import workflow
+from temporalio.workflow import ChildWorkflowHandle
+
+from agent_session_manager.workflows.agent_run import AgentRun
+
+with workflow.unsafe.imports_passed_through():
+    from agent_session_manager.core.contract import CancelSession, RunResult, Transition
+    from agent_session_manager.core.status import SessionStatus
+
+#: How far one execution has got in starting: ``starting`` reads the provider catalog (updates
+#: wait for it), ``creating`` records ``session_created`` and the activation (validators can
+#: negotiate capabilities, ``describe`` says not ready), ``serving`` is the rest of its life.
+Phase = Literal["starting", "creating", "serving"]
+
+
+@dataclass
+class Execution:
+    """What lives only as long as one execution of the session workflow.
+
+    Child handles, tasks and the lock cannot cross continue-as-new, and need not: the session
+    continues only when no run is active and nothing is ending, so a new execution starts
+    from an empty one (its :class:`SessionState` is carried instead).
+    """
+
+    phase: Phase
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Started runs that have not settled, by run id.
+    active: dict[str, ChildWorkflowHandle[AgentRun, RunResult]] = field(default_factory=dict)
+    #: Per-run background work (watching a child, accounting a turn): draining waits for it.
+    watchers: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Runs started by this execution: ``continue_as_new_after_runs`` counts these.
+    runs_started: int = 0
+    #: A ``complete`` / ``fail`` update asked the session to end like this.
+    closing: tuple[SessionStatus, Transition] | None = None
+    #: The ``cancel`` signal asked the session to end cancelled.
+    cancel: CancelSession | None = None
+
+    @property
+    def ready(self) -> bool:
+        """The provider's capabilities are known: updates can proceed."""
+        return self.phase != "starting"
+
+    @property
+    def ending(self) -> bool:
+        """Asked to end (``complete``, ``fail`` or ``cancel``): no new runs, no transitions."""
+        return self.closing is not None or self.cancel is not None
+
+
+__all__ = ["Execution", "Phase"]
