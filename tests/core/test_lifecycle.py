@@ -9,6 +9,8 @@ from agent_session_manager.core.lifecycle import ended_result, run_ended, run_re
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.usage import TokenUsage
 
+#: A valid ISO timestamp: the run patch parses it.
+NOW = "2026-12-02T20:00:00+00:00"
 SPEC = RunSpec(
     run_id="run_1",
     session_id="ses_1",
@@ -81,7 +83,7 @@ def test_each_ending_writes_its_own_terminal_event() -> None:
         (RunStatus.TIMEOUT, EventType.RUN_TIMEOUT),
         (RunStatus.CANCELLED, EventType.RUN_CANCELLED),
     ]:
-        record = run_ended(SPEC, ended_result(SPEC, status, error("cancelled")), now="t")
+        record = run_ended(SPEC, ended_result(SPEC, status, error("cancelled")), now=NOW)
         assert (record.type, record.run_status) == (event.value, status)
         ids.add(record.event_id)
     assert len(ids) == 3
