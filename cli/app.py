@@ -148,7 +148,7 @@ def worker() -> None:
             "set ASM_TEMPORAL_ADDRESS (e.g. 127.0.0.1:7233), or use `asm dev` for the "
             "embedded server with its own worker",
         )
-    from agent_session_manager.worker import telemetry
+    from agent_session_manager.observability import config as telemetry
     from agent_session_manager.worker.log_config import configure_logging
 
     configure_logging(settings)  # ASM_LOG_FORMAT=json: JSON lines with Temporal context

@@ -18,16 +18,13 @@ from temporalio.service import RPCError
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.errors import error
 from agent_session_manager.core.temporal import data_converter
+from agent_session_manager.observability.config import configure as configure_telemetry
+from agent_session_manager.observability.config import flush as flush_telemetry
+from agent_session_manager.observability.prometheus import temporal_runtime
+from agent_session_manager.observability.temporal_plugin import instrument_client, temporal_plugins
 from agent_session_manager.store import EventStore, open_store, upgrade
 from agent_session_manager.worker.dev_server import free_port, read_dev_record, start_dev_server
 from agent_session_manager.worker.settings import Settings
-from agent_session_manager.worker.telemetry import configure as configure_telemetry
-from agent_session_manager.worker.telemetry import flush as flush_telemetry
-from agent_session_manager.worker.telemetry import (
-    instrument_client,
-    temporal_plugins,
-    temporal_runtime,
-)
 from agent_session_manager.worker.worker import build_worker
 
 DEV_UI_PORT = 8233

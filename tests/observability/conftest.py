@@ -24,8 +24,8 @@ from temporalio.contrib.opentelemetry import create_tracer_provider
 
 from agent_session_manager.activities.providers.base import discover
 from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.observability.temporal_plugin import instrument_client
 from agent_session_manager.store import EventStore
-from agent_session_manager.worker.telemetry import instrument_client
 from agent_session_manager.worker.worker import build_worker
 
 

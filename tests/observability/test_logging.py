@@ -22,8 +22,10 @@ from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import CancelRun, session_workflow_id
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.status import RunStatus
+from agent_session_manager.observability.log_context import log_context
+from agent_session_manager.observability.redaction import REDACTED
 from agent_session_manager.store import EventStore
-from agent_session_manager.worker.log_config import REDACTED, configure_logging, log_context
+from agent_session_manager.worker.log_config import configure_logging
 from agent_session_manager.worker.settings import Settings
 from agent_session_manager.worker.worker import build_worker
 
