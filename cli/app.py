@@ -155,8 +155,8 @@ def worker() -> None:
     telemetry.configure()  # OTEL_* exporters; before connecting, so the client is traced
 
     async def main() -> None:
-        from agent_session_manager.cli.runtime import connect_temporal
         from agent_session_manager.store import open_store
+        from agent_session_manager.worker.connect import connect_temporal
 
         store = await open_store(settings.database_url)
         client = await connect_temporal(settings.temporal_address or "", settings.namespace)
@@ -480,15 +480,16 @@ def setup_command(
     register the Asm* search attributes, apply the event-store migrations; report what changed."""
     from datetime import timedelta
 
+    from agent_session_manager.worker.connect import connect_when_ready
     from agent_session_manager.worker.dev_server import read_dev_record
-    from agent_session_manager.worker.setup import connect, run_setup
+    from agent_session_manager.worker.setup import run_setup
 
     settings = Settings()
 
     async def main() -> None:
         dev = read_dev_record(settings.home)
         address = settings.temporal_address or (dev.address if dev else "127.0.0.1:7233")
-        client = await connect(address, settings.namespace, wait=wait)
+        client = await connect_when_ready(address, settings.namespace, wait=wait)
         report = await run_setup(
             client,
             database_url=settings.database_url,
@@ -524,9 +525,9 @@ def audit_command(
 ) -> None:
     """The audit trail of a session or run: status changes, who/what caused them
     (update name, client identity), tool calls and errors; exportable as JSON Lines."""
-    from agent_session_manager.cli.runtime import connect_temporal
     from agent_session_manager.client.audit import audit_log, format_entry, parse_since, write_jsonl
     from agent_session_manager.store import open_store
+    from agent_session_manager.worker.connect import connect_temporal
     from agent_session_manager.worker.dev_server import read_dev_record
 
     if session_id is None and run is None:
