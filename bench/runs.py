@@ -3,7 +3,7 @@
 Prints ONE JSON document on stdout (progress goes to stderr). Everything runs in this process
 against one embedded Temporal dev server (``start_dev_server(home=None, ui=False)``, in-memory
 persistence) and one event store (SQLite in a temp dir, or ``--database-url``). Two workers
-share the server and the client: ours (``build_worker``, mock provider) and a bare one
+share the server and the client: ours (``worker.serve``, mock provider) and a bare one
 (``BenchParent`` → child ``BenchChild`` → one no-op activity, defined here, own task queue,
 same data converter).
 
@@ -73,7 +73,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.store import EventStore, open_store, upgrade
     from agent_session_manager.worker.dev_server import start_dev_server
     from agent_session_manager.worker.settings import Settings
-    from agent_session_manager.worker.worker import build_worker
+    from agent_session_manager.worker.worker import serve
 
 T = TypeVar("T")
 
@@ -289,7 +289,7 @@ class Bench:
         self.store: EventStore | None = None
         self.client: SessionClient | None = None
         self.temporal: Client | None = None
-        self.workers: list[tuple[Worker, asyncio.Task[None]]] = []
+        self.workers = contextlib.AsyncExitStack()
         self.tmp = tempfile.TemporaryDirectory(prefix="asm-bench-runs-")
         self.bare_tq = f"bench-bare-{uuid.uuid4().hex[:8]}"
         self.ours_tq = f"bench-asm-{uuid.uuid4().hex[:8]}"
@@ -316,13 +316,15 @@ class Bench:
             is data_converter.payload_converter_class
         ), "the dev server client must use core.temporal.data_converter"
         settings = Settings()
-        ours = build_worker(
-            self.temporal,
-            self.store,
-            task_queue=self.ours_tq,
-            providers=discover(),
-            secrets={},
-            settings=settings,
+        await self.workers.enter_async_context(
+            serve(
+                self.temporal,
+                self.store,
+                task_queue=self.ours_tq,
+                providers=discover(),
+                secrets={},
+                settings=settings,
+            )
         )
         bare = Worker(
             self.temporal,
@@ -330,8 +332,7 @@ class Bench:
             workflows=[BenchParent, BenchChild],
             activities=[bench_noop],
         )
-        for w in (ours, bare):
-            self.workers.append((w, asyncio.create_task(w.run())))
+        await self.workers.enter_async_context(bare)
         self.client = SessionClient(self.temporal, self.store, task_queue=self.ours_tq)
         self.out["setup"] = {
             "store": self.store.display_url if self.args.database_url else "sqlite (temp dir)",
@@ -346,12 +347,10 @@ class Bench:
     async def teardown(self) -> dict[str, Any]:
         report: dict[str, Any] = {}
         t = time.perf_counter()
-        for w, task in self.workers:
-            try:
-                await bounded(w.shutdown(), 30, "worker shutdown")
-                await bounded(asyncio.gather(task, return_exceptions=True), 10, "worker task")
-            except Exception as exc:
-                report.setdefault("errors", []).append(f"{type(exc).__name__}: {exc}")
+        try:
+            await bounded(self.workers.aclose(), 40, "worker shutdown")
+        except Exception as exc:
+            report.setdefault("errors", []).append(f"{type(exc).__name__}: {exc}")
         if self.store is not None:
             try:
                 await bounded(self.store.close(), 30, "store close")

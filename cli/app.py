@@ -106,7 +106,7 @@ def dev(
         start_dev_server,
         write_dev_record,
     )
-    from agent_session_manager.worker.worker import build_worker
+    from agent_session_manager.worker.worker import serve
 
     settings = Settings()
 
@@ -115,7 +115,6 @@ def dev(
         store = await open_store(settings.database_url)
         out.print(f"starting Temporal dev server on 127.0.0.1:{port} (data in {settings.home}/)…")
         env = await start_dev_server(home=settings.home, port=port, ui_port=ui_port)
-        worker = build_worker(env.client, store, task_queue=settings.task_queue, settings=settings)
         out.print(f"[green]ready[/]  Temporal: 127.0.0.1:{port}   UI: http://127.0.0.1:{ui_port}")
         write_dev_record(settings.home, f"127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}")
         out.print(f"worker on task queue '{settings.task_queue}', events in {store.display_url}")
@@ -125,7 +124,7 @@ def dev(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            async with worker:
+            async with serve(env.client, store, settings=settings):
                 await stop.wait()
                 out.print("stopping…")
         finally:
@@ -139,7 +138,7 @@ def dev(
 @app.command()
 def worker() -> None:
     """Run a worker against ASM_TEMPORAL_ADDRESS (a cluster or `asm dev`)."""
-    from agent_session_manager.worker.worker import build_worker
+    from agent_session_manager.worker.worker import serve
 
     settings = Settings()
     if not settings.temporal_address:
@@ -160,7 +159,6 @@ def worker() -> None:
 
         store = await open_store(settings.database_url)
         client = await connect_temporal(settings.temporal_address or "", settings.namespace)
-        w = build_worker(client, store, task_queue=settings.task_queue, settings=settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -169,7 +167,7 @@ def worker() -> None:
             f"worker on {settings.temporal_address} queue '{settings.task_queue}'; Ctrl-C stops"
         )
         try:
-            async with w:
+            async with serve(client, store, settings=settings):
                 await stop.wait()
         finally:
             await store.close()

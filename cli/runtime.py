@@ -7,7 +7,6 @@ else (for commands that may, like ``asm demo``) start one in-process.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from agent_session_manager.store import EventStore, open_store, upgrade
 from agent_session_manager.worker.connect import connect_temporal
 from agent_session_manager.worker.dev_server import free_port, read_dev_record, start_dev_server
 from agent_session_manager.worker.settings import Settings
-from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.worker.worker import serve
 
 DEV_UI_PORT = 8233
 
@@ -80,15 +79,6 @@ async def runtime(
         store = await open_store(settings.database_url)
         stack.push_async_callback(store.close)
         if with_worker:
-            worker = build_worker(
-                temporal, store, task_queue=settings.task_queue, settings=settings
-            )
-            task = asyncio.create_task(worker.run())
-
-            async def stop_worker() -> None:
-                await worker.shutdown()
-                await asyncio.gather(task, return_exceptions=True)
-
-            stack.push_async_callback(stop_worker)
+            await stack.enter_async_context(serve(temporal, store, settings=settings))
         client = SessionClient(temporal, store, task_queue=settings.task_queue, ui_url=ui_url)
         yield Runtime(client=client, store=store, address=address, ui_url=ui_url, embedded=embedded)

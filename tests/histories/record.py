@@ -25,7 +25,7 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.store import open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server
-from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.worker.worker import serve
 
 HERE = Path(__file__).parent
 
@@ -40,7 +40,7 @@ async def record() -> list[Path]:
         env = await start_dev_server(home=None, ui=False)
         queue = f"record-{uuid.uuid4().hex[:8]}"
         client = SessionClient(env.client, store, task_queue=queue)
-        worker = build_worker(env.client, store, task_queue=queue, providers=discover(), secrets={})
+        worker = serve(env.client, store, task_queue=queue, providers=discover(), secrets={})
         try:
             async with worker:
                 written += await _multi_turn(client)
