@@ -40,7 +40,7 @@ MAX_TIMED_RUNS = 10_000
 class InstrumentedStore:
     """An :class:`store.EventStore` whose writes are spans and whose lifecycle writes count.
 
-    Wraps the worker's store (``build_worker``); everything else passes through unchanged.
+    Wraps the worker's store (``serve``); everything else passes through unchanged.
     Spans: ``asm.store.<method>`` (kind CLIENT) with ``db.system.name``, ``db.operation.name``,
     ``asm.session_id``, ``asm.run_id``, ``asm.events.count`` and ``asm.events.written``.
     Metrics come from ``record``: only a *newly written* lifecycle event counts.
