@@ -18,6 +18,7 @@ RUN mkdir -p agent_session_manager && touch agent_session_manager/__init__.py \
 COPY agent_session_manager ./agent_session_manager
 COPY core ./core
 COPY store ./store
+COPY observability ./observability
 COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio import activity
 from temporalio.service import RPCError
@@ -40,8 +41,8 @@ from agent_session_manager.core.protocol import (
 )
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import to_application_error
+from agent_session_manager.observability.provider_call import note_result, traced_provider_call
 from agent_session_manager.store import EventStore
-from agent_session_manager.worker.telemetry import note_result, traced_provider_call
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +151,14 @@ class ProviderActivities:
             raise to_application_error(err) from err
         except Exception as exc:
             log.exception("provider %s crashed", spec.provider)
-            err = error(
+            crash = error(
                 "internal_error",
                 f"provider {spec.provider!r} raised {type(exc).__name__}: {exc}",
                 retryable=False,
                 details={"attempt": attempt},
             )
-            await self._record_failure(sink, err)
-            raise to_application_error(err) from exc
+            await self._record_failure(sink, crash)
+            raise to_application_error(crash) from exc
         await self._tell_session(ended)
         return outcome
 
@@ -194,7 +195,7 @@ class ProviderActivities:
             log.warning("final flush failed for run %s", sink.run_id, exc_info=True)
 
     async def _record_failure(self, sink: StoreSink, err: AsmError) -> None:
-        data = {
+        data: dict[str, Any] = {
             "attempt": sink.attempt,
             "code": err.code,
             "category": err.category,

@@ -106,7 +106,7 @@ def dev(
         start_dev_server,
         write_dev_record,
     )
-    from agent_session_manager.worker.worker import build_worker
+    from agent_session_manager.worker.worker import serve
 
     settings = Settings()
 
@@ -115,7 +115,6 @@ def dev(
         store = await open_store(settings.database_url)
         out.print(f"starting Temporal dev server on 127.0.0.1:{port} (data in {settings.home}/)…")
         env = await start_dev_server(home=settings.home, port=port, ui_port=ui_port)
-        worker = build_worker(env.client, store, task_queue=settings.task_queue, settings=settings)
         out.print(f"[green]ready[/]  Temporal: 127.0.0.1:{port}   UI: http://127.0.0.1:{ui_port}")
         write_dev_record(settings.home, f"127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}")
         out.print(f"worker on task queue '{settings.task_queue}', events in {store.display_url}")
@@ -125,7 +124,7 @@ def dev(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            async with worker:
+            async with serve(env.client, store, settings=settings):
                 await stop.wait()
                 out.print("stopping…")
         finally:
@@ -139,7 +138,7 @@ def dev(
 @app.command()
 def worker() -> None:
     """Run a worker against ASM_TEMPORAL_ADDRESS (a cluster or `asm dev`)."""
-    from agent_session_manager.worker.worker import build_worker
+    from agent_session_manager.worker.worker import serve
 
     settings = Settings()
     if not settings.temporal_address:
@@ -148,19 +147,18 @@ def worker() -> None:
             "set ASM_TEMPORAL_ADDRESS (e.g. 127.0.0.1:7233), or use `asm dev` for the "
             "embedded server with its own worker",
         )
-    from agent_session_manager.worker import telemetry
+    from agent_session_manager.observability import config as telemetry
     from agent_session_manager.worker.log_config import configure_logging
 
     configure_logging(settings)  # ASM_LOG_FORMAT=json: JSON lines with Temporal context
     telemetry.configure()  # OTEL_* exporters; before connecting, so the client is traced
 
     async def main() -> None:
-        from agent_session_manager.cli.runtime import connect_temporal
         from agent_session_manager.store import open_store
+        from agent_session_manager.worker.connect import connect_temporal
 
         store = await open_store(settings.database_url)
         client = await connect_temporal(settings.temporal_address or "", settings.namespace)
-        w = build_worker(client, store, task_queue=settings.task_queue, settings=settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -169,7 +167,7 @@ def worker() -> None:
             f"worker on {settings.temporal_address} queue '{settings.task_queue}'; Ctrl-C stops"
         )
         try:
-            async with w:
+            async with serve(client, store, settings=settings):
                 await stop.wait()
         finally:
             await store.close()
@@ -480,15 +478,16 @@ def setup_command(
     register the Asm* search attributes, apply the event-store migrations; report what changed."""
     from datetime import timedelta
 
+    from agent_session_manager.worker.connect import connect_when_ready
     from agent_session_manager.worker.dev_server import read_dev_record
-    from agent_session_manager.worker.setup import connect, run_setup
+    from agent_session_manager.worker.setup import run_setup
 
     settings = Settings()
 
     async def main() -> None:
         dev = read_dev_record(settings.home)
         address = settings.temporal_address or (dev.address if dev else "127.0.0.1:7233")
-        client = await connect(address, settings.namespace, wait=wait)
+        client = await connect_when_ready(address, settings.namespace, wait=wait)
         report = await run_setup(
             client,
             database_url=settings.database_url,
@@ -524,9 +523,9 @@ def audit_command(
 ) -> None:
     """The audit trail of a session or run: status changes, who/what caused them
     (update name, client identity), tool calls and errors; exportable as JSON Lines."""
-    from agent_session_manager.cli.runtime import connect_temporal
     from agent_session_manager.client.audit import audit_log, format_entry, parse_since, write_jsonl
     from agent_session_manager.store import open_store
+    from agent_session_manager.worker.connect import connect_temporal
     from agent_session_manager.worker.dev_server import read_dev_record
 
     if session_id is None and run is None:

@@ -7,49 +7,22 @@ else (for commands that may, like ``asm demo``) start one in-process.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from temporalio.client import Client
-from temporalio.service import RPCError
-
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.errors import error
-from agent_session_manager.core.temporal import data_converter
+from agent_session_manager.observability.config import configure as configure_telemetry
+from agent_session_manager.observability.config import flush as flush_telemetry
+from agent_session_manager.observability.temporal_plugin import instrument_client
 from agent_session_manager.store import EventStore, open_store, upgrade
+from agent_session_manager.worker.connect import connect_temporal
 from agent_session_manager.worker.dev_server import free_port, read_dev_record, start_dev_server
 from agent_session_manager.worker.settings import Settings
-from agent_session_manager.worker.telemetry import configure as configure_telemetry
-from agent_session_manager.worker.telemetry import flush as flush_telemetry
-from agent_session_manager.worker.telemetry import (
-    instrument_client,
-    temporal_plugins,
-    temporal_runtime,
-)
-from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.worker.worker import serve
 
 DEV_UI_PORT = 8233
-
-
-async def connect_temporal(address: str, namespace: str) -> Client:
-    """A Temporal client with our data converter, or a clear error saying what to do."""
-    try:
-        return await Client.connect(
-            address,
-            namespace=namespace,
-            data_converter=data_converter,
-            plugins=temporal_plugins(),  # OpenTelemetry tracing, when OTEL_TRACES_EXPORTER is set
-            runtime=temporal_runtime(),  # Prometheus SDK metrics, when ASM_PROMETHEUS_BIND is set
-        )
-    except (RPCError, RuntimeError) as exc:
-        raise error(
-            "provider_unavailable",
-            f"cannot reach Temporal at {address} ({exc}); start one with `asm dev`, "
-            "or set ASM_TEMPORAL_ADDRESS to your cluster's frontend",
-            retryable=True,
-        ) from exc
 
 
 @dataclass
@@ -106,15 +79,6 @@ async def runtime(
         store = await open_store(settings.database_url)
         stack.push_async_callback(store.close)
         if with_worker:
-            worker = build_worker(
-                temporal, store, task_queue=settings.task_queue, settings=settings
-            )
-            task = asyncio.create_task(worker.run())
-
-            async def stop_worker() -> None:
-                await worker.shutdown()
-                await asyncio.gather(task, return_exceptions=True)
-
-            stack.push_async_callback(stop_worker)
+            await stack.enter_async_context(serve(temporal, store, settings=settings))
         client = SessionClient(temporal, store, task_queue=settings.task_queue, ui_url=ui_url)
         yield Runtime(client=client, store=store, address=address, ui_url=ui_url, embedded=embedded)

@@ -28,7 +28,7 @@ from agent_session_manager.activities.providers.base import Provider, discover
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.store import EventStore, open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server
-from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.worker.worker import serve
 
 # --- reliable exit status --------------------------------------------------------------
 # A process that used a Temporal client can abort at interpreter exit (exit 134,
@@ -117,15 +117,14 @@ def run_worker(temporal: Client, store: EventStore, task_queue: str) -> Callable
         secrets: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[Worker]:
-        worker = build_worker(
+        async with serve(
             temporal,
             store,
             task_queue=task_queue,
             providers=discover() if providers is None else providers,
             secrets=secrets if secrets is not None else {},
             **kwargs,
-        )
-        async with worker:
+        ) as worker:
             yield worker
 
     return _run

@@ -30,7 +30,6 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
-    GetSystemInfoRequest,
     RegisterNamespaceRequest,
 )
 from temporalio.client import Client
@@ -254,24 +253,3 @@ async def run_setup(
     )
     report.store_revision_before, report.store_revision = await migrate_store(database_url)
     return report
-
-
-async def connect(address: str, namespace: str, *, wait: float = 0.0) -> Client:
-    """A client for ``address``, retrying for up to ``wait`` seconds while it is unreachable.
-
-    In docker-compose the frontend port opens before the server answers; ``--wait`` covers that.
-    """
-    from agent_session_manager.cli.runtime import connect_temporal
-    from agent_session_manager.core.errors import AsmError
-
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            client = await connect_temporal(address, namespace)
-            # Connecting is lazy about the cluster's health: ask it something cheap.
-            await client.workflow_service.get_system_info(GetSystemInfoRequest())
-            return client
-        except (AsmError, RPCError):
-            if time.monotonic() >= deadline:
-                raise
-            await asyncio.sleep(1.0)

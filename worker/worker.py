@@ -1,7 +1,13 @@
-"""Worker assembly: workflows, activities and their injected dependencies on one task queue."""
+"""The one worker assembly: both workflows and every activity, on one task queue.
+
+``asm dev``, ``asm worker``, ``asm demo`` (through ``cli.runtime``), the benchmark and the
+tests all run their worker through :func:`serve`, so what they run is what a deployment runs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -10,24 +16,31 @@ from temporalio.worker import Worker
 from agent_session_manager.activities.lifecycle import LifecycleActivities
 from agent_session_manager.activities.provider import ProviderActivities
 from agent_session_manager.activities.providers.base import Provider, discover
+from agent_session_manager.observability.instrumented_store import instrument_store
 from agent_session_manager.store import EventStore
 from agent_session_manager.worker.settings import Settings, provider_secrets
-from agent_session_manager.worker.telemetry import instrument_store
 from agent_session_manager.workflows.agent_run import AgentRun
 from agent_session_manager.workflows.agent_session import AgentSession
 
 
-def build_worker(
+@asynccontextmanager
+async def serve(
     client: Client,
     store: EventStore,
     *,
-    task_queue: str,
+    task_queue: str | None = None,
     providers: dict[str, Provider] | None = None,
     secrets: dict[str, str] | None = None,
     settings: Settings | None = None,
-    max_cached_workflows: int | None = None,
-) -> Worker:
-    """A worker running both workflows and every activity against ``store``."""
+    max_cached_workflows: int = 1000,
+) -> AsyncIterator[Worker]:
+    """Run a worker against ``store`` for the duration of the block, then shut it down.
+
+    Defaults: the task queue of ``settings`` (``ASM_TASK_QUEUE``), the providers found by
+    discovery, the provider credentials in this process's environment, and the SDK's workflow
+    cache size (0 makes every workflow task replay its history). Tracing comes with
+    ``client``: a client connected with the OpenTelemetry plugin hands it to the worker.
+    """
     settings = settings or Settings()
     # Event-store writes become spans; lifecycle writes feed the run/session metrics.
     store = instrument_store(store)
@@ -36,10 +49,12 @@ def build_worker(
         store, providers, secrets=provider_secrets() if secrets is None else secrets
     )
     lifecycle = LifecycleActivities(store, providers)
-    extra = {} if max_cached_workflows is None else {"max_cached_workflows": max_cached_workflows}
-    return Worker(
+    # Cancellation reaches an activity only in a heartbeat response: the default throttle
+    # (up to 60 s) would make cancel take that long.
+    throttle = timedelta(seconds=settings.heartbeat_throttle_seconds)
+    worker = Worker(
         client,
-        task_queue=task_queue,
+        task_queue=task_queue or settings.task_queue,
         workflows=[AgentSession, AgentRun],
         activities=[
             provider_activities.stream_provider,
@@ -47,9 +62,9 @@ def build_worker(
             lifecycle.provider_catalog,
             lifecycle.rollback_run,
         ],
-        # Cancellation reaches an activity only in a heartbeat response: the default
-        # throttle (up to 60 s) would make cancel take that long.
-        max_heartbeat_throttle_interval=timedelta(seconds=settings.heartbeat_throttle_seconds),
-        default_heartbeat_throttle_interval=timedelta(seconds=settings.heartbeat_throttle_seconds),
-        **extra,  # type: ignore[arg-type]
+        max_heartbeat_throttle_interval=throttle,
+        default_heartbeat_throttle_interval=throttle,
+        max_cached_workflows=max_cached_workflows,
     )
+    async with worker:
+        yield worker

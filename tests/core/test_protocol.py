@@ -9,7 +9,7 @@ from agent_session_manager.core import protocol
 
 REPO = Path(__file__).resolve().parents[2]
 #: The product packages (tests and bench may spell names: they check the wire).
-PRODUCT = ("core", "store", "workflows", "activities", "worker", "client", "cli")
+PRODUCT = ("core", "store", "observability", "workflows", "activities", "worker", "client", "cli")
 
 #: Temporal calls whose first argument or ``name=`` is a workflow, update, signal, query or
 #: activity name: a string literal there is a wire name spelled outside the protocol module.

@@ -160,7 +160,7 @@ def _product_imports_of_core() -> set[str]:
     }
     repo = CORE.parent
     used: set[str] = set()
-    for package in ("store", "workflows", "activities", "worker", "client", "cli"):
+    for package in ("store", "observability", "workflows", "activities", "worker", "client", "cli"):
         for path in (repo / package).rglob("*.py"):
             for node in ast.walk(_tree(path)):
                 if isinstance(node, ast.ImportFrom) and node.module:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agent_session_manager.worker import telemetry
+from agent_session_manager.observability import config as telemetry
 from agent_session_manager.worker.settings import SECRET_ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -29,7 +29,7 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.store import open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server
-from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.worker.worker import serve
 from agent_session_manager.workflows.agent_session import AgentSession
 
 HERE = Path(__file__).parent
@@ -48,7 +48,7 @@ async def record(names: list[str] | None = None) -> list[Path]:
         env = await start_dev_server(home=None, ui=False)
         queue = f"record-{uuid.uuid4().hex[:8]}"
         client = SessionClient(env.client, store, task_queue=queue)
-        worker = build_worker(env.client, store, task_queue=queue, providers=discover(), secrets={})
+        worker = serve(env.client, store, task_queue=queue, providers=discover(), secrets={})
         try:
             async with worker:
                 for name, scenario in SCENARIOS.items():

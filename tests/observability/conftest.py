@@ -24,9 +24,9 @@ from temporalio.contrib.opentelemetry import create_tracer_provider
 
 from agent_session_manager.activities.providers.base import discover
 from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.observability.temporal_plugin import instrument_client
 from agent_session_manager.store import EventStore
-from agent_session_manager.worker.telemetry import instrument_client
-from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.worker.worker import serve
 
 
 @dataclass
@@ -92,8 +92,7 @@ async def traced(
     """A SessionClient whose Temporal client carries the tracing plugin, and a worker built
     from that client (so it inherits the plugin, as ``asm worker`` does)."""
     client = instrument_client(temporal, force=True)
-    worker = build_worker(client, store, task_queue=task_queue, providers=discover(), secrets={})
-    async with worker:
+    async with serve(client, store, task_queue=task_queue, providers=discover(), secrets={}):
         yield SessionClient(client, store, task_queue=task_queue)
 
 

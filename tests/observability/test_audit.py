@@ -23,7 +23,7 @@ from agent_session_manager.core.contract import MockScript, MockText
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.temporal import data_converter
 from agent_session_manager.store import EventStore
-from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.worker.worker import serve
 
 ALICE = "alice@ops-console"
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def find(entries: list[AuditEntry], type_: str) -> AuditEntry:
 async def test_audit_log_records_who_changed_status(
     alice: Client, store: EventStore, task_queue: str, tmp_path: Path
 ) -> None:
-    async with build_worker(alice, store, task_queue=task_queue, secrets={}):
+    async with serve(alice, store, task_queue=task_queue, secrets={}):
         client = SessionClient(alice, store, task_queue=task_queue)
         view = await client.start_session(agent_id="audited", provider="mock")
         sid = view.session_id
@@ -163,7 +163,7 @@ async def test_asm_audit_command_exports_json_lines(
     await upgrade(url)
     store = await open_store(url)
     try:
-        async with build_worker(alice, store, task_queue=task_queue, secrets={}):
+        async with serve(alice, store, task_queue=task_queue, secrets={}):
             client = SessionClient(alice, store, task_queue=task_queue)
             view = await client.start_session(agent_id="cli-audit", provider="mock")
             await client.run(view.session_id, "hello")

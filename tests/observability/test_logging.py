@@ -22,10 +22,12 @@ from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import CancelRun, session_workflow_id
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.status import RunStatus
+from agent_session_manager.observability.log_context import log_context
+from agent_session_manager.observability.redaction import REDACTED
 from agent_session_manager.store import EventStore
-from agent_session_manager.worker.log_config import REDACTED, configure_logging, log_context
+from agent_session_manager.worker.log_config import configure_logging
 from agent_session_manager.worker.settings import Settings
-from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.worker.worker import serve
 
 SECRET = "sk-ant-test-0123456789abcdef"
 DB_PASSWORD = "s3cret-db-pass"
@@ -83,9 +85,7 @@ async def test_json_logs_carry_ids_and_never_the_secret(
     buf = captured
     providers = {"mock": MockProvider(), "chatty": ChattyProvider()}
     secrets = {"ANTHROPIC_API_KEY": SECRET}
-    async with build_worker(
-        temporal, store, task_queue=task_queue, providers=providers, secrets=secrets
-    ):
+    async with serve(temporal, store, task_queue=task_queue, providers=providers, secrets=secrets):
         client = SessionClient(temporal, store, task_queue=task_queue)
         view = await client.start_session(agent_id="logger", provider="chatty")
         ref = await client.submit_run(view.session_id, "log something")

@@ -148,7 +148,7 @@ async def test_failed_and_retried_runs_count_by_status_and_error_code(
 async def test_a_replayed_lifecycle_write_is_counted_once(otel: Otel, store: EventStore) -> None:
     # A local activity retried after its write committed writes nothing new (same event id);
     # the metrics must not count it twice either.
-    from agent_session_manager.worker.telemetry import instrument_store
+    from agent_session_manager.observability.instrumented_store import instrument_store
 
     instrumented = instrument_store(store)
     assert instrument_store(instrumented) is instrumented
@@ -185,7 +185,7 @@ async def test_a_run_ended_by_another_worker_is_timed_from_its_row(
 ) -> None:
     # The worker that records the ending did not see the start (another worker, a restart):
     # the duration comes from the run row's started_at / ended_at instead.
-    from agent_session_manager.worker.telemetry import InstrumentedStore
+    from agent_session_manager.observability.instrumented_store import InstrumentedStore
 
     starter, ender = InstrumentedStore(store), InstrumentedStore(store)
     start = LifecycleRecord(

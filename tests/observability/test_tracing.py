@@ -4,10 +4,8 @@ span and the first one carries the error."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
-import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -15,7 +13,6 @@ from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import MockError, MockScript, MockText, RetrySettings
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.usage import TokenUsage
-from agent_session_manager.worker import telemetry
 from tests.observability.conftest import Otel, ancestry
 
 CLIENT_ROOT = "StartWorkflowUpdate:submit_run"
@@ -165,112 +162,3 @@ async def test_retried_run_has_two_provider_spans_the_first_failed(
     # The failed attempt recorded run_started, then its error_occurred, under the failed span.
     failed_writes = [s for s in run_trace if s.parent and s.parent.span_id == first.context.span_id]
     assert [s.name for s in failed_writes] == ["asm.store.record", "asm.store.append"]
-
-
-def test_without_exporters_nothing_is_installed() -> None:
-    built = telemetry.build({"OTEL_TRACES_EXPORTER": "none"})
-    assert built.tracer_provider is None and built.meter_provider is None
-    assert telemetry.build({}).traces == []
-    disabled = {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"}
-    assert telemetry.build(disabled).traces == []
-
-
-def test_exporters_follow_otel_environment_variables() -> None:
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-    from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
-
-    built = telemetry.build(
-        {
-            "OTEL_TRACES_EXPORTER": "otlp,console",
-            "OTEL_METRICS_EXPORTER": "console",
-            "OTEL_SERVICE_NAME": "asm-test",
-            "OTEL_METRIC_EXPORT_INTERVAL": "60000",
-        }
-    )
-    try:
-        assert isinstance(built.tracer_provider, ReplaySafeTracerProvider)
-        exporters = [type(e) for e in built.span_exporters]
-        assert exporters == [OTLPSpanExporter, ConsoleSpanExporter]
-        assert [type(e) for e in built.metric_exporters] == [ConsoleMetricExporter]
-        span = built.tracer_provider.get_tracer("t").start_span("s")
-        assert span.resource.attributes["service.name"] == "asm-test"
-        span.end()
-        assert built.traces == ["otlp", "console"] and built.metrics == ["console"]
-    finally:
-        built.shutdown()
-    otlp = telemetry.build({"OTEL_METRICS_EXPORTER": "otlp"})
-    try:
-        assert [type(e) for e in otlp.metric_exporters] == [OTLPMetricExporter]
-    finally:
-        otlp.shutdown()
-
-
-def test_unknown_exporter_or_missing_otlp_package_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from agent_session_manager.core.errors import AsmError
-
-    with pytest.raises(AsmError) as info:
-        telemetry.build({"OTEL_TRACES_EXPORTER": "zipkin"})
-    assert "otlp, console, none" in info.value.message
-    import sys
-
-    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
-    with pytest.raises(AsmError) as info:
-        telemetry.build({"OTEL_TRACES_EXPORTER": "otlp"})
-    assert telemetry.OTLP_PACKAGE in info.value.message
-
-
-def test_prometheus_runtime_only_when_asked() -> None:
-    assert telemetry.temporal_runtime({}) is None
-    from agent_session_manager.worker.dev_server import free_port
-
-    bind = f"127.0.0.1:{free_port()}"
-    runtime = telemetry.temporal_runtime({"ASM_PROMETHEUS_BIND": bind})
-    assert runtime is not None
-    assert telemetry.temporal_runtime({"ASM_PROMETHEUS_BIND": bind}) is runtime  # one per bind
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://{bind}/metrics", timeout=5) as response:
-        assert response.status == 200  # the SDK's Prometheus endpoint is serving
-
-
-def test_plugins_only_when_tracing_is_enabled(otel: Otel) -> None:
-    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
-
-    # The session's in-memory provider is replay-safe, so tracing counts as enabled here.
-    assert telemetry.tracing_enabled()
-    (plugin,) = telemetry.temporal_plugins()
-    assert isinstance(plugin, OpenTelemetryPlugin)
-
-
-def test_detach_noise_of_closed_workflow_coroutines_is_dropped_and_nothing_else(
-    caplog: pytest.LogCaptureFixture, otel: Otel
-) -> None:
-    """temporalio/sdk-python#441: an evicted workflow's coroutine is closed in another Context."""
-    import contextvars
-
-    from opentelemetry import context as otel_context
-
-    assert telemetry.temporal_plugins()  # tracing is on: the plugin comes with the filter
-
-    def traced() -> object:
-        token = otel_context.attach(otel_context.set_value("asm", 1))
-        try:
-            yield
-        finally:
-            otel_context.detach(token)
-
-    gen = traced()
-    contextvars.copy_context().run(next, gen)  # attached in one Context ...
-    with caplog.at_level(logging.ERROR, logger="opentelemetry.context"):
-        gen.close()  # ... detached in another, by GeneratorExit, as at eviction: dropped
-        assert not [r for r in caplog.records if r.name == "opentelemetry.context"]
-        token = contextvars.copy_context().run(otel_context.attach, otel_context.get_current())
-        otel_context.detach(token)  # a real misuse (no GeneratorExit) is still reported
-    assert [r.getMessage() for r in caplog.records if r.name == "opentelemetry.context"] == [
-        "Failed to detach context"
-    ]

@@ -117,7 +117,16 @@ def test_the_wheel_puts_nothing_generic_at_the_top_of_site_packages(venv: Path) 
     ours = {p.name for p in site.iterdir()} - {"_asm_test_deps.pth", "__pycache__"}
     assert {n for n in ours if not n.endswith(".dist-info")} == {"agent_session_manager"}
     package = site / "agent_session_manager"
-    for sub in ("core", "store", "workflows", "activities", "worker", "client", "cli"):
+    for sub in (
+        "core",
+        "store",
+        "observability",
+        "workflows",
+        "activities",
+        "worker",
+        "client",
+        "cli",
+    ):
         assert (package / sub / "__init__.py").is_file(), sub
         assert not (package / sub).is_symlink(), f"{sub} must be a real folder in the wheel"
     assert (package / "store" / "migrations" / "versions").is_dir()

@@ -17,7 +17,7 @@ from agent_session_manager.core.contract import MockScript, MockText, RetrySetti
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.store import EventStore, open_store, upgrade
-from agent_session_manager.worker.worker import build_worker
+from agent_session_manager.worker.worker import serve
 from tests.postgres import SKIP_REASON, PgServer, asyncpg_kwargs, pg_base_url
 
 
@@ -48,9 +48,7 @@ def pg_client(temporal: Client, pg_store: EventStore, task_queue: str) -> Sessio
 async def test_multi_turn_session_on_postgresql(
     pg_client: SessionClient, pg_store: EventStore, temporal: Client, task_queue: str
 ) -> None:
-    worker = build_worker(
-        temporal, pg_store, task_queue=task_queue, providers=discover(), secrets={}
-    )
+    worker = serve(temporal, pg_store, task_queue=task_queue, providers=discover(), secrets={})
     async with worker:
         sid = (await pg_client.start_session(agent_id="pg")).session_id
         first = await pg_client.run(sid, "remember the word 'basalt'")
@@ -74,9 +72,7 @@ async def test_database_outage_mid_stream_is_retried_and_nothing_is_lost(
         ),
     )
     database = make_url(pg_store.url).database
-    worker = build_worker(
-        temporal, pg_store, task_queue=task_queue, providers=discover(), secrets={}
-    )
+    worker = serve(temporal, pg_store, task_queue=task_queue, providers=discover(), secrets={})
     admin = await asyncpg.connect(**asyncpg_kwargs(make_url(pg_store.url).set(database="postgres")))
     try:
         async with worker:
@@ -117,9 +113,7 @@ async def test_run_on_postgresql_streams_to_a_follower(
     run_worker: Any,
 ) -> None:
     script = MockScript(steps=[MockText(text="live " * 10, chunk_size=5, delay_ms=40)])
-    worker = build_worker(
-        temporal, pg_store, task_queue=task_queue, providers=discover(), secrets={}
-    )
+    worker = serve(temporal, pg_store, task_queue=task_queue, providers=discover(), secrets={})
     async with worker:
         sid = (await pg_client.start_session(agent_id="pg", mock=script)).session_id
         ref = await pg_client.submit_run(sid, "go")

@@ -1,0 +1,60 @@
+"""What the report judges: the targets, the ratios of ours to bare beside them, and the notes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from run_bench.stats import ratio
+
+TARGETS = {
+    "latency_p50_ratio_max": 1.3,
+    "first_event_p50_over_bare_latency_p50_max": 1.0,
+    "throughput_ratio_min": 0.6,
+    "cancel_p95_max_s": 1.0,
+}
+
+NOTES = [
+    "ours and bare share one process, one dev server and 2 CPUs with whatever else runs "
+    "on the machine: compare the two sides, and see load_before/load_after for noise",
+    "the dev server runs as `asm dev` runs it (worker.dev_server.DEV_SERVER_TUNING: "
+    "history.transferProcessorMaxPollRPS=1000; the stock 20/s makes every task dispatch "
+    "wait up to ~50 ms, which dominates both sides and hides our own overhead)",
+]
+
+
+def ratios(out: dict[str, Any]) -> dict[str, Any]:
+    """Each ratio beside its target, with ``met`` (None when its phase did not run)."""
+    lat = out.get("latency", {})
+    fe = out.get("first_event", {})
+    tp = out.get("throughput", {})
+    cn = out.get("cancel", {})
+    ours_p50 = (lat.get("ours") or {}).get("p50_ms")
+    bare_p50 = (lat.get("bare") or {}).get("p50_ms")
+    first_p50 = (fe.get("ours_submit_to_first_message_streamed") or {}).get("p50_ms")
+    lat_r = ratio(ours_p50, bare_p50)
+    first_r = ratio(first_p50, bare_p50)
+    tp_r = ratio(tp.get("ours_runs_per_s"), tp.get("bare_runs_per_s"))
+    cancel_p95 = (cn.get("cancel_run_returned") or {}).get("p95_ms")
+    stop_p95 = (cn.get("cancel_to_last_message_streamed") or {}).get("p95_ms")
+
+    def check(value: float | None, target: float, le: bool) -> dict[str, Any]:
+        met = None if value is None else (value <= target if le else value >= target)
+        return {"value": value, "target": ("<= " if le else ">= ") + f"{target:g}", "met": met}
+
+    return {
+        "latency_p50_ours_over_bare": check(lat_r, TARGETS["latency_p50_ratio_max"], True),
+        "first_event_p50_over_bare_latency_p50": check(
+            first_r, TARGETS["first_event_p50_over_bare_latency_p50_max"], True
+        ),
+        "throughput_ours_over_bare": check(tp_r, TARGETS["throughput_ratio_min"], False),
+        "cancel_run_p95_s": check(
+            None if cancel_p95 is None else round(cancel_p95 / 1000, 3),
+            TARGETS["cancel_p95_max_s"],
+            True,
+        ),
+        "cancel_to_provider_stopped_p95_s": check(
+            None if stop_p95 is None else round(stop_p95 / 1000, 3),
+            TARGETS["cancel_p95_max_s"],
+            True,
+        ),
+    }

@@ -1,0 +1,83 @@
+"""The application's metric instruments (names follow OpenTelemetry's dotted style)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from opentelemetry import metrics
+
+from agent_session_manager.observability.tracing import INSTRUMENTATION_NAME
+
+# Histogram buckets in seconds (the SDK's defaults are for milliseconds up to 10 s).
+RUN_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+@dataclass(frozen=True)
+class Instruments:
+    """The application's metric instruments (names follow OpenTelemetry's dotted style)."""
+
+    runs_started: metrics.Counter
+    runs_completed: metrics.Counter
+    run_duration: metrics.Histogram
+    time_to_first_token: metrics.Histogram
+    tokens: metrics.Counter
+    retries: metrics.Counter
+    active_sessions: metrics.UpDownCounter
+    active_runs: metrics.UpDownCounter
+
+    @classmethod
+    def create(cls, meter: metrics.Meter) -> Instruments:
+        return cls(
+            runs_started=meter.create_counter(
+                "asm.runs.started", unit="{run}", description="Runs that started, by provider"
+            ),
+            runs_completed=meter.create_counter(
+                "asm.runs.completed",
+                unit="{run}",
+                description="Runs that ended, by provider and status "
+                "(completed, failed, cancelled, timeout)",
+            ),
+            run_duration=meter.create_histogram(
+                "asm.run.duration",
+                unit="s",
+                description="Run wall time from run_started to its terminal event",
+                explicit_bucket_boundaries_advisory=RUN_DURATION_BUCKETS,
+            ),
+            time_to_first_token=meter.create_histogram(
+                "asm.provider.time_to_first_token",
+                unit="s",
+                description="From the start of a provider attempt until its first streamed "
+                "token is in the event store (readable by clients)",
+                explicit_bucket_boundaries_advisory=TTFT_BUCKETS,
+            ),
+            tokens=meter.create_counter(
+                "asm.tokens",
+                unit="{token}",
+                description="Tokens of completed provider calls, by kind "
+                "(input, output, cache_read, cache_creation)",
+            ),
+            retries=meter.create_counter(
+                "asm.provider.retries",
+                unit="{retry}",
+                description="Provider attempts that failed with a retryable error and will be "
+                "retried by Temporal, by error code",
+            ),
+            active_sessions=meter.create_up_down_counter(
+                "asm.sessions.active",
+                unit="{session}",
+                description="Sessions created and not yet ended (sum over workers)",
+            ),
+            active_runs=meter.create_up_down_counter(
+                "asm.runs.active",
+                unit="{run}",
+                description="Runs started and not yet ended (sum over workers)",
+            ),
+        )
+
+
+@functools.cache
+def instruments() -> Instruments:
+    """The instruments on the global meter (a proxy until a meter provider is installed)."""
+    return Instruments.create(metrics.get_meter(INSTRUMENTATION_NAME))
