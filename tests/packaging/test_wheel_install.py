@@ -9,6 +9,7 @@ does not run the editable install's import hook, so only the wheel provides our 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -73,9 +74,30 @@ def _site_packages(python: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built from a clean copy: setuptools never empties an in-tree build/, so a module
+    # deleted since the last build would otherwise still ship in the wheel.
+    source = tmp_path_factory.mktemp("source") / "agent-session-manager"
+    shutil.copytree(
+        REPO,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".asm", "build", "dist", "*.egg-info", "__pycache__", "*_cache"
+        ),
+    )
     dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(dist),
+            str(source),
+        ],
         check=True,
         capture_output=True,
         timeout=300,
