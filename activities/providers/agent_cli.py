@@ -1,8 +1,7 @@
 """Running agent CLIs as child processes: what the ``codex`` and ``claude-code`` providers share.
 
-* **Working directory validation** — :func:`working_directory`: the run's
-  ``options["working_directory"]`` is required and must be an existing directory; anything
-  else is ``invalid_input`` (not retried: a retry would meet the same directory).
+* **Options** — :class:`AgentCliOptions`: the ``working_directory`` (required, an existing
+  directory), ``state_dir`` and ``model`` every CLI provider takes.
 * **Per-session state folders** — :func:`state_root` and :func:`session_state_dir`: a CLI
   keeps its session (Codex's thread rollouts, Claude Code's transcripts) under a home folder
   on the worker, one per session, so the next run of the session can resume it.
@@ -25,6 +24,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
 from agent_session_manager.core.contract import Message
 from agent_session_manager.core.errors import AsmError, error
 
@@ -42,48 +43,69 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # --- options -------------------------------------------------------------------------------
 
 
-def invalid_input(message: str, **details: Any) -> AsmError:
-    """``invalid_input`` for a bad run option (``details`` name the option or path)."""
-    return error("invalid_input", message, details=details)
+class AgentCliOptions(BaseModel):
+    """The ``provider_options`` every agent CLI takes; each provider's model extends it."""
 
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
-def working_directory(options: dict[str, Any], provider: str) -> Path:
-    """``options["working_directory"]``: required, must exist and be a directory."""
-    raw = options.get("working_directory")
-    if not raw or not str(raw).strip():
-        raise invalid_input(
-            f"the {provider} provider needs provider_options.working_directory",
-            option="working_directory",
-        )
-    path = Path(str(raw)).expanduser()
-    if not path.exists():
-        raise invalid_input(f"working_directory {str(path)!r} does not exist", path=str(path))
-    if not path.is_dir():
-        raise invalid_input(f"working_directory {str(path)!r} is not a directory", path=str(path))
-    return path.resolve()
+    working_directory: Path
+    """Required; must be an existing directory (a retry would meet the same directory)."""
+    state_dir: str | None = None
+    """Root of the sessions' CLI homes; else ``$XDG_STATE_HOME/agent-session-manager``."""
+    model: str | None = None
+    """Else the run's model, else the CLI's own default."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_unset(cls, data: Any) -> Any:
+        # A JSON null in provider_options means "use the default", as it always has.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+    @field_validator("working_directory", mode="before")
+    @classmethod
+    def _given(cls, value: Any) -> Any:
+        if value is None or not str(value).strip():
+            raise ValueError("required: the directory the agent works in")
+        return Path(str(value)).expanduser()
+
+    @field_validator("working_directory")
+    @classmethod
+    def _a_directory(cls, path: Path) -> Path:
+        if not path.exists():
+            raise ValueError(f"{str(path)!r} does not exist")
+        if not path.is_dir():
+            raise ValueError(f"{str(path)!r} is not a directory")
+        return path.resolve()
 
 
 # --- per-session state ---------------------------------------------------------------------
 
 
-def state_root(options: dict[str, Any]) -> Path:
-    """Where sessions' CLI homes live: ``options["state_dir"]``, else the XDG state dir."""
-    if options.get("state_dir"):
-        return Path(str(options["state_dir"])).expanduser()
+def state_root(state_dir: str | None) -> Path:
+    """Where sessions' CLI homes live: ``state_dir``, else the XDG state dir."""
+    if state_dir:
+        return Path(state_dir).expanduser()
     xdg = os.environ.get("XDG_STATE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "state"
     return base / "agent-session-manager"
 
 
 def session_state_dir(
-    options: dict[str, Any], session_id: str, *, folder: str, override: str
+    options: AgentCliOptions, session_id: str, *, folder: str, override: str | None
 ) -> Path:
-    """One session's home for a CLI: ``options[override]`` if set, else
+    """One session's home for a CLI: ``override`` if set, else
     ``<state_root>/<folder>/<session id made path-safe>``."""
-    if options.get(override):
-        return Path(str(options[override])).expanduser()
+    if override:
+        return Path(override).expanduser()
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id) or "session"
-    return state_root(options) / folder / safe
+    return state_root(options.state_dir) / folder / safe
+
+
+def invalid_input(message: str, **details: Any) -> AsmError:
+    """``invalid_input`` for a run the CLI cannot take (``details`` name the option)."""
+    return error("invalid_input", message, details=details)
 
 
 def transcript(history: list[Message]) -> str:

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from agent_session_manager.activities.providers.base import ProviderRequest, ProviderResult
-from agent_session_manager.activities.providers.claude_code import (
+from agent_session_manager.activities.providers.claude_code import ClaudeCodeProvider
+from agent_session_manager.activities.providers.claude_code._errors import classify_result
+from agent_session_manager.activities.providers.claude_code._session import SESSION_BLOCK
+from agent_session_manager.activities.providers.claude_code._transport import (
     INSTALL_HINT,
-    SESSION_BLOCK,
-    ClaudeCodeProvider,
-    classify_result,
     claude_binary,
 )
 from agent_session_manager.core.contract import Message
@@ -390,7 +390,8 @@ async def test_the_cli_connects_only_to_the_configured_base_url(
     )
     wrapper.chmod(0o755)
     monkeypatch.setattr(
-        "agent_session_manager.activities.providers.claude_code.claude_binary", lambda: wrapper
+        "agent_session_manager.activities.providers.claude_code._provider.claude_binary",
+        lambda: wrapper,
     )
     async with AnthropicFake() as fake:
         fake.script(*bash_turn())

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from agent_session_manager.activities.providers.base import ProviderRequest, ProviderResult
-from agent_session_manager.activities.providers.codex import (
+from agent_session_manager.activities.providers.codex import CodexProvider
+from agent_session_manager.activities.providers.codex._errors import classify_turn_error
+from agent_session_manager.activities.providers.codex._session import THREAD_BLOCK
+from agent_session_manager.activities.providers.codex._transport import (
     INSTALL_HINT,
-    THREAD_BLOCK,
-    CodexProvider,
-    classify_turn_error,
     codex_binary,
 )
 from agent_session_manager.core.contract import Message
@@ -553,7 +553,7 @@ async def test_the_cli_connects_only_to_the_configured_base_url(
     )
     wrapper.chmod(0o755)
     monkeypatch.setattr(
-        "agent_session_manager.activities.providers.codex.codex_binary", lambda: wrapper
+        "agent_session_manager.activities.providers.codex._provider.codex_binary", lambda: wrapper
     )
     async with OpenAIResponsesFake() as fake:
         fake.script(*full_turn())
