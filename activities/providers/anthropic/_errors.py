@@ -17,6 +17,7 @@ from typing import Any, Final
 import anthropic
 import httpx2
 
+from agent_session_manager.activities.providers._http_status import code_for_status
 from agent_session_manager.core.errors import AsmError, ErrorCode, ProviderErrorInfo, error
 
 PROVIDER_NAME: Final = "anthropic"
@@ -33,27 +34,25 @@ EXCEPTION_CODES: Final[dict[type[BaseException], ErrorCode]] = {
     # transport
     anthropic.APITimeoutError: "provider_timeout",
     anthropic.APIConnectionError: "provider_timeout",
-    # 4xx
-    anthropic.BadRequestError: "invalid_input",
-    anthropic.AuthenticationError: "provider_authentication_failed",
-    anthropic.PaymentRequiredError: "provider_quota_exceeded",
-    anthropic.PermissionDeniedError: "provider_authentication_failed",
-    anthropic.NotFoundError: "invalid_input",
-    anthropic.RequestTimeoutError: "provider_timeout",
-    # 409 is a transient lock conflict on the API side; the SDK's default policy retries it.
-    anthropic.ConflictError: "provider_unavailable",
-    anthropic.PreconditionFailedError: "invalid_input",
-    anthropic.ContentTooLargeError: "invalid_input",
-    anthropic.UnprocessableEntityError: "invalid_input",
-    anthropic.RateLimitError: "provider_rate_limited",
-    anthropic.RequestHeaderFieldsTooLargeError: "invalid_input",
-    anthropic.ClientClosedRequestError: "provider_timeout",
-    # 5xx
-    anthropic.InternalServerError: "provider_unavailable",
-    anthropic.HTTPNotImplementedError: "provider_error",
-    anthropic.ServiceUnavailableError: "provider_unavailable",
-    anthropic.GatewayTimeoutError: "provider_timeout",
-    anthropic.OverloadedError: "provider_unavailable",
+    # the status classes: the code is the shared status map's, for the status each stands for
+    anthropic.BadRequestError: code_for_status(400),
+    anthropic.AuthenticationError: code_for_status(401),
+    anthropic.PaymentRequiredError: code_for_status(402),
+    anthropic.PermissionDeniedError: code_for_status(403),
+    anthropic.NotFoundError: code_for_status(404),
+    anthropic.RequestTimeoutError: code_for_status(408),
+    anthropic.ConflictError: code_for_status(409),
+    anthropic.PreconditionFailedError: code_for_status(412),
+    anthropic.ContentTooLargeError: code_for_status(413),
+    anthropic.UnprocessableEntityError: code_for_status(422),
+    anthropic.RateLimitError: code_for_status(429),
+    anthropic.RequestHeaderFieldsTooLargeError: code_for_status(431),
+    anthropic.ClientClosedRequestError: code_for_status(499),
+    anthropic.InternalServerError: code_for_status(500),
+    anthropic.HTTPNotImplementedError: code_for_status(501),
+    anthropic.ServiceUnavailableError: code_for_status(503),
+    anthropic.GatewayTimeoutError: code_for_status(504),
+    anthropic.OverloadedError: code_for_status(529),
     # error_code subclasses the SDK exports: spend and billing limits do not lift by retrying
     anthropic.ContractSpendLimitReachedError: "provider_quota_exceeded",
     anthropic.EnforcedSpendLimitReachedError: "provider_quota_exceeded",
@@ -113,20 +112,9 @@ ERROR_TYPE_CODES: Final[dict[str, ErrorCode]] = {
 
 def _status_code(exc: anthropic.APIStatusError) -> ErrorCode:
     by_type = ERROR_TYPE_CODES.get(str(getattr(exc, "type", None) or ""))
-    if by_type is not None:
-        return by_type
-    status = exc.status_code
-    if status == 429:
-        return "provider_rate_limited"
-    if status in (401, 403):
-        return "provider_authentication_failed"
-    if status == 408:
-        return "provider_timeout"
-    if status >= 500:
-        return "provider_unavailable"
-    if status >= 400:
-        return "invalid_input"
-    return "provider_error"  # an ``event: error`` of a type we do not know
+    # An ``event: error`` of a type we do not know arrives on a 200: code_for_status says
+    # provider_error for it.
+    return by_type if by_type is not None else code_for_status(exc.status_code)
 
 
 def code_for(exc: BaseException) -> ErrorCode:

@@ -1,30 +1,17 @@
 """Claude Code's failures as taxonomy errors.
 
-A result with ``is_error`` is classified by its ``api_error_status`` (429 →
-``provider_rate_limited``, 529/5xx → ``provider_unavailable``, 401/403 →
-``provider_authentication_failed``, 400 → ``invalid_input``, 408/504 → ``provider_timeout``),
-else by the assistant message's ``error`` kind. Hitting ``max_turns`` is not an error: the run
-completes with ``stop_reason="max_turns"``.
+A result with ``is_error`` is classified by its ``api_error_status`` through the shared map
+(:mod:`activities.providers._http_status`), else by the assistant message's ``error`` kind,
+else by the message's words. Hitting ``max_turns`` is not an error: the run completes with
+``stop_reason="max_turns"``.
 """
 
 from __future__ import annotations
 
 import re
 
+from agent_session_manager.activities.providers._http_status import code_for_status
 from agent_session_manager.core.errors import AsmError, ErrorCode, ProviderErrorInfo, error
-
-_STATUS_CODES: dict[int, ErrorCode] = {
-    400: "invalid_input",
-    401: "provider_authentication_failed",
-    402: "provider_quota_exceeded",
-    403: "provider_authentication_failed",
-    404: "invalid_input",
-    408: "provider_timeout",
-    413: "invalid_input",
-    422: "invalid_input",
-    429: "provider_rate_limited",
-    504: "provider_timeout",
-}
 
 #: ``AssistantMessage.error`` kinds (the CLI's own classification of an API failure).
 _ERROR_KINDS: dict[str, ErrorCode] = {
@@ -46,9 +33,7 @@ def classify_result(
 ) -> AsmError:
     """A failed Claude Code result as a taxonomy error."""
     if status is not None:
-        code = _STATUS_CODES.get(status) or (
-            "provider_unavailable" if status >= 500 else "provider_error"
-        )
+        code = code_for_status(status)
     elif error_kind in _ERROR_KINDS:
         code = _ERROR_KINDS[error_kind]
     elif re.search(r"timeout|timed out", message, re.IGNORECASE):

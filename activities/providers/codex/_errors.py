@@ -1,10 +1,11 @@
 """The Codex CLI's failures as taxonomy errors.
 
-The turn's ``codexErrorInfo`` (and the upstream HTTP status it forwards) classifies the
-failure: 429 → ``provider_rate_limited``; 5xx/529 and dropped streams →
-``provider_unavailable``; 401/403 → ``provider_authentication_failed``; 400 →
-``invalid_input``; idle stream timeouts → ``provider_timeout``; usage/budget limits →
-``provider_quota_exceeded``. The CLI's own retries are off, so every retry is Temporal's.
+The upstream HTTP status a turn's ``codexErrorInfo`` forwards is classified by the shared map
+(:mod:`activities.providers._http_status`); without one, the ``codexErrorInfo`` variant, then
+an OpenAI JSON error body in the message, then the message's words decide: usage and budget
+limits → ``provider_quota_exceeded``, idle stream timeouts → ``provider_timeout``, dropped
+streams → ``provider_unavailable``. The CLI's own retries are off, so every retry is
+Temporal's.
 """
 
 from __future__ import annotations
@@ -14,20 +15,9 @@ import json
 import re
 from typing import Any
 
+from agent_session_manager.activities.providers._http_status import code_for_status
 from agent_session_manager.activities.providers.codex._transport import RpcError
 from agent_session_manager.core.errors import AsmError, ErrorCode, ProviderErrorInfo, error
-
-_STATUS_CODES: dict[int, ErrorCode] = {
-    400: "invalid_input",
-    401: "provider_authentication_failed",
-    403: "provider_authentication_failed",
-    404: "invalid_input",
-    408: "provider_timeout",
-    413: "invalid_input",
-    422: "invalid_input",
-    429: "provider_rate_limited",
-    504: "provider_timeout",
-}
 
 _INFO_CODES: dict[str, ErrorCode] = {
     "rateLimitExceeded": "provider_rate_limited",
@@ -60,14 +50,6 @@ _BODY_TYPES: dict[str, ErrorCode] = {
 _RETRY_IN = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
 
 
-def _status_code(code: int) -> ErrorCode:
-    if code in _STATUS_CODES:
-        return _STATUS_CODES[code]
-    if code >= 500:
-        return "provider_unavailable"  # 5xx and Anthropic-style 529
-    return "provider_error"
-
-
 def classify_turn_error(turn_error: dict[str, Any]) -> AsmError:
     """A Codex ``TurnError`` as a taxonomy error."""
     message = str(turn_error.get("message") or "the Codex turn failed")
@@ -91,7 +73,7 @@ def classify_turn_error(turn_error: dict[str, Any]) -> AsmError:
 
     code: ErrorCode
     if status is not None:
-        code = _status_code(status)
+        code = code_for_status(status)
     elif variant in _INFO_CODES:
         code = _INFO_CODES[variant]
     elif isinstance(body_error, dict) and (
