@@ -5,9 +5,10 @@
 * **Per-session state folders** — :func:`state_root` and :func:`session_state_dir`: a CLI
   keeps its session (Codex's thread rollouts, Claude Code's transcripts) under a home folder
   on the worker, one per session, so the next run of the session can resume it.
-* **Process-group termination** — :func:`terminate_process_tree`: a CLI is started with
+* **Process-tree termination** — :func:`terminate_process_tree`: a CLI is started with
   ``start_new_session=True``; on cancel or failure its group *and* every descendant that
-  left the group (commands in their own PTY sessions) are signalled, then reaped.
+  left the group (commands in their own PTY sessions), found with ``psutil``, are
+  signalled, then reaped.
 * **Transcript fallback** — :func:`transcript`: when a session cannot be resumed on this
   worker, the earlier turns travel as text in the new session's first prompt.
 * Output hygiene — :data:`LINE_LIMIT` for the stdout ``StreamReader`` and :func:`strip_ansi`
@@ -24,6 +25,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import psutil
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from agent_session_manager.core.contract import Message
@@ -127,53 +129,34 @@ def strip_ansi(raw: bytes) -> str:
     return _ANSI.sub("", raw.decode(errors="replace")).rstrip()
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (Linux ``/proc``; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
+def _descendants(pid: int) -> set[psutil.Process]:
+    """Every live descendant of ``pid`` (none once it is gone)."""
     try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        # Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found: list[int] = []
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
+        return set(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:  # gone already, or not ours to look at
+        return set()
 
 
-def _signal_tree(pid: int, extra: list[int], sig: signal.Signals) -> None:
+def _signal_tree(pid: int, tree: set[psutil.Process], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)  # the process was started with start_new_session=True
-    for child in extra:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(child, sig)
+    for child in tree:
+        # psutil checks the pid still names the process it found: never a reused pid.
+        with contextlib.suppress(psutil.Error):
+            child.send_signal(sig)
 
 
 async def terminate_process_tree(proc: asyncio.subprocess.Process) -> None:
     """SIGTERM the process group and all descendants, SIGKILL after a grace, reap.
 
-    Descendants are collected first: the CLI runs commands in their own PTY sessions, so
-    they are not in its process group and would survive a group kill as orphans.
+    Descendants are collected before the first signal: the CLI runs commands in their own PTY
+    sessions, outside its process group, and once it dies they are orphans no longer found
+    under it. They are collected again before SIGKILL, for any started during the grace.
     """
     tree = _descendants(proc.pid)
     if proc.returncode is None or tree:
         _signal_tree(proc.pid, tree, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), TERM_GRACE_S)
-        tree = sorted(set(tree) | set(_descendants(proc.pid)))
-        _signal_tree(proc.pid, tree, signal.SIGKILL)
+        _signal_tree(proc.pid, tree | _descendants(proc.pid), signal.SIGKILL)
     await proc.wait()
