@@ -64,7 +64,7 @@ from temporalio.worker import Worker
 # re-imports workflows/agent_*.py for ours): pass the project's modules through so that costs
 # what importing a small workflow module costs, not a re-import of the whole project.
 with workflow.unsafe.imports_passed_through():
-    from agent_session_manager.activities.providers.base import discover
+    from agent_session_manager.activities.providers import discover
     from agent_session_manager.client.session_client import SessionClient
     from agent_session_manager.core.contract import MockScript, MockText, RunResult, SessionSpec
     from agent_session_manager.core.events import Event

@@ -19,9 +19,7 @@ from agent_session_manager.core.capabilities import (
     Capability,
     CapabilityResolver,
     CapabilityType,
-    Manifest,
     Negotiation,
-    Registry,
     parse_capability_type,
 )
 from agent_session_manager.core.contract import (
@@ -237,7 +235,6 @@ __all__ = [
     "EventType",
     "LifecycleRecord",
     "LimiterStatus",
-    "Manifest",
     "Message",
     "MockError",
     "MockScript",
@@ -254,7 +251,6 @@ __all__ = [
     "ProviderErrorInfo",
     "ProviderInfo",
     "ProviderOutcome",
-    "Registry",
     "ResourceError",
     "RetrySettings",
     "Run",
