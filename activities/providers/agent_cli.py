@@ -29,7 +29,6 @@ import psutil
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from agent_session_manager.core.contract import Message
-from agent_session_manager.core.errors import AsmError, error
 
 #: SIGTERM → SIGKILL grace for the process group: with a provider's interrupt budget it must
 #: stay well inside the 2 s a cancelled run may take to stop.
@@ -68,7 +67,7 @@ class AgentCliOptions(BaseModel):
     @field_validator("working_directory", mode="before")
     @classmethod
     def _given(cls, value: Any) -> Any:
-        if value is None or not str(value).strip():
+        if not str(value).strip():
             raise ValueError("required: the directory the agent works in")
         return Path(str(value)).expanduser()
 
@@ -103,11 +102,6 @@ def session_state_dir(
         return Path(override).expanduser()
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id) or "session"
     return state_root(options.state_dir) / folder / safe
-
-
-def invalid_input(message: str, **details: Any) -> AsmError:
-    """``invalid_input`` for a run the CLI cannot take (``details`` name the option)."""
-    return error("invalid_input", message, details=details)
 
 
 def transcript(history: list[Message]) -> str:

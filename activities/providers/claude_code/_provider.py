@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 
 from agent_session_manager.activities.providers._options import parse_options
-from agent_session_manager.activities.providers.agent_cli import invalid_input, transcript
+from agent_session_manager.activities.providers.agent_cli import transcript
 from agent_session_manager.activities.providers.base import (
     EventSink,
     ProviderRequest,
@@ -102,7 +102,7 @@ class ClaudeCodeProvider:
         texts = [preamble] if preamble else []
         texts += [m.text() for m in request.messages if m.role == "user" and m.text().strip()]
         if not texts:
-            raise invalid_input("a claude-code run needs a user message with text")
+            raise error("invalid_input", "a claude-code run needs a user message with text")
 
         argv = command_line(
             binary,

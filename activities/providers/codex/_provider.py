@@ -35,7 +35,7 @@ import contextlib
 from typing import Any
 
 from agent_session_manager.activities.providers._options import parse_options
-from agent_session_manager.activities.providers.agent_cli import invalid_input, transcript
+from agent_session_manager.activities.providers.agent_cli import transcript
 from agent_session_manager.activities.providers.base import (
     EventSink,
     ProviderRequest,
@@ -298,5 +298,5 @@ def _turn_input(messages: list[Message], preamble: str | None) -> list[dict[str,
     texts = [preamble] if preamble else []
     texts += [m.text() for m in messages if m.role == "user" and m.text().strip()]
     if not texts:
-        raise invalid_input("a codex run needs a user message with text")
+        raise error("invalid_input", "a codex run needs a user message with text")
     return [{"type": "text", "text": t, "text_elements": []} for t in texts]
