@@ -32,9 +32,7 @@ from agent_session_manager.core.capabilities import (
     Capability,
     CapabilityResolver,
     CapabilityType,
-    Manifest,
     Negotiation,
-    Registry,
     parse_capability_type,
 )
 from agent_session_manager.core.contract import (
@@ -207,7 +205,6 @@ __all__ = [
     "EventDraft",
     "EventType",
     "LifecycleRecord",
-    "Manifest",
     "Message",
     "MockError",
     "MockScript",
@@ -226,7 +223,6 @@ __all__ = [
     "ProviderInfo",
     "ProviderOutcome",
     "QueueRun",
-    "Registry",
     "RejectRun",
     "ResourceError",
     "RetrySettings",

@@ -24,7 +24,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from agent_session_manager.activities.providers.base import Provider, discover
+from agent_session_manager.activities.providers import discover
+from agent_session_manager.activities.providers.base import Provider
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.store import EventStore, open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server

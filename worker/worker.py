@@ -15,7 +15,8 @@ from temporalio.worker import Worker
 
 from agent_session_manager.activities.lifecycle import LifecycleActivities
 from agent_session_manager.activities.provider import ProviderActivities
-from agent_session_manager.activities.providers.base import Provider, discover
+from agent_session_manager.activities.providers import discover
+from agent_session_manager.activities.providers.base import Provider
 from agent_session_manager.observability.instrumented_store import instrument_store
 from agent_session_manager.store import EventStore
 from agent_session_manager.worker.settings import Settings, provider_secrets

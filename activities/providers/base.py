@@ -1,4 +1,4 @@
-"""The provider protocol, and how providers are found (built-ins and entry points).
+"""The provider protocol: what the activity hands a provider, and what it gets back.
 
 A provider turns one run attempt into normalized events and a :class:`ProviderResult`:
 
@@ -12,14 +12,13 @@ A provider turns one run attempt into normalized events and a :class:`ProviderRe
   stream, kill the subprocess — and let the ``CancelledError`` propagate. It must never block
   the event loop.
 
-Third-party adapters register a class (or zero-argument factory) in the
-``agent_session_manager.providers`` entry-point group.
+How providers are found is :mod:`activities.providers` (the package), not this module: the
+protocol imports no implementation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from agent_session_manager.core.capabilities import Capability
@@ -27,8 +26,6 @@ from agent_session_manager.core.contract import Message, MockScript, ProviderInf
 from agent_session_manager.core.errors import ProviderError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.usage import TokenUsage
-
-ENTRY_POINT_GROUP = "agent_session_manager.providers"
 
 
 @dataclass(frozen=True)
@@ -90,26 +87,6 @@ class Provider(Protocol):
     async def stream(self, request: ProviderRequest, sink: EventSink) -> ProviderResult:
         """Run one attempt, emitting events into ``sink``; raise ``AsmError`` on failure."""
         ...
-
-
-def discover() -> dict[str, Provider]:
-    """Every provider installed: built-ins plus the entry-point group, by name."""
-    found: dict[str, Provider] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            factory = ep.load()
-            provider = factory()
-        except Exception as exc:  # a broken third-party adapter must not take the worker down
-            import logging
-
-            logging.getLogger(__name__).warning("provider %s failed to load: %s", ep.name, exc)
-            continue
-        found[provider.name] = provider
-    if "mock" not in found:  # running from a checkout without the package installed
-        from agent_session_manager.activities.providers.mock import MockProvider
-
-        found["mock"] = MockProvider()
-    return found
 
 
 def info(provider: Provider) -> ProviderInfo:

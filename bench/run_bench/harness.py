@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from agent_session_manager.activities.providers.base import discover
+from agent_session_manager.activities.providers import discover
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import MockScript, MockText, RunResult, SessionSpec
 from agent_session_manager.core.status import RunStatus

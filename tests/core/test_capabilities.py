@@ -1,4 +1,4 @@
-"""Capabilities, manifests, the immutable registry and negotiation."""
+"""Capabilities and their negotiation."""
 
 from __future__ import annotations
 
@@ -11,22 +11,16 @@ from agent_session_manager.core.capabilities import (
     Capability,
     CapabilityResolver,
     CapabilityType,
-    Manifest,
     Negotiation,
-    Registry,
     parse_capability_type,
 )
-from agent_session_manager.core.errors import ResourceError, StateError
+from agent_session_manager.core.errors import StateError
 
 PROPERTY = settings(database=None, deadline=None, max_examples=200)
 
 
 def cap(name: str, type: CapabilityType, enabled: bool = True) -> Capability:
     return Capability(name=name, type=type, enabled=enabled)
-
-
-def manifest(name: str, *caps: Capability, provider: str | None = None) -> Manifest:
-    return Manifest(name=name, provider=provider, capabilities=caps)
 
 
 # --- capability types ---------------------------------------------------------------------
@@ -157,122 +151,3 @@ def test_negotiation_is_order_independent(
         assert first.value.to_dict() == second.value.to_dict()
     else:
         assert one.negotiate(caps[0]) == other.negotiate(caps[1])
-
-
-# --- manifests ----------------------------------------------------------------------------
-
-
-def test_manifest_rejects_duplicate_capability_names() -> None:
-    with pytest.raises(ResourceError) as caught:
-        manifest("m", cap("a", "tool"), cap("a", "prompt"), cap("b", "tool"))
-    assert caught.value.code == "duplicate_capability"
-    assert caught.value.details["duplicates"] == ["a"]
-
-
-def test_manifest_finds_a_capability_by_name() -> None:
-    assert manifest("m", cap("a", "tool")).capability("a").type == "tool"
-
-
-def test_manifest_unknown_capability_is_capability_not_found() -> None:
-    with pytest.raises(ResourceError) as caught:
-        manifest("m").capability("a")
-    assert caught.value.code == "capability_not_found"
-
-
-def test_manifest_enabled_types_ignore_disabled_capabilities() -> None:
-    m = manifest("m", cap("a", "tool"), cap("b", "prompt", enabled=False))
-    assert m.enabled_types() == frozenset({"tool"})
-
-
-def test_manifest_has_the_documented_fields() -> None:
-    m = Manifest(name="m", version="1.2.0", description="d", provider="p", config={"k": 1})
-    assert (m.version, m.description, m.provider, m.config, m.metadata) == (
-        "1.2.0",
-        "d",
-        "p",
-        {"k": 1},
-        {},
-    )
-
-
-# --- registry -----------------------------------------------------------------------------
-
-
-def test_register_returns_a_new_registry_and_leaves_the_old_one_alone() -> None:
-    empty = Registry()
-    one = empty.register(manifest("a"))
-    assert len(empty) == 0
-    assert "a" in one and one.get("a").name == "a"
-
-
-def test_registering_a_taken_name_is_already_exists() -> None:
-    with pytest.raises(ResourceError) as caught:
-        Registry([manifest("a")]).register(manifest("a"))
-    assert caught.value.code == "already_exists"
-
-
-def test_constructing_with_duplicate_names_is_already_exists() -> None:
-    with pytest.raises(ResourceError):
-        Registry([manifest("a"), manifest("a")])
-
-
-def test_unregister_returns_a_registry_without_it() -> None:
-    reg = Registry([manifest("a"), manifest("b")])
-    assert [m.name for m in reg.unregister("a").list()] == ["b"]
-    assert "a" in reg
-
-
-def test_unregistering_an_unknown_name_is_not_found() -> None:
-    with pytest.raises(ResourceError) as caught:
-        Registry().unregister("a")
-    assert caught.value.code == "not_found"
-
-
-def test_update_replaces_the_manifest_of_that_name() -> None:
-    reg = Registry([manifest("a")])
-    updated = reg.update(Manifest(name="a", version="2"))
-    assert updated.get("a").version == "2"
-    assert reg.get("a").version == "0.0.0"
-
-
-def test_updating_an_unknown_name_is_not_found() -> None:
-    with pytest.raises(ResourceError) as caught:
-        Registry().update(manifest("a"))
-    assert caught.value.code == "not_found"
-
-
-def test_get_of_an_unknown_name_is_not_found() -> None:
-    with pytest.raises(ResourceError) as caught:
-        Registry().get("nope")
-    assert caught.value.code == "not_found"
-
-
-def test_list_is_sorted_by_name_whatever_the_registration_order() -> None:
-    reg = Registry().register(manifest("c")).register(manifest("a")).register(manifest("b"))
-    assert [m.name for m in reg.list()] == ["a", "b", "c"]
-    assert [m.name for m in reg] == ["a", "b", "c"]
-
-
-def test_filter_by_provider() -> None:
-    reg = Registry([manifest("a", provider="x"), manifest("b", provider="y")])
-    assert [m.name for m in reg.by_provider("x").list()] == ["a"]
-
-
-def test_filter_by_capability_type_counts_only_enabled_capabilities() -> None:
-    reg = Registry(
-        [
-            manifest("on", cap("t", "tool")),
-            manifest("off", cap("t", "tool", enabled=False)),
-            manifest("other", cap("p", "prompt")),
-        ]
-    )
-    assert [m.name for m in reg.with_capability_type("tool").list()] == ["on"]
-
-
-def test_filter_by_an_unknown_capability_type_is_invalid_capability_type() -> None:
-    with pytest.raises(StateError):
-        Registry().with_capability_type("telepathy")
-
-
-def test_registries_with_the_same_manifests_are_equal() -> None:
-    assert Registry([manifest("a"), manifest("b")]) == Registry([manifest("b"), manifest("a")])

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from agent_session_manager.activities.providers.base import discover
+from agent_session_manager.activities.providers import discover
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import (
     MockError,

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import create_tracer_provider
 
-from agent_session_manager.activities.providers.base import discover
+from agent_session_manager.activities.providers import discover
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.observability.temporal_plugin import instrument_client
 from agent_session_manager.store import EventStore

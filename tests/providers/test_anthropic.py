@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from agent_session_manager.activities.providers.anthropic import (
-    DEFAULT_MAX_TOKENS,
-    AnthropicProvider,
-)
-from agent_session_manager.activities.providers.base import Provider, discover
+from agent_session_manager.activities.providers import discover
+from agent_session_manager.activities.providers.anthropic import AnthropicProvider
+from agent_session_manager.activities.providers.anthropic._options import DEFAULT_MAX_TOKENS
+from agent_session_manager.activities.providers.base import Provider
 from agent_session_manager.core.contract import Message
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventType

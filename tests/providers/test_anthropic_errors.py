@@ -13,9 +13,9 @@ import anthropic
 import httpx2
 import pytest
 
-from agent_session_manager.activities.providers.anthropic import (
+from agent_session_manager.activities.providers.anthropic import AnthropicProvider
+from agent_session_manager.activities.providers.anthropic._errors import (
     EXCEPTION_CODES,
-    AnthropicProvider,
     code_for,
     map_exception,
     parse_retry_after,

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from agent_session_manager.activities.providers.base import ProviderRequest, ProviderResult
-from agent_session_manager.activities.providers.claude_code import (
+from agent_session_manager.activities.providers.claude_code import ClaudeCodeProvider
+from agent_session_manager.activities.providers.claude_code._errors import classify_result
+from agent_session_manager.activities.providers.claude_code._session import SESSION_BLOCK
+from agent_session_manager.activities.providers.claude_code._transport import (
     INSTALL_HINT,
-    SESSION_BLOCK,
-    ClaudeCodeProvider,
-    classify_result,
     claude_binary,
 )
 from agent_session_manager.core.contract import Message
@@ -122,9 +122,11 @@ def bash_turn() -> list[Reply]:
     ]
 
 
-def claude_processes() -> list[tuple[int, str]]:
-    """Live processes running the bundled CLI (by cmdline)."""
+def claude_processes(workdir: Path) -> list[tuple[int, str]]:
+    """Live processes running the bundled CLI (by cmdline) in ``workdir``: another test run on
+    this machine may run the same binary at the same time."""
     binary = str(claude_binary())
+    prefix = str(workdir.resolve())
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -134,9 +136,10 @@ def claude_processes() -> list[tuple[int, str]]:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
             with open(f"/proc/{entry}/stat") as f:
                 proc_state = f.read().rsplit(")", 1)[-1].split()[0]
+            cwd = os.readlink(f"/proc/{entry}/cwd")
         except OSError:
             continue
-        if proc_state != "Z" and binary in cmdline:
+        if proc_state != "Z" and cwd.startswith(prefix) and binary in cmdline:
             found.append((int(entry), cmdline))
     return found
 
@@ -370,7 +373,7 @@ async def test_cancel_mid_turn_stops_within_2s_and_leaves_no_process(
             await task
         elapsed = time.monotonic() - started
     assert elapsed < 2.0
-    assert claude_processes() == []
+    assert claude_processes(workdir) == []
 
 
 # --- isolation and configuration -----------------------------------------------------------
@@ -390,7 +393,8 @@ async def test_the_cli_connects_only_to_the_configured_base_url(
     )
     wrapper.chmod(0o755)
     monkeypatch.setattr(
-        "agent_session_manager.activities.providers.claude_code.claude_binary", lambda: wrapper
+        "agent_session_manager.activities.providers.claude_code._provider.claude_binary",
+        lambda: wrapper,
     )
     async with AnthropicFake() as fake:
         fake.script(*bash_turn())

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from agent_session_manager.activities.providers.base import ProviderRequest, ProviderResult
-from agent_session_manager.activities.providers.codex import (
+from agent_session_manager.activities.providers.codex import CodexProvider
+from agent_session_manager.activities.providers.codex._errors import classify_turn_error
+from agent_session_manager.activities.providers.codex._session import THREAD_BLOCK
+from agent_session_manager.activities.providers.codex._transport import (
     INSTALL_HINT,
-    THREAD_BLOCK,
-    CodexProvider,
-    classify_turn_error,
     codex_binary,
 )
 from agent_session_manager.core.contract import Message
@@ -130,9 +130,11 @@ def full_turn() -> list[Any]:
     ]
 
 
-def codex_processes() -> list[tuple[int, str]]:
-    """Live processes running the Codex binary, or anything it started (by cmdline)."""
+def codex_processes(workdir: Path) -> list[tuple[int, str]]:
+    """Live processes running the Codex binary, or anything it started (by cmdline), in
+    ``workdir``: another test run on this machine may run the same binary at the same time."""
     binary = str(codex_binary())
+    prefix = str(workdir.resolve())
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -142,9 +144,14 @@ def codex_processes() -> list[tuple[int, str]]:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
             with open(f"/proc/{entry}/stat") as f:
                 state_ = f.read().rsplit(")", 1)[-1].split()[0]
+            cwd = os.readlink(f"/proc/{entry}/cwd")
         except OSError:
             continue
-        if state_ != "Z" and (binary in cmdline or "codex-marker-sleep" in cmdline):
+        if (
+            state_ != "Z"
+            and cwd.startswith(prefix)
+            and (binary in cmdline or "codex-marker-sleep" in cmdline)
+        ):
             found.append((int(entry), cmdline))
     return found
 
@@ -498,7 +505,7 @@ async def test_cancel_mid_stream_stops_within_2s_and_leaves_no_process(
         )
         elapsed = await _cancel_when(task, fake.stream_opened)
     assert elapsed < 2.0
-    assert codex_processes() == []
+    assert codex_processes(workdir) == []
 
 
 @needs_codex
@@ -521,7 +528,7 @@ async def test_cancel_during_a_command_kills_the_command_too(workdir: Path, stat
         deadline = time.monotonic() + 30
         while not (
             sink.of(EventType.TOOL_CALL_STARTED)
-            and any("codex-marker-sleep" in c for _, c in codex_processes())
+            and any("codex-marker-sleep" in c for _, c in codex_processes(workdir))
         ):
             assert time.monotonic() < deadline, "the command never started"
             assert not task.done(), task
@@ -532,7 +539,7 @@ async def test_cancel_during_a_command_kills_the_command_too(workdir: Path, stat
             await task
         elapsed = time.monotonic() - started
     assert elapsed < 2.0
-    assert codex_processes() == []
+    assert codex_processes(workdir) == []
     assert not sink.of(EventType.TOOL_CALL_COMPLETED)
 
 
@@ -553,7 +560,7 @@ async def test_the_cli_connects_only_to_the_configured_base_url(
     )
     wrapper.chmod(0o755)
     monkeypatch.setattr(
-        "agent_session_manager.activities.providers.codex.codex_binary", lambda: wrapper
+        "agent_session_manager.activities.providers.codex._provider.codex_binary", lambda: wrapper
     )
     async with OpenAIResponsesFake() as fake:
         fake.script(*full_turn())

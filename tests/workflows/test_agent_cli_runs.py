@@ -31,8 +31,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 
-from agent_session_manager.activities.providers.claude_code import claude_binary
-from agent_session_manager.activities.providers.codex import codex_binary
+from agent_session_manager.activities.providers.claude_code._transport import claude_binary
+from agent_session_manager.activities.providers.codex._transport import codex_binary
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import RetrySettings, SessionSpec, run_workflow_id
 from agent_session_manager.core.errors import AsmError
@@ -454,7 +454,7 @@ class Cli:
 
 CODEX = Cli(
     "codex",
-    "agent_session_manager.activities.providers.codex",
+    "agent_session_manager.activities.providers.codex._provider",
     codex_binary,
     "codex_cli_bin",
     "pip install 'agent-session-manager[codex]'",
@@ -462,7 +462,7 @@ CODEX = Cli(
 )
 CLAUDE = Cli(
     "claude-code",
-    "agent_session_manager.activities.providers.claude_code",
+    "agent_session_manager.activities.providers.claude_code._provider",
     claude_binary,
     "claude_agent_sdk",
     "pip install 'agent-session-manager[claude-code]'",

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
-from agent_session_manager.activities.providers.base import discover
+from agent_session_manager.activities.providers import discover
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import MockScript, MockText, RetrySettings, SessionSpec
 from agent_session_manager.core.events import EventType

@@ -27,7 +27,7 @@ from agent_session_manager.core.contract import (
     MockThinking,
     MockToolCall,
 )
-from agent_session_manager.core.errors import ProviderErrorInfo, error
+from agent_session_manager.core.errors import AsmError, ProviderErrorInfo
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.usage import TokenUsage
 
@@ -122,7 +122,9 @@ class MockProvider:
                 )
             elif isinstance(step, MockError):
                 if not step.attempts or request.attempt in step.attempts:
-                    raise error(
+                    # AsmError, not error(): the script holds a plain string, and AsmError
+                    # rejects an unknown code.
+                    raise AsmError(
                         step.code,
                         step.message,
                         provider_error=ProviderErrorInfo(
