@@ -29,7 +29,7 @@ worker: venv  ## a worker against ASM_TEMPORAL_ADDRESS
 
 test: venv  ## the whole suite: lint, types, then pytest against a real dev server
 	$(BIN)/ruff check .
-	$(BIN)/mypy -p agent_session_manager.core -p agent_session_manager.workflows
+	$(BIN)/mypy -p agent_session_manager
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
