@@ -56,9 +56,9 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event, EventType
+from agent_session_manager.core.lifecycle import run_result_from_error
 from agent_session_manager.core.models import new_session_id
 from agent_session_manager.core.protocol import DEFAULT_TASK_QUEUE, SESSION_WORKFLOW
-from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import from_failure
 from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store import EventStore
@@ -399,20 +399,12 @@ class SessionClient:
             try:
                 return await handle.result()
             except WorkflowFailureError as exc:
-                err = from_failure(exc.cause)
-                run = err.details.get("run")
-                if run is not None:
-                    return RunResult.model_validate(run)
-                status = RunStatus.CANCELLED if err.code == "cancelled" else RunStatus.FAILED
                 row = await self.store.get_run(run_id)
-                return RunResult(
+                return run_result_from_error(
+                    from_failure(exc.cause),
                     run_id=run_id,
                     session_id=row.session_id if row else (session_id or ""),
-                    status=status,
-                    usage=TokenUsage.model_validate(row.usage)
-                    if row and row.usage
-                    else TokenUsage(),
-                    error=err.to_dict(),
+                    usage=TokenUsage.model_validate(row.usage) if row and row.usage else None,
                 )
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND or session_id is None:

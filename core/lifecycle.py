@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from agent_session_manager.core.contract import LifecycleRecord, ProviderOutcome, RunResult, RunSpec
+from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventType, lifecycle_event_id
 from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.usage import TokenUsage
 
 #: Terminal event of each ending status.
 ENDING_EVENTS: dict[RunStatus, EventType] = {
@@ -63,6 +65,23 @@ def completed_result(spec: RunSpec, outcome: ProviderOutcome) -> RunResult:
         stop_reason=outcome.stop_reason,
         usage=outcome.usage,
         attempts=outcome.attempt,
+    )
+
+
+def run_result_from_error(
+    err: AsmError, *, run_id: str, session_id: str, usage: TokenUsage | None = None
+) -> RunResult:
+    """The result of a run that ended with ``err``: the run's own result when the error carries
+    it (``details["run"]``), else cancelled or failed with the error and ``usage``."""
+    run = err.details.get("run")
+    if isinstance(run, dict):
+        return RunResult.model_validate(run)
+    return RunResult(
+        run_id=run_id,
+        session_id=session_id,
+        status=RunStatus.CANCELLED if err.code == "cancelled" else RunStatus.FAILED,
+        usage=usage or TokenUsage(),
+        error=err.to_dict(),
     )
 
 
