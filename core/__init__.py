@@ -113,6 +113,7 @@ from agent_session_manager.core.lifecycle import (
     ENDING_EVENTS,
     completed_result,
     run_ended,
+    run_result_from_error,
     run_started,
 )
 from agent_session_manager.core.limits import (
@@ -297,6 +298,7 @@ __all__ = [
     "parse_run_status",
     "parse_session_status",
     "run_ended",
+    "run_result_from_error",
     "run_started",
     "run_workflow_id",
     "session_id_from_workflow_id",
