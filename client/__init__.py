@@ -1,4 +1,4 @@
-"""The client side: :class:`SessionClient` (async Python API) and the ``asm`` CLI."""
+"""The client side: :class:`SessionClient`, the async Python API, and the audit log reader."""
 
 from agent_session_manager.client.session_client import (
     Reset,

@@ -35,6 +35,8 @@ from temporalio.service import RPCError
 from agent_session_manager.core.contract import session_workflow_id
 from agent_session_manager.core.errors import error
 from agent_session_manager.core.events import Event, EventType
+from agent_session_manager.core.protocol import CANCEL, CANCEL_RUN, COMPLETE, FAIL, SUBMIT_RUN
+from agent_session_manager.store import EventStore
 
 #: Left out unless ``types`` names them: one row per streamed token chunk is not an audit.
 DEFAULT_EXCLUDED_TYPES = frozenset({EventType.MESSAGE_STREAMED.value})
@@ -148,7 +150,7 @@ def _entry(event: Event) -> AuditEntry:
 
 
 async def _events(
-    store: Any, session_id: str, run_id: str | None, types: Sequence[str] | None
+    store: EventStore, session_id: str, run_id: str | None, types: Sequence[str] | None
 ) -> list[Event]:
     out: list[Event] = []
     after = 0
@@ -163,7 +165,7 @@ async def _events(
 
 
 async def audit_log(
-    store: Any,
+    store: EventStore,
     session_id: str | None = None,
     run_id: str | None = None,
     since: datetime | None = None,
@@ -258,22 +260,22 @@ class _Requests:
                 if (u := self._take_update(e.update)) is not None:
                     identity = u.identity
             elif e.type in (EventType.SESSION_COMPLETED.value, EventType.SESSION_FAILED.value):
-                name = "complete" if e.type == EventType.SESSION_COMPLETED.value else "fail"
+                name = COMPLETE if e.type == EventType.SESSION_COMPLETED.value else FAIL
                 if (u := self._take_update(name)) is not None:
                     actor, identity = f"update:{name}", u.identity
             elif e.type == EventType.SESSION_CANCELLED.value:
-                if (s := self._take_signal("cancel")) is not None:
-                    actor, identity = "signal:cancel", s.identity
+                if (s := self._take_signal(CANCEL)) is not None:
+                    actor, identity = f"signal:{CANCEL}", s.identity
                 elif self.cancel_requests:
                     actor, identity = "cancel_request", self.cancel_requests[0]
             elif e.type == EventType.RUN_STARTED.value:
-                if (u := self._take_update("submit_run", run_id=e.run_id)) is not None:
-                    actor, identity = "update:submit_run", u.identity
+                if (u := self._take_update(SUBMIT_RUN, run_id=e.run_id)) is not None:
+                    actor, identity = f"update:{SUBMIT_RUN}", u.identity
             elif e.type == EventType.RUN_CANCELLED.value:
-                if (u := self._take_update("cancel_run", run_id=e.run_id)) is not None:
-                    actor, identity = "update:cancel_run", u.identity
-                elif (s := self._take_signal("cancel_run", run_id=e.run_id)) is not None:
-                    actor, identity = "signal:cancel_run", s.identity
+                if (u := self._take_update(CANCEL_RUN, run_id=e.run_id)) is not None:
+                    actor, identity = f"update:{CANCEL_RUN}", u.identity
+                elif (s := self._take_signal(CANCEL_RUN, run_id=e.run_id)) is not None:
+                    actor, identity = f"signal:{CANCEL_RUN}", s.identity
                 else:
                     pending = self._session_cancel()
                     if pending is not None:
@@ -285,8 +287,8 @@ class _Requests:
         # Runs cancelled because the session is being cancelled are recorded before the
         # session's own event: attribute them to the same request without consuming it.
         for s in self.signals:
-            if s.name == "cancel" and not s.used:
-                return "signal:cancel", s.identity
+            if s.name == CANCEL and not s.used:
+                return f"signal:{CANCEL}", s.identity
         if self.cancel_requests:
             return "cancel_request", self.cancel_requests[0]
         return None

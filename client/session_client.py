@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from urllib.parse import quote
 
 from temporalio.client import (
@@ -25,11 +33,17 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from agent_session_manager.core import search_attributes
+from agent_session_manager.core.capabilities import CapabilityType
 from agent_session_manager.core.contract import (
     CancelRun,
     CancelSession,
+    Message,
+    MockScript,
+    MultitaskStrategy,
+    RetrySettings,
     RunRef,
     RunRequest,
     RunResult,
@@ -42,20 +56,38 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event, EventType
+from agent_session_manager.core.lifecycle import run_result_from_error
 from agent_session_manager.core.models import new_session_id
-from agent_session_manager.core.protocol import (
-    DEFAULT_TASK_QUEUE,
-    SESSION_WORKFLOW,
-)
-from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.protocol import DEFAULT_TASK_QUEUE, SESSION_WORKFLOW
 from agent_session_manager.core.temporal import from_failure
 from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store import EventStore
+from agent_session_manager.workflows.agent_run import AgentRun
+from agent_session_manager.workflows.agent_session import AgentSession
 
 if TYPE_CHECKING:
     from agent_session_manager.client.audit import AuditEntry
 
 _RUN_END_TYPES = frozenset(t.value for t in RUN_TERMINAL_EVENTS.values())
+
+# The keyword defaults of start_session are the model's own, read once, so they cannot drift.
+_SPEC_DEFAULTS = SessionSpec(agent_id="defaults")
+
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+def _update(
+    method: UpdateMethodMultiParam[_Params, Coroutine[Any, Any, _Result]],
+) -> UpdateMethodMultiParam[_Params, _Result]:
+    """A session update as the client calls it.
+
+    ``workflow.update(name=...)`` types an ``async`` handler by its coroutine, not by what it
+    returns (temporalio 1.35; the bare ``@workflow.update`` unwraps it), so ``execute_update``
+    would not accept the reference. The object is the same; only its type is corrected, and the
+    argument and result types still come from the handler's signature.
+    """
+    return cast(UpdateMethodMultiParam[_Params, _Result], method)
 
 
 @dataclass(frozen=True)
@@ -138,9 +170,56 @@ class SessionClient:
 
     # --- sessions ---------------------------------------------------------------------
 
-    async def start_session(self, spec: SessionSpec | None = None, /, **fields: Any) -> SessionView:
-        """Start an ``AgentSession`` and wait until it has started (or failed to)."""
-        spec = spec or SessionSpec(**fields)
+    async def start_session(
+        self,
+        spec: SessionSpec | None = None,
+        /,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        provider: str = _SPEC_DEFAULTS.provider,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        metadata: Mapping[str, object] | None = None,
+        tags: list[str] | None = None,
+        provider_options: Mapping[str, object] | None = None,
+        mock: MockScript | None = None,
+        activate: bool = _SPEC_DEFAULTS.activate,
+        retry: RetrySettings | None = None,
+        run_timeout_seconds: float | None = _SPEC_DEFAULTS.run_timeout_seconds,
+        heartbeat_timeout_seconds: float = _SPEC_DEFAULTS.heartbeat_timeout_seconds,
+        idle_timeout_seconds: float | None = None,
+        max_concurrent_runs: int = _SPEC_DEFAULTS.max_concurrent_runs,
+        max_queued_runs: int = _SPEC_DEFAULTS.max_queued_runs,
+        multitask_strategy: MultitaskStrategy = _SPEC_DEFAULTS.multitask_strategy,
+        continue_as_new_after_runs: int = _SPEC_DEFAULTS.continue_as_new_after_runs,
+    ) -> SessionView:
+        """Start an ``AgentSession`` and wait until it has started (or failed to).
+
+        Give a :class:`SessionSpec`, or its fields as keywords (``agent_id`` is required
+        then); the keywords are ignored when a spec is given.
+        """
+        if spec is None:
+            spec = SessionSpec(
+                agent_id=agent_id,  # None: the model reports it as required
+                session_id=session_id,
+                provider=provider,
+                model=model,
+                system_prompt=system_prompt,
+                metadata=dict(metadata or {}),
+                tags=list(tags or []),
+                provider_options=dict(provider_options or {}),
+                mock=mock,
+                activate=activate,
+                retry=retry or RetrySettings(),
+                run_timeout_seconds=run_timeout_seconds,
+                heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+                idle_timeout_seconds=idle_timeout_seconds,
+                max_concurrent_runs=max_concurrent_runs,
+                max_queued_runs=max_queued_runs,
+                multitask_strategy=multitask_strategy,
+                continue_as_new_after_runs=continue_as_new_after_runs,
+            )
         session_id = spec.session_id or new_session_id(uuid.uuid4())
         spec = spec.model_copy(update={"session_id": session_id})
         attrs = TypedSearchAttributes(
@@ -155,11 +234,10 @@ class SessionClient:
         )
         with _translated(session_id):
             handle = await self.temporal.start_workflow(
-                SESSION_WORKFLOW,
+                AgentSession.run,
                 spec,
                 id=session_workflow_id(session_id),
                 task_queue=self.task_queue,
-                result_type=SessionSummary,
                 search_attributes=attrs,
                 memo={"agent_id": spec.agent_id, "tags": spec.tags},
                 static_summary=f"agent {spec.agent_id} · {spec.provider}",
@@ -167,7 +245,7 @@ class SessionClient:
         return await self._wait_started(handle, session_id)
 
     async def _wait_started(
-        self, handle: WorkflowHandle[Any, SessionSummary], session_id: str
+        self, handle: WorkflowHandle[AgentSession, SessionSummary], session_id: str
     ) -> SessionView:
         delay = 0.01
         while True:
@@ -175,52 +253,69 @@ class SessionClient:
                 desc = await handle.describe()
                 if desc.status is not WorkflowExecutionStatus.RUNNING:
                     await handle.result()  # raises the typed failure
-                view = await handle.query("describe", result_type=SessionView)
+                view = await handle.query(AgentSession.describe)
             if view.ready:
                 return view
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
 
-    def _handle(self, session_id: str) -> WorkflowHandle[Any, SessionSummary]:
-        return self.temporal.get_workflow_handle(
-            session_workflow_id(session_id), result_type=SessionSummary
+    def _handle(self, session_id: str) -> WorkflowHandle[AgentSession, SessionSummary]:
+        return self.temporal.get_workflow_handle_for(
+            AgentSession.run, session_workflow_id(session_id)
         )
 
     async def describe(self, session_id: str) -> SessionView:
         """The session's status, runs and totals (the ``describe`` query)."""
         with _translated(session_id):
-            return await self._handle(session_id).query("describe", result_type=SessionView)
+            return await self._handle(session_id).query(AgentSession.describe)
 
-    async def _transition(self, name: str, session_id: str, arg: Transition) -> SessionView:
+    async def _transition(
+        self,
+        update: UpdateMethodMultiParam[[AgentSession, Transition], SessionView],
+        session_id: str,
+        arg: Transition,
+    ) -> SessionView:
         with _translated(session_id):
-            return await self._handle(session_id).execute_update(name, arg, result_type=SessionView)
+            return await self._handle(session_id).execute_update(update, arg)
 
     async def activate(self, session_id: str, reason: str | None = None) -> SessionView:
         """``pending → active``."""
-        return await self._transition("activate", session_id, Transition(reason=reason))
+        return await self._transition(
+            _update(AgentSession.activate), session_id, Transition(reason=reason)
+        )
 
     async def pause(self, session_id: str, reason: str | None = None) -> SessionView:
         """``active → paused``: new runs are held."""
-        return await self._transition("pause", session_id, Transition(reason=reason))
+        return await self._transition(
+            _update(AgentSession.pause), session_id, Transition(reason=reason)
+        )
 
     async def resume(self, session_id: str, reason: str | None = None) -> SessionView:
         """``paused → active``: held runs proceed."""
-        return await self._transition("resume", session_id, Transition(reason=reason))
+        return await self._transition(
+            _update(AgentSession.resume), session_id, Transition(reason=reason)
+        )
 
     async def complete_session(self, session_id: str, reason: str | None = None) -> SessionView:
         """End the session ``completed``."""
-        return await self._transition("complete", session_id, Transition(reason=reason))
+        return await self._transition(
+            _update(AgentSession.complete), session_id, Transition(reason=reason)
+        )
 
     async def fail_session(
-        self, session_id: str, reason: str | None = None, error: dict[str, Any] | None = None
+        self,
+        session_id: str,
+        reason: str | None = None,
+        error: Mapping[str, object] | None = None,
     ) -> SessionView:
         """End the session ``failed`` (active runs are cancelled)."""
-        return await self._transition("fail", session_id, Transition(reason=reason, error=error))
+        arg = Transition(reason=reason, error=dict(error) if error is not None else None)
+        return await self._transition(_update(AgentSession.fail), session_id, arg)
 
     async def cancel_session(self, session_id: str, reason: str | None = None) -> None:
         """Signal ``cancel``: every run is cancelled, then the session ends ``cancelled``."""
         with _translated(session_id):
-            await self._handle(session_id).signal("cancel", CancelSession(reason=reason))
+            await self._handle(session_id).signal(AgentSession.cancel, CancelSession(reason=reason))
 
     async def result(self, session_id: str) -> SessionSummary:
         """Wait for the session workflow to end and return its summary."""
@@ -254,36 +349,62 @@ class SessionClient:
     # --- runs -------------------------------------------------------------------------
 
     async def submit_run(
-        self, session_id: str, prompt: str | None = None, /, **fields: Any
+        self,
+        session_id: str,
+        prompt: str | None = None,
+        /,
+        *,
+        request: RunRequest | None = None,
+        run_id: str | None = None,
+        messages: Sequence[Message] = (),
+        model: str | None = None,
+        timeout_seconds: float | None = None,
+        retry: RetrySettings | None = None,
+        required_capabilities: Sequence[CapabilityType] = (),
+        optional_capabilities: Sequence[CapabilityType] = (),
+        strategy: MultitaskStrategy | None = None,
+        provider_options: Mapping[str, object] | None = None,
+        mock: MockScript | None = None,
+        metadata: Mapping[str, object] | None = None,
     ) -> RunRef:
-        """Submit a run (``submit_run`` update); returns once it is started or queued."""
-        request = fields.pop("request", None) or RunRequest(prompt=prompt, **fields)
+        """Submit a run (``submit_run`` update); returns once it is started or queued.
+
+        Give the prompt and a :class:`RunRequest`'s fields as keywords, or a whole ``request``
+        (then the others are ignored).
+        """
+        if request is None:
+            request = RunRequest(
+                run_id=run_id,
+                prompt=prompt,
+                messages=list(messages),
+                model=model,
+                timeout_seconds=timeout_seconds,
+                retry=retry,
+                required_capabilities=list(required_capabilities),
+                optional_capabilities=list(optional_capabilities),
+                strategy=strategy,
+                provider_options=dict(provider_options or {}),
+                mock=mock,
+                metadata=dict(metadata or {}),
+            )
         with _translated(session_id):
             return await self._handle(session_id).execute_update(
-                "submit_run", request, result_type=RunRef
+                _update(AgentSession.submit_run), request
             )
 
     async def wait_run(self, run_id: str, session_id: str | None = None) -> RunResult:
         """Wait for a run to end; failed, timed-out and cancelled runs return, not raise."""
-        handle = self.temporal.get_workflow_handle(run_workflow_id(run_id), result_type=RunResult)
+        handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
         while True:
             try:
                 return await handle.result()
             except WorkflowFailureError as exc:
-                err = from_failure(exc.cause)
-                run = err.details.get("run")
-                if run is not None:
-                    return RunResult.model_validate(run)
-                status = RunStatus.CANCELLED if err.code == "cancelled" else RunStatus.FAILED
                 row = await self.store.get_run(run_id)
-                return RunResult(
+                return run_result_from_error(
+                    from_failure(exc.cause),
                     run_id=run_id,
                     session_id=row.session_id if row else (session_id or ""),
-                    status=status,
-                    usage=TokenUsage.model_validate(row.usage)
-                    if row and row.usage
-                    else TokenUsage(),
-                    error=err.to_dict(),
+                    usage=TokenUsage.model_validate(row.usage) if row and row.usage else None,
                 )
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND or session_id is None:
@@ -302,16 +423,49 @@ class SessionClient:
                     )
                 await asyncio.sleep(0.1)
 
-    async def run(self, session_id: str, prompt: str | None = None, /, **fields: Any) -> RunResult:
-        """Submit a run and wait for its result."""
-        ref = await self.submit_run(session_id, prompt, **fields)
+    async def run(
+        self,
+        session_id: str,
+        prompt: str | None = None,
+        /,
+        *,
+        request: RunRequest | None = None,
+        run_id: str | None = None,
+        messages: Sequence[Message] = (),
+        model: str | None = None,
+        timeout_seconds: float | None = None,
+        retry: RetrySettings | None = None,
+        required_capabilities: Sequence[CapabilityType] = (),
+        optional_capabilities: Sequence[CapabilityType] = (),
+        strategy: MultitaskStrategy | None = None,
+        provider_options: Mapping[str, object] | None = None,
+        mock: MockScript | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> RunResult:
+        """Submit a run and wait for its result (the arguments are :meth:`submit_run`'s)."""
+        ref = await self.submit_run(
+            session_id,
+            prompt,
+            request=request,
+            run_id=run_id,
+            messages=messages,
+            model=model,
+            timeout_seconds=timeout_seconds,
+            retry=retry,
+            required_capabilities=required_capabilities,
+            optional_capabilities=optional_capabilities,
+            strategy=strategy,
+            provider_options=provider_options,
+            mock=mock,
+            metadata=metadata,
+        )
         return await self.wait_run(ref.run_id, session_id)
 
     async def cancel_run(self, session_id: str, run_id: str, reason: str | None = None) -> RunRef:
         """Cancel a run and wait until it has stopped; a finished run is a no-op that says so."""
         with _translated(session_id):
             return await self._handle(session_id).execute_update(
-                "cancel_run", CancelRun(run_id=run_id, reason=reason), result_type=RunRef
+                _update(AgentSession.cancel_run), CancelRun(run_id=run_id, reason=reason)
             )
 
     # --- events -----------------------------------------------------------------------
@@ -410,8 +564,13 @@ async def read_events(
                 yield event
             after = batch[-1].seq
         return
-    # aclosing: leaving early must release the live-tail subscription at once.
-    async with aclosing(store.follow(session_id, after_seq, run_id=run_id, types=types)) as events:
+    # aclosing: leaving early must release the live-tail subscription at once. follow is an
+    # async generator, though annotated as the iterator it returns.
+    tail = cast(
+        AsyncGenerator[Event, None],
+        store.follow(session_id, after_seq, run_id=run_id, types=types),
+    )
+    async with aclosing(tail) as events:
         async for event in events:
             yield event
             if until is not None and until(event):

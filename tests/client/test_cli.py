@@ -119,6 +119,34 @@ async def test_session_run_events_show_and_cancel_through_the_cli(
     assert "invalid_transition" in err
 
 
+async def test_session_status_commands_move_the_session_and_ls_finds_it(
+    env: WorkflowEnvironment, store: EventStore, task_queue: str, run_worker: Any
+) -> None:
+    e = cli_env(env, store, task_queue)
+    async with run_worker():
+        code, sid, err = await asm("session", "start", "--no-activate", env=e)
+        assert code == 0, err
+        sid = sid.strip()
+        assert "pending" in err
+        for command, status in (
+            ("activate", "active"),
+            ("pause", "paused"),
+            ("resume", "active"),
+            ("complete", "completed"),
+        ):
+            code, out, err = await asm("session", command, sid, "--reason", "ops", env=e)
+            assert code == 0, err
+            assert f"status={status}" in out
+        listed = ""
+        for _ in range(20):  # visibility is eventually consistent
+            code, listed, err = await asm("session", "ls", "--status", "completed", env=e)
+            assert code == 0, err
+            if sid in listed:
+                break
+            await asyncio.sleep(0.5)
+    assert sid in listed
+
+
 async def test_events_follow_streams_tokens_while_the_run_is_going(
     env: WorkflowEnvironment,
     store: EventStore,
