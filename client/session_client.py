@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterator,
     Callable,
     Coroutine,
@@ -564,12 +563,8 @@ async def read_events(
                 yield event
             after = batch[-1].seq
         return
-    # aclosing: leaving early must release the live-tail subscription at once. follow is an
-    # async generator, though annotated as the iterator it returns.
-    tail = cast(
-        AsyncGenerator[Event, None],
-        store.follow(session_id, after_seq, run_id=run_id, types=types),
-    )
+    # aclosing: leaving early must release the live-tail subscription at once.
+    tail = store.follow(session_id, after_seq, run_id=run_id, types=types)
     async with aclosing(tail) as events:
         async for event in events:
             yield event

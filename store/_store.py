@@ -23,7 +23,7 @@ Cursors
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -208,7 +208,7 @@ class EventStore(Database):
         must_exist: bool = False,
         page_size: int = 1000,
         reconnect_timeout: float = 60.0,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Every event after ``after_seq``, then new ones live, forever, in seq order.
 
         Stops when the consumer stops iterating (use ``contextlib.aclosing`` to release the
@@ -247,7 +247,7 @@ class EventStore(Database):
         must_exist: bool,
         page_size: int,
         reconnect_timeout: float,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         self._ensure_open()
         loop = asyncio.get_running_loop()
         sub = await self._hub.subscribe(session_id)
