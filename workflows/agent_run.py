@@ -25,6 +25,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
+from agent_session_manager.workflows.inputs import argument, no_arguments
 from agent_session_manager.workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
@@ -86,13 +87,19 @@ class AgentRun:
         self._status = RunStatus.RUNNING
 
     @workflow.query(name=RUN_STATUS)
-    def status(self) -> RunStatus:
-        """The run's current status."""
+    def status(self, *args: Any) -> RunStatus:
+        """The run's current status (no arguments)."""
+        no_arguments(args, RUN_STATUS)
         return self._status
 
     @workflow.run
-    async def run(self, spec: RunSpec) -> RunResult:
-        """Execute the run to a terminal status."""
+    async def run(self, *args: Any) -> RunResult:
+        """Execute the run to a terminal status.
+
+        Takes one :class:`RunSpec`; ``*args`` so that no input can fail the workflow task
+        (see :mod:`workflows.inputs`): a bad one fails the run at once, typed.
+        """
+        spec = argument(args, RunSpec, RUN_WORKFLOW)
         model = spec.model or "default"
         workflow.set_current_details(f"running · {spec.provider} · {model} · turn {spec.turn}")
         deadline = timedelta(seconds=spec.timeout_seconds) if spec.timeout_seconds else NO_DEADLINE
