@@ -413,6 +413,11 @@ class RunSpec(_Model):
     timeout_seconds: Seconds | None = None
     heartbeat_timeout_seconds: Seconds = 30.0
     negotiation: Negotiation | None = None
+    token: str | None = Field(
+        default=None,
+        max_length=64,
+        description="evidence: the session settles this run only on a run_finished that has it",
+    )
 
     @model_validator(mode="after")
     def _small(self) -> RunSpec:
@@ -432,6 +437,21 @@ class RunResult(_Model):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     attempts: int = 0
     error: dict[str, Any] | None = None
+
+
+class RunFinished(RunResult):
+    """Argument of the ``run_finished`` signal: the run's result and its spec's ``token``.
+
+    The token is the evidence that the run itself sent it: a ``run_finished`` without it is
+    recorded and ignored, and the run settles when its workflow ends instead.
+    """
+
+    token: str | None = Field(default=None, max_length=64)
+
+    @classmethod
+    def of(cls, result: RunResult, token: str | None) -> RunFinished:
+        """``result`` as the run that holds ``token`` signals it."""
+        return cls.model_validate({**result.model_dump(), "token": token})
 
 
 # --- activities --------------------------------------------------------------------------

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ProviderCall,
         ProviderOutcome,
         RetrySettings,
+        RunFinished,
         RunResult,
         RunSpec,
     )
@@ -157,7 +158,7 @@ class AgentRun:
         self._status = status
         await record(run_ended(spec, result, now=workflow.now().isoformat()))
         workflow.set_current_details(f"{status.value} · {err.code}: {err.message}")
-        await self._tell_parent(result)
+        await self._tell_parent(RunFinished.of(result, spec.token))
         if status is RunStatus.CANCELLED:
             return result  # the caller re-raises the cancellation
         # The run is over: whatever the code, retrying the *workflow* would not help.
@@ -165,7 +166,7 @@ class AgentRun:
         err.details = {**err.details, "run": result.model_dump(mode="json")}
         raise to_application_error(err)
 
-    async def _tell_parent(self, result: RunResult) -> None:
+    async def _tell_parent(self, result: RunFinished) -> None:
         """Let the session free the run's slot before this workflow's end is visible."""
         parent = workflow.info().parent
         if parent is None:

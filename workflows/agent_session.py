@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         CancelSession,
         LifecycleRecord,
         ProviderCatalog,
+        RunFinished,
         RunPatch,
         RunRef,
         RunRequest,
@@ -99,6 +100,10 @@ CARRIED_RUNS = 100
 #: Patch: a run is accounted (``turn_completed``, queue pumped) when it settles, not when the
 #: child's completion arrives. Histories recorded before it replay the old way.
 ACCOUNT_ON_SETTLE = "account-on-settle"
+
+#: Patch: a run's spec carries a token, and only a ``run_finished`` that has it settles the
+#: run (a forged or stray one is recorded and ignored). Histories before it trust the signal.
+RUN_EVIDENCE = "run-evidence"
 
 
 #: Every update a session defines (an unknown one is rejected naming these).
@@ -548,6 +553,9 @@ class AgentSession:
         assert request.run_id is not None
         spec = self._spec
         messages = request.input_messages()
+        token: str | None = None
+        if workflow.patched(RUN_EVIDENCE):
+            token = self._execution.tokens[request.run_id] = str(workflow.uuid4())
         run_spec = RunSpec(
             run_id=request.run_id,
             session_id=self._state.session_id,
@@ -563,6 +571,7 @@ class AgentSession:
             timeout_seconds=request.timeout_seconds or spec.run_timeout_seconds,
             heartbeat_timeout_seconds=spec.heartbeat_timeout_seconds,
             negotiation=negotiation,
+            token=token,
         )
         try:
             handle = await workflow.start_child_workflow(
@@ -573,6 +582,7 @@ class AgentSession:
                 static_summary=f"turn {view.turn}: {messages[-1].text()[:80]}",
             )
         except Exception as exc:  # e.g. the run id is taken by another session's run
+            self._execution.tokens.pop(request.run_id, None)
             view.status = RunStatus.FAILED
             view.error = error("already_exists", f"could not start run: {exc}").to_dict()
             self._describe()
@@ -622,7 +632,7 @@ class AgentSession:
             elif name == protocol.CANCEL_RUN:
                 await self.cancel_run_signal(parse(args, CancelRun, name))
             elif name == RUN_FINISHED:
-                self.run_finished(parse(args, RunResult, name))
+                self.run_finished(parse(args, RunFinished, name))
             else:
                 raise error(
                     "validation_error",
@@ -633,7 +643,7 @@ class AgentSession:
             workflow.logger.warning("signal %s dropped: %s", name[:80], err.message)
             await self._record(EventType.ERROR_OCCURRED, {**err.to_dict(), "signal": name[:80]})
 
-    def run_finished(self, result: RunResult) -> None:
+    def run_finished(self, result: RunFinished) -> None:
         """Sent by a run just before it ends, so the slot is free before anyone sees the end.
 
         Without it a client that saw ``run-…`` complete could submit the next run before
@@ -645,10 +655,30 @@ class AgentSession:
             err = error("run_not_found", f"run_finished: no run {result.run_id!r}")
             self._spawn(self._record(EventType.ERROR_OCCURRED, err.to_dict()), "stray signal")
             return
+        if view.status.is_terminal:
+            return  # settled already (by its completion, or an earlier signal)
+        if not self._is_evidence(result):
+            workflow.logger.warning("run_finished for run %s without its token", result.run_id)
+            err = error(
+                "validation_error",
+                f"run_finished for run {result.run_id!r} does not carry the run's token: "
+                "ignored (the run settles when it ends)",
+                details={"run_id": result.run_id, "status": view.status.value},
+            )
+            self._spawn(self._record(EventType.ERROR_OCCURRED, err.to_dict()), "forged signal")
+            return
         # A fast run can finish before we have even seen it start: settle it all the same,
         # and _start_run will not count it as active.
-        if not view.status.is_terminal:
-            self._settle(view, result)
+        self._settle(view, result)
+
+    def _is_evidence(self, result: RunFinished) -> bool:
+        """Did the run itself send this? Only it knows the token its spec carries."""
+        expected = self._execution.tokens.get(result.run_id)
+        if expected is not None:
+            return result.token == expected
+        # No token issued: a run started before the patch (trusted as it was then), or a
+        # run that never started (queued, or not one of ours): nothing it says is evidence.
+        return not workflow.patched(RUN_EVIDENCE) or result.run_id in self._execution.active
 
     def _settle(self, view: RunView, result: RunResult) -> None:
         """The one place a started run ends: its view, its slot, the session's totals, then
@@ -659,6 +689,7 @@ class AgentSession:
         view.stop_reason = result.stop_reason
         view.error = result.error
         self._execution.active.pop(view.run_id, None)
+        self._execution.tokens.pop(view.run_id, None)
         # Account at once instead of when the child's completion arrives (which comes later:
         # the run tells us it is over before it ends), so a caller that submits its next run
         # as soon as it has this run's result does not wait behind this run's bookkeeping.
