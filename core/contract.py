@@ -80,6 +80,8 @@ _MAX_REASON_CHARS = 4096
 #: made it. A session spec and a run request each stay under this (as JSON), so the child's
 #: input, which carries both, stays well under the limit.
 MAX_INPUT_BYTES = 256 * 1024
+#: The queue's requests together, as JSON: continue-as-new carries the queue in its input.
+MAX_QUEUED_BYTES = 2 * MAX_INPUT_BYTES
 #: A run's spec is a session spec's content plus a run request's.
 _MAX_RUN_SPEC_BYTES = 2 * MAX_INPUT_BYTES + 64 * 1024
 

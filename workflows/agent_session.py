@@ -119,6 +119,10 @@ _UPDATES = (
 )
 
 
+def _size(request: RunRequest) -> int:
+    return len(request.model_dump_json().encode())
+
+
 @workflow.defn(name=SESSION_WORKFLOW)
 class AgentSession:
     """One agent session: status machine, runs, queue, strategy, continuity bookkeeping."""
@@ -523,13 +527,16 @@ class AgentSession:
 
     def _admit(self, request: RunRequest) -> PreemptRuns | QueueRun | StartRun:
         """:func:`core.admission.admit` for ``request``; a rejection fails the update."""
-        decision = admit(request.strategy or self._spec.multitask_strategy, self._load())
+        load = self._load(incoming=request)
+        decision = admit(request.strategy or self._spec.multitask_strategy, load)
         if isinstance(decision, RejectRun):
             fail(decision.error)
         return decision
 
-    def _load(self) -> SessionLoad:
+    def _load(self, incoming: RunRequest | None = None) -> SessionLoad:
         return SessionLoad(
+            queued_bytes=sum(_size(r) for r in self._state.queue) if incoming else 0,
+            incoming_bytes=_size(incoming) if incoming else 0,
             status=self._state.status,
             active=len(self._execution.active),
             queued=len(self._state.queue),

@@ -515,3 +515,22 @@ async def test_a_run_settles_on_its_own_run_finished(
         if e.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     ]
     assert len(signals) == 3
+
+
+async def test_the_queue_is_bounded_by_the_bytes_continue_as_new_can_carry(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a", mock=slow(chars=3000))).session_id
+        first = await client.submit_run(sid, "one")
+        big = "x" * 200_000  # under the per-request limit; three of them are over the queue's
+        queued = [await client.submit_run(sid, big, strategy="enqueue") for _ in range(2)]
+        with pytest.raises(AsmError) as info:
+            await client.submit_run(sid, big, strategy="enqueue")
+        view = await client.describe(sid)
+        for ref in [*queued, first]:
+            await client.cancel_run(sid, ref.run_id)
+    assert info.value.code == "max_runs_exceeded"
+    assert "bytes" in info.value.message
+    assert view.queued == [r.run_id for r in queued]
+    assert len(view.runs) == 3  # the refused run left no trace
