@@ -241,8 +241,8 @@ class MockError(_Model):
     """Raise a taxonomy error on the listed attempts (all attempts when ``attempts`` is empty)."""
 
     type: Literal["error"] = "error"
-    code: str = "provider_unavailable"
-    message: str = "scripted failure"
+    code: str = Field(default="provider_unavailable", max_length=64)
+    message: str = Field(default="scripted failure", max_length=_MAX_REASON_CHARS)
     retry_after: float | None = Field(default=None, ge=0, le=3600, allow_inf_nan=False)
     attempts: list[int] = Field(default_factory=list)
 
@@ -314,7 +314,8 @@ class SessionSpec(_Model):
     max_concurrent_runs: int = Field(default=1, ge=1, le=100)
     max_queued_runs: int = Field(default=100, ge=0, le=10000)
     multitask_strategy: MultitaskStrategy = "reject"
-    continue_as_new_after_runs: int = Field(default=200, ge=1, le=10000)
+    #: At most 500: every run of an execution rides in ``describe`` and the update results.
+    continue_as_new_after_runs: int = Field(default=200, ge=1, le=500)
     carried: SessionState | None = Field(
         default=None, description="internal: state carried across continue-as-new"
     )

@@ -153,17 +153,23 @@ def retry_policy(
     return replace(base, non_retryable_error_types=types)
 
 
+#: How many of pydantic's problems an error names: a megabyte of ``[1, 1, …]`` has a
+#: problem per item, and the error travels in a Temporal failure (and an event).
+MAX_PROBLEMS = 10
+
+
 def invalid_payload(exc: pydantic.ValidationError, what: str) -> AsmError:
-    """A ``validation_error`` naming every problem pydantic found: what a CLI user reads."""
+    """A ``validation_error`` naming pydantic's problems (the first few): what a user reads."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
     problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+        f"{'.'.join(str(p) for p in e['loc'])[:200] or 'input'}: {e['msg'][:500]}"
+        for e in errors[:MAX_PROBLEMS]
     )
+    more = f" (and {len(errors) - MAX_PROBLEMS} more)" if len(errors) > MAX_PROBLEMS else ""
     return error(
         "validation_error",
-        f"invalid {what}: {problems}",
-        details={
-            "errors": exc.errors(include_url=False, include_context=False, include_input=False)
-        },
+        f"invalid {what}: {problems}{more}",
+        details={"errors": errors[:MAX_PROBLEMS], "count": len(errors)},
     )
 
 

@@ -31,6 +31,7 @@ child's completion; whichever comes first settles the run in :meth:`AgentSession
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
@@ -119,8 +120,26 @@ _UPDATES = (
 )
 
 
+#: A run's error as the session keeps it (``describe``, update results, continue-as-new):
+#: whole up to this size as JSON, else code and a cut message (the run's row has it all).
+#: Hundreds of runs ride in one payload, refused by Temporal over 2 MB.
+VIEW_ERROR_BYTES = 2048
+
+
 def _size(request: RunRequest) -> int:
     return len(request.model_dump_json().encode())
+
+
+def _bounded(err: dict[str, Any] | None) -> dict[str, Any] | None:
+    if err is None or len(json.dumps(err, default=str)) <= VIEW_ERROR_BYTES:
+        return err
+    return {
+        "code": err.get("code"),
+        "category": err.get("category"),
+        "message": str(err.get("message"))[: VIEW_ERROR_BYTES // 2],
+        "retryable": err.get("retryable"),
+        "details": {"truncated": True},
+    }
 
 
 @workflow.defn(name=SESSION_WORKFLOW)
@@ -591,7 +610,7 @@ class AgentSession:
         except Exception as exc:  # e.g. the run id is taken by another session's run
             self._execution.tokens.pop(request.run_id, None)
             view.status = RunStatus.FAILED
-            view.error = error("already_exists", f"could not start run: {exc}").to_dict()
+            view.error = _bounded(error("already_exists", f"could not start run: {exc}").to_dict())
             self._describe()
             fail(error("already_exists", f"run {request.run_id} could not start: {exc}"))
         self._execution.runs_started += 1
@@ -694,7 +713,7 @@ class AgentSession:
         view.usage = result.usage
         self._state.usage = self._state.usage + result.usage
         view.stop_reason = result.stop_reason
-        view.error = result.error
+        view.error = _bounded(result.error)
         self._execution.active.pop(view.run_id, None)
         self._execution.tokens.pop(view.run_id, None)
         # Account at once instead of when the child's completion arrives (which comes later:

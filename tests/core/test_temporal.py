@@ -309,3 +309,13 @@ def test_decode_input_decodes_a_raw_payload_and_a_plain_value_alike() -> None:
     raw = RawValue(PAYLOADS.to_payloads([RunRequest(prompt="hi")])[0])
     assert decode_input([raw], RunRequest, what="x", converter=PAYLOADS).prompt == "hi"
     assert decode_input([{"prompt": "hi"}], RunRequest, what="x", converter=PAYLOADS).prompt == "hi"
+
+
+def test_a_payload_with_a_problem_per_item_names_only_the_first_few() -> None:
+    items = [1] * 10_000
+    with pytest.raises(AsmError) as caught:
+        decode_input([{"messages": items}], RunRequest, what="submit_run", converter=PAYLOADS)
+    assert caught.value.code == "validation_error"
+    assert "more)" in caught.value.message
+    assert len(caught.value.message) < 8_000
+    assert len(caught.value.details["errors"]) <= 10

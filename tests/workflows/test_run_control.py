@@ -534,3 +534,18 @@ async def test_the_queue_is_bounded_by_the_bytes_continue_as_new_can_carry(
     assert "bytes" in info.value.message
     assert view.queued == [r.run_id for r in queued]
     assert len(view.runs) == 3  # the refused run left no trace
+
+
+async def test_a_run_error_is_kept_small_in_the_session_and_whole_in_the_run(
+    client: SessionClient, run_worker: Any
+) -> None:
+    script = MockScript(steps=[MockError(code="provider_error", message="e" * 4000)])
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a", mock=script)).session_id
+        result = await client.run(sid, "fail loudly")
+        view = await client.describe(sid)
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and "e" * 4000 in result.error["message"]
+    kept = view.runs[0].error
+    assert kept is not None and kept["code"] == "provider_error"
+    assert len(kept["message"]) <= 1024
