@@ -17,15 +17,15 @@ on the final error (``details["run"]``) for :func:`core.lifecycle.run_result_fro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from agent_session_manager.workflows.inputs import argument, no_arguments
+from agent_session_manager.workflows.inputs import argument, no_arguments, unknown
 from agent_session_manager.workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
@@ -92,6 +92,19 @@ class AgentRun:
         """The run's current status (no arguments)."""
         no_arguments(args, RUN_STATUS)
         return self._status
+
+    @workflow.query(dynamic=True)
+    def _unknown_query(self, name: str, args: Sequence[RawValue]) -> None:
+        """Answers every query this workflow does not define with a typed error."""
+        unknown("query", name, [RUN_STATUS])
+
+    @workflow.update(dynamic=True)
+    async def _unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        """Never runs: its validator rejects every update (a run takes none)."""
+
+    @_unknown_update.validator
+    def _reject_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        unknown("update", name, [])
 
     @workflow.run
     async def run(self, *args: Any) -> RunResult:

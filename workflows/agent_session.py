@@ -41,7 +41,7 @@ from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from agent_session_manager.workflows.agent_run import AgentRun
-from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse
+from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT, record
 from agent_session_manager.workflows.session_execution import Execution
 from agent_session_manager.workflows.session_visibility import show
@@ -633,12 +633,12 @@ class AgentSession:
 
     @_unknown_update.validator
     def _reject_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
-        fail(
-            error(
-                "validation_error",
-                f"unknown update {name[:80]!r}; this workflow takes {', '.join(_UPDATES)}",
-            )
-        )
+        unknown("update", name, _UPDATES)
+
+    @workflow.query(dynamic=True)
+    def _unknown_query(self, name: str, args: Sequence[RawValue]) -> None:
+        """Answers every query this workflow does not define with a typed error."""
+        unknown("query", name, [protocol.DESCRIBE])
 
     # --- signals ----------------------------------------------------------------------
 

@@ -46,6 +46,18 @@ def argument(args: Sequence[Any], model: type[M], what: str) -> M:
         fail(err)
 
 
+def unknown(kind: str, name: str, known: Sequence[str]) -> NoReturn:
+    """Refuse an update or query this workflow does not define, typed (the SDK's own refusal
+    is an untyped ``RuntimeError``)."""
+    fail(
+        AsmError(
+            "validation_error",
+            f"unknown {kind} {name[:80]!r}; this workflow takes {', '.join(known) or 'none'}",
+            details={kind: name[:80], "known": list(known)},
+        )
+    )
+
+
 def no_arguments(args: Sequence[Any], what: str) -> None:
     """Queries take nothing: say so, typed, rather than fail on an unexpected argument."""
     if args:
@@ -58,4 +70,4 @@ def no_arguments(args: Sequence[Any], what: str) -> None:
         )
 
 
-__all__ = ["argument", "fail", "no_arguments", "parse"]
+__all__ = ["argument", "fail", "no_arguments", "parse", "unknown"]

@@ -25,7 +25,12 @@ from temporalio.converter import default as default_converter
 from temporalio.worker import Replayer
 
 from agent_session_manager.client.session_client import SessionClient
-from agent_session_manager.core.contract import session_workflow_id
+from agent_session_manager.core.contract import (
+    MockScript,
+    MockText,
+    run_workflow_id,
+    session_workflow_id,
+)
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import data_converter, from_failure
@@ -319,3 +324,27 @@ async def test_a_query_with_arguments_answers_a_typed_error(
         view = await client.describe(sid)
     assert "describe" in str(info.value) or "payload" in str(info.value)
     assert view.status.value == "active"
+
+
+async def test_unknown_queries_and_updates_answer_typed_on_sessions_and_runs(
+    client: SessionClient, raw_client: Client, run_worker: Any
+) -> None:
+    slow = MockScript(steps=[MockText(text="s" * 500, chunk_size=1, delay_ms=10)])
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a", mock=slow)).session_id
+        ref = await client.submit_run(sid, "go")
+        session = raw_client.get_workflow_handle(session_workflow_id(sid))
+        run = raw_client.get_workflow_handle(run_workflow_id(ref.run_id))
+        for handle in (session, run):
+            with pytest.raises(WorkflowQueryFailedError) as query:
+                await handle.query("no_such_query")
+            assert "unknown query" in str(query.value)
+            with pytest.raises(WorkflowUpdateFailedError) as update:
+                await handle.execute_update("no_such_update", {})
+            assert from_failure(update.value).code == "validation_error"
+        with pytest.raises(WorkflowQueryFailedError):
+            await run.query("status", 1)
+        assert await run.query("status") == "running"
+        await client.cancel_run(sid, ref.run_id)
+        await assert_no_failed_workflow_tasks(session)
+        await assert_no_failed_workflow_tasks(run)
