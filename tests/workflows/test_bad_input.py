@@ -348,3 +348,25 @@ async def test_unknown_queries_and_updates_answer_typed_on_sessions_and_runs(
         await client.cancel_run(sid, ref.run_id)
         await assert_no_failed_workflow_tasks(session)
         await assert_no_failed_workflow_tasks(run)
+
+
+async def test_values_at_every_limit_work_end_to_end(
+    client: SessionClient, temporal: Client, store: EventStore, run_worker: Any
+) -> None:
+    # The bounds are the real limits, not guesses below them: the largest accepted values
+    # pass Temporal's search-attribute check and the store's columns, and the run completes.
+    agent_id = "\U0001f600" * 160  # 1,922 bytes as escaped JSON: just inside 2 KB
+    tags = [f"{n:02d}" + "t" * 62 for n in range(27)]  # 1,810 bytes as escaped JSON
+    sid = "s" * 255
+    async with run_worker():
+        await client.start_session(agent_id=agent_id, session_id=sid, tags=tags, model="m" * 255)
+        result = await client.run(sid, "hi", run_id="r" * 255)
+        view = await client.describe(sid)
+        handle = temporal.get_workflow_handle(session_workflow_id(sid))
+        await assert_no_failed_workflow_tasks(handle)
+        description = await handle.describe()
+    assert result.status is RunStatus.COMPLETED
+    assert view.status.value == "active"
+    assert description.status is not None and description.status.name == "RUNNING"
+    row = await store.get_run("r" * 255)
+    assert row is not None and row.session_id == sid
