@@ -29,6 +29,7 @@ from agent_session_manager.core.contract import (
     Message,
     ProviderCall,
     ProviderOutcome,
+    RunFinished,
     RunResult,
     session_workflow_id,
 )
@@ -159,7 +160,7 @@ class ProviderActivities:
             )
             await self._record_failure(sink, crash)
             raise to_application_error(crash) from exc
-        await self._tell_session(ended)
+        await self._tell_session(RunFinished.of(ended, spec.token))
         return outcome
 
     async def _history(self, session_id: str, turn: int) -> list[Message]:

@@ -24,6 +24,10 @@ validator can never accept a run the handler would refuse, and the rules read in
 7. busy: queue;
 8. otherwise: start.
 
+A run that would queue (rules 4 and 7) is refused with ``max_runs_exceeded`` when its request
+would take the queue's JSON over ``max_queued_bytes``: continue-as-new carries the queue in a
+Temporal payload, refused over 2 MB (and a refused continue-as-new wedges the session).
+
 A run started is always within ``max_active``, except a preempting one: it was promised a
 freed slot, and a queued run the pump started while the victims were ending does not take
 that promise back, so for a while the session can run more than ``max_active`` runs. (Kept
@@ -35,7 +39,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent_session_manager.core.contract import MULTITASK_STRATEGIES, MultitaskStrategy
+from agent_session_manager.core.contract import (
+    MAX_QUEUED_BYTES,
+    MULTITASK_STRATEGIES,
+    MultitaskStrategy,
+)
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.status import SessionStatus
 
@@ -52,6 +60,10 @@ class SessionLoad:
     max_queued: int
     ending: bool = False
     draining: bool = False
+    #: The queued requests' size as JSON, and the new request's (0 for a queued one).
+    queued_bytes: int = 0
+    incoming_bytes: int = 0
+    max_queued_bytes: int = MAX_QUEUED_BYTES
 
     @property
     def accepting(self) -> bool:
@@ -117,7 +129,7 @@ def admit(strategy: MultitaskStrategy, load: SessionLoad) -> Admission:
     if load.full and strategy in ("interrupt", "rollback"):
         return PreemptRuns(rollback=strategy == "rollback")
     if load.draining:
-        return QueueRun()
+        return _queue(load)
     busy = load.full or load.status is SessionStatus.PAUSED
     if busy and strategy == "reject":
         return RejectRun(
@@ -138,8 +150,23 @@ def admit(strategy: MultitaskStrategy, load: SessionLoad) -> Admission:
             )
         )
     if busy:
-        return QueueRun()
+        return _queue(load)
     return StartRun()
+
+
+def _queue(load: SessionLoad) -> QueueRun | RejectRun:
+    size = load.queued_bytes + load.incoming_bytes
+    if size > load.max_queued_bytes:
+        return RejectRun(
+            error(
+                "max_runs_exceeded",
+                f"the run queue would hold {size} bytes of requests; the limit is "
+                f"{load.max_queued_bytes} (continue-as-new carries the queue in a Temporal "
+                "payload, refused over 2 MB): retry when queued runs have started",
+                details={"limit_bytes": load.max_queued_bytes, "queued_bytes": size},
+            )
+        )
+    return QueueRun()
 
 
 def admit_after_preemption(load: SessionLoad) -> QueueRun | StartRun:

@@ -17,10 +17,14 @@ and are read by reference (run id), never carried through workflow history.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -39,6 +43,127 @@ from agent_session_manager.core.usage import TokenUsage
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
 #: Every multitask strategy, in declaration order.
 MULTITASK_STRATEGIES: tuple[MultitaskStrategy, ...] = ("reject", "enqueue", "interrupt", "rollback")
+
+
+# --- the limits an input meets on its way ---------------------------------------------------
+# Every field that ends up in a timer, a workflow id, a search attribute, a SQL column or a
+# payload is bounded here, by the limit it would otherwise hit later, where it would fail a
+# workflow task (retried forever), get the workflow terminated, or retry a write forever.
+
+#: Ids key the store's ``varchar(255)`` columns; ``session-``/``run-`` plus 255 characters is
+#: far inside Temporal's 1,000-character workflow-id limit.
+MAX_ID_CHARS = 255
+#: What ids are made of: they land in workflow ids, SQL keys, URLs and shell commands as is.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
+#: ``agent_id``, ``provider``, ``model``: the store's ``varchar(255)`` columns (and the
+#: keyword columns of Temporal's SQL visibility store).
+MAX_NAME_CHARS = 255
+#: Temporal's default per-value search-attribute limit (``limit.searchAttributeValueSize``);
+#: over it the server *terminates* the workflow. A value is sent as ASCII-escaped JSON.
+SEARCH_ATTRIBUTE_VALUE_BYTES = 2048
+#: Room left in that limit for the payload's metadata (encoding and type).
+_SEARCH_ATTRIBUTE_METADATA_BYTES = 64
+#: How many tags a session may have (the ``AsmTags`` keyword list).
+MAX_TAGS = 32
+#: How long one tag may be.
+MAX_TAG_CHARS = 64
+#: Timers and timeouts: a year, far inside the range of Temporal's durations (Go's
+#: ``time.Duration`` overflows at ~292 years; ``1e12`` or ``2**63`` seconds wedge a task).
+MAX_TIMEOUT_SECONDS = 365 * 24 * 3600.0
+#: Mock scripts sleep at most this long (milliseconds), for the same reason.
+_MAX_MOCK_DELAY_MS = 24 * 3600 * 1000
+#: The store's ``stop_reason`` column is ``varchar(64)``.
+_MAX_STOP_REASON_CHARS = 64
+#: Free-text reasons recorded in events.
+_MAX_REASON_CHARS = 4096
+#: Temporal refuses a payload over 2 MB (``limit.blobSize.error``) and fails the task that
+#: made it. A session spec and a run request each stay under this (as JSON), so the child's
+#: input, which carries both, stays well under the limit.
+MAX_INPUT_BYTES = 256 * 1024
+#: The queue's requests together, as JSON: continue-as-new carries the queue in its input.
+MAX_QUEUED_BYTES = 2 * MAX_INPUT_BYTES
+#: A run's spec is a session spec's content plus a run request's.
+_MAX_RUN_SPEC_BYTES = 2 * MAX_INPUT_BYTES + 64 * 1024
+
+
+def check_id(v: str) -> str:
+    """``v`` if it can be a session or run id; else ``ValueError`` naming the limit it breaks."""
+    if len(v) > MAX_ID_CHARS:
+        raise ValueError(
+            f"at most {MAX_ID_CHARS} characters (the store's id columns are varchar(255)), "
+            f"got {len(v)}"
+        )
+    if not ID_PATTERN.fullmatch(v):
+        raise ValueError(
+            "only letters, digits, '_', '-', '.' and ':' (ids become workflow ids and SQL keys)"
+        )
+    return v
+
+
+def _search_attribute_bytes(v: Any) -> int:
+    return len(json.dumps(v, separators=(",", ":"))) + _SEARCH_ATTRIBUTE_METADATA_BYTES
+
+
+def _name(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must not be blank")
+    if len(v) > MAX_NAME_CHARS:
+        raise ValueError(
+            f"at most {MAX_NAME_CHARS} characters (the store's columns are varchar(255)), "
+            f"got {len(v)}"
+        )
+    if _search_attribute_bytes(v) > SEARCH_ATTRIBUTE_VALUE_BYTES:
+        raise ValueError(
+            f"too large for a search attribute: Temporal's limit is "
+            f"{SEARCH_ATTRIBUTE_VALUE_BYTES} bytes per value, as escaped JSON"
+        )
+    return v
+
+
+def _tags(v: list[str]) -> list[str]:
+    if len(v) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags, got {len(v)}")
+    for tag in v:
+        if not tag.strip() or len(tag) > MAX_TAG_CHARS:
+            raise ValueError(f"each tag must be 1 to {MAX_TAG_CHARS} characters, got {tag[:80]!r}")
+    if _search_attribute_bytes(v) > SEARCH_ATTRIBUTE_VALUE_BYTES:
+        raise ValueError(
+            f"tags are too large for the AsmTags search attribute: Temporal's limit is "
+            f"{SEARCH_ATTRIBUTE_VALUE_BYTES} bytes per value, as escaped JSON"
+        )
+    return v
+
+
+def _seconds(v: float) -> float:
+    if not math.isfinite(v) or v <= 0 or v > MAX_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"must be a finite number of seconds, > 0 and <= {MAX_TIMEOUT_SECONDS:.0f} "
+            f"(a year: Temporal timers overflow beyond ~292 years), got {v!r}"
+        )
+    return v
+
+
+def _size_check(model: BaseModel, limit: int, *, exclude: set[str] | None = None) -> None:
+    size = len(model.model_dump_json(exclude=exclude).encode())
+    if size > limit:
+        raise ValueError(
+            f"{type(model).__name__} is {size} bytes as JSON; the limit is {limit} bytes "
+            f"(it travels in Temporal payloads, refused over 2 MB)"
+        )
+
+
+#: A session or run id (see :data:`MAX_ID_CHARS`, :data:`ID_PATTERN`).
+Id = Annotated[str, AfterValidator(check_id)]
+#: An agent, provider or model name: a store column and (agent, provider) a search attribute.
+Name = Annotated[str, AfterValidator(_name)]
+#: A session's tags: the ``AsmTags`` search attribute.
+Tags = Annotated[list[str], AfterValidator(_tags)]
+#: A duration in seconds that becomes a Temporal timer or timeout.
+Seconds = Annotated[float, AfterValidator(_seconds)]
+#: A free-text reason.
+_Reason = Annotated[str, Field(max_length=_MAX_REASON_CHARS)]
+#: A mock script delay, in milliseconds.
+_DelayMs = Annotated[int, Field(ge=0, le=_MAX_MOCK_DELAY_MS)]
 
 
 def session_workflow_id(session_id: str) -> str:
@@ -90,7 +215,7 @@ class MockText(_Model):
     type: Literal["text"] = "text"
     text: str
     chunk_size: int = Field(default=8, ge=1)
-    delay_ms: int = Field(default=0, ge=0)
+    delay_ms: _DelayMs = 0
 
 
 class MockThinking(_Model):
@@ -109,16 +234,16 @@ class MockToolCall(_Model):
     input: dict[str, Any] = Field(default_factory=dict)
     output: Any = None
     fail: bool = False
-    delay_ms: int = Field(default=0, ge=0)
+    delay_ms: _DelayMs = 0
 
 
 class MockError(_Model):
     """Raise a taxonomy error on the listed attempts (all attempts when ``attempts`` is empty)."""
 
     type: Literal["error"] = "error"
-    code: str = "provider_unavailable"
-    message: str = "scripted failure"
-    retry_after: float | None = Field(default=None, ge=0)
+    code: str = Field(default="provider_unavailable", max_length=64)
+    message: str = Field(default="scripted failure", max_length=_MAX_REASON_CHARS)
+    retry_after: float | None = Field(default=None, ge=0, le=3600, allow_inf_nan=False)
     attempts: list[int] = Field(default_factory=list)
 
 
@@ -126,7 +251,7 @@ class MockSleep(_Model):
     """Go silent for ``ms`` milliseconds; longer than the silence limit is ``provider_timeout``."""
 
     type: Literal["sleep"] = "sleep"
-    ms: int = Field(ge=0)
+    ms: _DelayMs
     attempts: list[int] = Field(default_factory=list, description="empty: every attempt")
 
 
@@ -141,7 +266,7 @@ class MockScript(_Model):
 
     steps: list[MockStep] = Field(default_factory=list)
     usage: TokenUsage | None = None
-    stop_reason: str = "end_turn"
+    stop_reason: str = Field(default="end_turn", min_length=1, max_length=_MAX_STOP_REASON_CHARS)
 
 
 # --- retries and limits -----------------------------------------------------------------
@@ -168,51 +293,55 @@ class RetrySettings(_Model):
 class SessionSpec(_Model):
     """Input of ``AgentSession``: who the agent is, which provider, and the session's policies."""
 
-    agent_id: str = Field(min_length=1, description="the agent this session serves")
-    session_id: str | None = Field(
+    agent_id: Name = Field(description="the agent this session serves")
+    session_id: Id | None = Field(
         default=None, description="defaults to the workflow id without its 'session-' prefix"
     )
-    provider: str = Field(default="mock", min_length=1)
-    model: str | None = None
+    provider: Name = "mock"
+    model: Name | None = None
     system_prompt: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
+    tags: Tags = Field(default_factory=list)
     provider_options: dict[str, Any] = Field(
         default_factory=dict, description="passed to the provider: max_tokens, temperature, …"
     )
     mock: MockScript | None = None
     activate: bool = Field(default=True, description="go active at once (else wait for activate)")
     retry: RetrySettings = Field(default_factory=RetrySettings)
-    run_timeout_seconds: float | None = Field(default=600.0, gt=0)
-    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
-    idle_timeout_seconds: float | None = Field(default=None, gt=0)
+    run_timeout_seconds: Seconds | None = 600.0
+    heartbeat_timeout_seconds: Seconds = 30.0
+    idle_timeout_seconds: Seconds | None = None
     max_concurrent_runs: int = Field(default=1, ge=1, le=100)
     max_queued_runs: int = Field(default=100, ge=0, le=10000)
     multitask_strategy: MultitaskStrategy = "reject"
-    continue_as_new_after_runs: int = Field(default=200, ge=1)
+    #: At most 500: every run of an execution rides in ``describe`` and the update results.
+    continue_as_new_after_runs: int = Field(default=200, ge=1, le=500)
     carried: SessionState | None = Field(
         default=None, description="internal: state carried across continue-as-new"
     )
 
-    @field_validator("agent_id")
-    @classmethod
-    def _agent_id_not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("agent_id must not be blank")
-        return v
+    @model_validator(mode="after")
+    def _small(self) -> SessionSpec:
+        _size_check(self, MAX_INPUT_BYTES, exclude={"carried"})
+        return self
 
 
 class Transition(_Model):
     """Argument of the session transition updates; ``reason`` is recorded in the event."""
 
-    reason: str | None = None
+    reason: _Reason | None = None
     error: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _small(self) -> Transition:
+        _size_check(self, _MAX_REASON_CHARS * 4)
+        return self
 
 
 class CancelSession(_Model):
     """Argument of the ``cancel`` signal."""
 
-    reason: str | None = None
+    reason: _Reason | None = None
 
 
 # --- runs --------------------------------------------------------------------------------
@@ -221,11 +350,11 @@ class CancelSession(_Model):
 class RunRequest(_Model):
     """Argument of ``submit_run``: the new messages and per-run overrides."""
 
-    run_id: str | None = Field(default=None, description="idempotency key; generated if absent")
+    run_id: Id | None = Field(default=None, description="idempotency key; generated if absent")
     prompt: str | None = None
     messages: list[Message] = Field(default_factory=list)
-    model: str | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    model: Name | None = None
+    timeout_seconds: Seconds | None = None
     retry: RetrySettings | None = None
     required_capabilities: list[CapabilityType] = Field(default_factory=list)
     optional_capabilities: list[CapabilityType] = Field(default_factory=list)
@@ -240,8 +369,7 @@ class RunRequest(_Model):
             raise ValueError("prompt must not be blank")
         if self.prompt is None and not self.messages:
             raise ValueError("a run needs a prompt or at least one message")
-        if self.run_id is not None and not self.run_id.strip():
-            raise ValueError("run_id must not be blank")
+        _size_check(self, MAX_INPUT_BYTES)
         return self
 
     def input_messages(self) -> list[Message]:
@@ -267,27 +395,37 @@ class RunRef(_Model):
 class CancelRun(_Model):
     """Argument of ``cancel_run``."""
 
-    run_id: str = Field(min_length=1)
-    reason: str | None = None
+    run_id: Id
+    reason: _Reason | None = None
 
 
 class RunSpec(_Model):
     """Input of ``AgentRun``: everything the run needs, small (history is read from SQL)."""
 
-    run_id: str
-    session_id: str
-    agent_id: str
-    provider: str
-    model: str | None = None
+    run_id: Id
+    session_id: Id
+    agent_id: Name
+    provider: Name
+    model: Name | None = None
     turn: int = Field(ge=1)
     system_prompt: str | None = None
     messages: list[Message]
     provider_options: dict[str, Any] = Field(default_factory=dict)
     mock: MockScript | None = None
     retry: RetrySettings = Field(default_factory=RetrySettings)
-    timeout_seconds: float | None = Field(default=None, gt=0)
-    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    timeout_seconds: Seconds | None = None
+    heartbeat_timeout_seconds: Seconds = 30.0
     negotiation: Negotiation | None = None
+    token: str | None = Field(
+        default=None,
+        max_length=64,
+        description="evidence: the session settles this run only on a run_finished that has it",
+    )
+
+    @model_validator(mode="after")
+    def _small(self) -> RunSpec:
+        _size_check(self, _MAX_RUN_SPEC_BYTES)
+        return self
 
 
 class RunResult(_Model):
@@ -302,6 +440,21 @@ class RunResult(_Model):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     attempts: int = 0
     error: dict[str, Any] | None = None
+
+
+class RunFinished(RunResult):
+    """Argument of the ``run_finished`` signal: the run's result and its spec's ``token``.
+
+    The token is the evidence that the run itself sent it: a ``run_finished`` without it is
+    recorded and ignored, and the run settles when its workflow ends instead.
+    """
+
+    token: str | None = Field(default=None, max_length=64)
+
+    @classmethod
+    def of(cls, result: RunResult, token: str | None) -> RunFinished:
+        """``result`` as the run that holds ``token`` signals it."""
+        return cls.model_validate({**result.model_dump(), "token": token})
 
 
 # --- activities --------------------------------------------------------------------------

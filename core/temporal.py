@@ -8,19 +8,21 @@ comes from the provider's ``retry-after`` and the single detail is ``AsmError.to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 from temporalio.api.common.v1 import Payload
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
+    PayloadConverter,
 )
 from temporalio.exceptions import (
     ApplicationError,
@@ -151,6 +153,26 @@ def retry_policy(
     return replace(base, non_retryable_error_types=types)
 
 
+#: How many of pydantic's problems an error names: a megabyte of ``[1, 1, …]`` has a
+#: problem per item, and the error travels in a Temporal failure (and an event).
+MAX_PROBLEMS = 10
+
+
+def invalid_payload(exc: pydantic.ValidationError, what: str) -> AsmError:
+    """A ``validation_error`` naming pydantic's problems (the first few): what a user reads."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])[:200] or 'input'}: {e['msg'][:500]}"
+        for e in errors[:MAX_PROBLEMS]
+    )
+    more = f" (and {len(errors) - MAX_PROBLEMS} more)" if len(errors) > MAX_PROBLEMS else ""
+    return error(
+        "validation_error",
+        f"invalid {what}: {problems}{more}",
+        details={"errors": errors[:MAX_PROBLEMS], "count": len(errors)},
+    )
+
+
 class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
     """pydantic JSON whose decode failures are taxonomy errors Temporal can report."""
 
@@ -162,20 +184,8 @@ class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
         except AsmError as err:
             raise to_application_error(err) from err
         except pydantic.ValidationError as exc:
-            # The message names every problem: it is what a CLI user reads.
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
-            )
             raise to_application_error(
-                error(
-                    "validation_error",
-                    f"invalid {getattr(type_hint, '__name__', 'payload')}: {problems}",
-                    details={
-                        "errors": exc.errors(
-                            include_url=False, include_context=False, include_input=False
-                        )
-                    },
-                )
+                invalid_payload(exc, getattr(type_hint, "__name__", "payload"))
             ) from exc
 
 
@@ -191,6 +201,75 @@ class _PayloadConverter(CompositePayloadConverter):
             )
         )
 
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: list[type] | None = None
+    ) -> list[Any]:
+        # An unknown encoding or bytes no converter can read is the sender's mistake: say so
+        # with a taxonomy error (a KeyError here would fail the workflow task, forever).
+        try:
+            return super().from_payloads(payloads, type_hints)
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            raise to_application_error(
+                error(
+                    "validation_error",
+                    f"undecodable payload: {type(exc).__name__}: {exc}"[:1000],
+                    details={"exception": type(exc).__name__},
+                )
+            ) from exc
+
 
 data_converter = DataConverter(payload_converter_class=_PayloadConverter)
 """The data converter every client and worker of this project uses (pydantic JSON)."""
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def decode_input(
+    args: Sequence[Any], model: type[M], *, what: str, converter: PayloadConverter
+) -> M:
+    """The single argument of an entry point (workflow, update, signal), decoded defensively.
+
+    Entry points take ``*args`` (and signals raw payloads), so no input a caller can send
+    (none, two, ``null``, an unknown encoding, bytes that are not JSON, the wrong shape) makes
+    the SDK raise before our code runs: every problem is a ``validation_error`` saying what
+    to send instead.
+    """
+    shape = f"one argument, a {model.__name__} JSON object"
+    if len(args) != 1:
+        got = "none" if not args else f"{len(args)} arguments"
+        raise error(
+            "validation_error",
+            f"{what} takes {shape}; got {got}",
+            details={"expected": model.__name__, "arguments": len(args)},
+        )
+    value = args[0]
+    if isinstance(value, RawValue):
+        try:
+            value = converter.from_payloads([value.payload], [model])[0]
+        except ApplicationError as exc:
+            err = from_failure(exc)
+            err.message = f"{what}: {err.message}"
+            raise err from None
+        except Exception as exc:
+            raise error(
+                "validation_error",
+                f"{what}: undecodable argument: {type(exc).__name__}: {exc}"[:1000],
+                details={"expected": model.__name__},
+            ) from None
+    if isinstance(value, model):
+        return value
+    if value is None:
+        raise error(
+            "validation_error",
+            f"{what} takes {shape}; got null",
+            details={"expected": model.__name__},
+        )
+    try:
+        return model.model_validate(value)
+    except pydantic.ValidationError as exc:
+        raise invalid_payload(exc, f"{what} argument ({model.__name__})") from None
+    except AsmError as err:
+        raise err from None

@@ -17,14 +17,15 @@ on the final error (``details["run"]``) for :func:`core.lifecycle.run_result_fro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
+from agent_session_manager.workflows.inputs import argument, no_arguments, unknown
 from agent_session_manager.workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ProviderCall,
         ProviderOutcome,
         RetrySettings,
+        RunFinished,
         RunResult,
         RunSpec,
     )
@@ -86,13 +88,32 @@ class AgentRun:
         self._status = RunStatus.RUNNING
 
     @workflow.query(name=RUN_STATUS)
-    def status(self) -> RunStatus:
-        """The run's current status."""
+    def status(self, *args: Any) -> RunStatus:
+        """The run's current status (no arguments)."""
+        no_arguments(args, RUN_STATUS)
         return self._status
 
+    @workflow.query(dynamic=True)
+    def _unknown_query(self, name: str, args: Sequence[RawValue]) -> None:
+        """Answers every query this workflow does not define with a typed error."""
+        unknown("query", name, [RUN_STATUS])
+
+    @workflow.update(dynamic=True)
+    async def _unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        """Never runs: its validator rejects every update (a run takes none)."""
+
+    @_unknown_update.validator
+    def _reject_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        unknown("update", name, [])
+
     @workflow.run
-    async def run(self, spec: RunSpec) -> RunResult:
-        """Execute the run to a terminal status."""
+    async def run(self, *args: Any) -> RunResult:
+        """Execute the run to a terminal status.
+
+        Takes one :class:`RunSpec`; ``*args`` so that no input can fail the workflow task
+        (see :mod:`workflows.inputs`): a bad one fails the run at once, typed.
+        """
+        spec = argument(args, RunSpec, RUN_WORKFLOW)
         model = spec.model or "default"
         workflow.set_current_details(f"running · {spec.provider} · {model} · turn {spec.turn}")
         deadline = timedelta(seconds=spec.timeout_seconds) if spec.timeout_seconds else NO_DEADLINE
@@ -150,7 +171,7 @@ class AgentRun:
         self._status = status
         await record(run_ended(spec, result, now=workflow.now().isoformat()))
         workflow.set_current_details(f"{status.value} · {err.code}: {err.message}")
-        await self._tell_parent(result)
+        await self._tell_parent(RunFinished.of(result, spec.token))
         if status is RunStatus.CANCELLED:
             return result  # the caller re-raises the cancellation
         # The run is over: whatever the code, retrying the *workflow* would not help.
@@ -158,7 +179,7 @@ class AgentRun:
         err.details = {**err.details, "run": result.model_dump(mode="json")}
         raise to_application_error(err)
 
-    async def _tell_parent(self, result: RunResult) -> None:
+    async def _tell_parent(self, result: RunFinished) -> None:
         """Let the session free the run's slot before this workflow's end is visible."""
         parent = workflow.info().parent
         if parent is None:

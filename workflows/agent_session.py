@@ -10,7 +10,9 @@ Rules that keep it healthy:
 
 * validators reject bad updates before anything is written or recorded in history;
 * handlers raise only ``ApplicationError`` with a taxonomy ``type`` (anything else would
-  wedge the workflow task), via :func:`_fail`;
+  wedge the workflow task), via :func:`~workflows.inputs.fail`;
+* every entry point decodes its input itself (:mod:`workflows.inputs`): no payload a caller
+  sends can make the SDK raise first; signals arrive raw through one dynamic handler;
 * two state objects and nothing beside them: :class:`SessionState` (what ``describe`` shows
   and continue-as-new carries) and :class:`~workflows.session_execution.Execution` (what
   lives for one execution only);
@@ -29,14 +31,17 @@ child's completion; whichever comes first settles the run in :meth:`AgentSession
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import json
+from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from agent_session_manager.workflows.agent_run import AgentRun
+from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT, record
 from agent_session_manager.workflows.session_execution import Execution
 from agent_session_manager.workflows.session_visibility import show
@@ -59,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         CancelSession,
         LifecycleRecord,
         ProviderCatalog,
+        RunFinished,
         RunPatch,
         RunRef,
         RunRequest,
@@ -71,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         SessionSummary,
         SessionView,
         Transition,
+        check_id,
         run_workflow_id,
         session_id_from_workflow_id,
     )
@@ -85,7 +92,7 @@ with workflow.unsafe.imports_passed_through():
         SESSION_WORKFLOW,
     )
     from agent_session_manager.core.status import RunStatus, SessionStatus, check_transition
-    from agent_session_manager.core.temporal import from_failure, to_application_error
+    from agent_session_manager.core.temporal import from_failure
 
 #: How many finished runs continue-as-new carries into the next run of the workflow (the
 #: rest are in the event store); keeps the carried state, and so the history, bounded.
@@ -95,11 +102,44 @@ CARRIED_RUNS = 100
 #: child's completion arrives. Histories recorded before it replay the old way.
 ACCOUNT_ON_SETTLE = "account-on-settle"
 
+#: Patch: a run's spec carries a token, and only a ``run_finished`` that has it settles the
+#: run (a forged or stray one is recorded and ignored). Histories before it trust the signal.
+RUN_EVIDENCE = "run-evidence"
 
-def _fail(err: AsmError) -> NoReturn:
-    """Raise a domain error the only way a handler may: as a typed ``ApplicationError``."""
-    err.retryable = False
-    raise to_application_error(err)
+
+#: Every update a session defines (an unknown one is rejected naming these).
+_UPDATES = (
+    protocol.ACTIVATE,
+    protocol.PAUSE,
+    protocol.RESUME,
+    protocol.SUBMIT_RUN,
+    protocol.CANCEL_RUN,
+    protocol.INTERRUPT,
+    protocol.COMPLETE,
+    protocol.FAIL,
+)
+
+
+#: A run's error as the session keeps it (``describe``, update results, continue-as-new):
+#: whole up to this size as JSON, else code and a cut message (the run's row has it all).
+#: Hundreds of runs ride in one payload, refused by Temporal over 2 MB.
+VIEW_ERROR_BYTES = 2048
+
+
+def _size(request: RunRequest) -> int:
+    return len(request.model_dump_json().encode())
+
+
+def _bounded(err: dict[str, Any] | None) -> dict[str, Any] | None:
+    if err is None or len(json.dumps(err, default=str)) <= VIEW_ERROR_BYTES:
+        return err
+    return {
+        "code": err.get("code"),
+        "category": err.get("category"),
+        "message": str(err.get("message"))[: VIEW_ERROR_BYTES // 2],
+        "retryable": err.get("retryable"),
+        "details": {"truncated": True},
+    }
 
 
 @workflow.defn(name=SESSION_WORKFLOW)
@@ -107,23 +147,60 @@ class AgentSession:
     """One agent session: status machine, runs, queue, strategy, continuity bookkeeping."""
 
     @workflow.init
-    def __init__(self, spec: SessionSpec) -> None:
-        self._spec = spec
-        if spec.carried is not None:
-            self._state = spec.carried
-        else:
-            session_id = spec.session_id or session_id_from_workflow_id(workflow.info().workflow_id)
+    def __init__(self, *args: Any) -> None:
+        #: Why the input is unusable: ``run`` fails the workflow with it at once. (Raising here
+        #: would fail it too, but strands the SDK's not-yet-started ``run`` coroutine.) Until
+        #: then the session stands as ``failed``: validators reject, signals are dropped.
+        self._invalid: AsmError | None = None
+        try:
+            self._spec = parse(args, SessionSpec, SESSION_WORKFLOW)
+            self._state = self._initial_state(self._spec)
+        except AsmError as err:
+            err.retryable = False
+            self._invalid = err
+            self._spec = SessionSpec.model_construct(agent_id="-")
             self._state = SessionState(
-                session_id=session_id, agent_id=spec.agent_id, provider=spec.provider
+                session_id="-",
+                agent_id="-",
+                provider="-",
+                status=SessionStatus.FAILED,
+                error=err.to_dict(),
             )
         # A carried session was created by an earlier execution: it serves at once.
-        self._execution = Execution(phase="starting" if spec.carried is None else "serving")
+        self._execution = Execution(phase="serving" if self._spec.carried else "starting")
+
+    @staticmethod
+    def _initial_state(spec: SessionSpec) -> SessionState:
+        if spec.carried is not None:
+            if workflow.info().continued_run_id is None:
+                raise error(
+                    "validation_error",
+                    "carried is internal: only the session's own continue-as-new sets it",
+                )
+            return spec.carried
+        session_id = spec.session_id or session_id_from_workflow_id(workflow.info().workflow_id)
+        try:
+            check_id(session_id)
+        except ValueError as exc:
+            raise error(
+                "validation_error",
+                f"session_id {session_id[:80]!r} (taken from the workflow id): {exc}; "
+                "start the workflow as session-<id> or pass session_id",
+            ) from None
+        return SessionState(session_id=session_id, agent_id=spec.agent_id, provider=spec.provider)
 
     # --- main loop --------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, spec: SessionSpec) -> SessionSummary:
-        """Live until completed, failed or cancelled; continue-as-new when history grows."""
+    async def run(self, *args: Any) -> SessionSummary:
+        """Live until completed, failed or cancelled; continue-as-new when history grows.
+
+        Takes one :class:`SessionSpec` (``*args`` so that no input can fail the task: see
+        :mod:`workflows.inputs`; ``__init__`` has decoded it).
+        """
+        if self._invalid is not None:
+            fail(self._invalid)
+        spec = self._spec
         try:
             if spec.carried is None:
                 await self._start(spec)
@@ -159,7 +236,7 @@ class AgentSession:
         if provider is None:
             # Fail before writing anything: no half-created session in the store.
             known = ", ".join(sorted(catalog.providers)) or "none"
-            _fail(
+            fail(
                 error(
                     "validation_error",
                     f"unknown provider {spec.provider!r}; this worker runs: {known}",
@@ -237,8 +314,9 @@ class AgentSession:
     # --- queries ----------------------------------------------------------------------
 
     @workflow.query(name=protocol.DESCRIBE)
-    def describe(self) -> SessionView:
-        """The session's status, runs with status and usage, and totals."""
+    def describe(self, *args: Any) -> SessionView:
+        """The session's status, runs with status and usage, and totals (no arguments)."""
+        no_arguments(args, protocol.DESCRIBE)
         return self._view(SessionView)
 
     def _view(self, cls: type[SessionView]) -> SessionView:
@@ -260,35 +338,38 @@ class AgentSession:
     # --- session transitions ----------------------------------------------------------
 
     @workflow.update(name=protocol.ACTIVATE)
-    async def activate(self, arg: Transition) -> SessionView:
+    async def activate(self, *args: Any) -> SessionView:
         """``pending → active``."""
-        return await self._transition_update(SessionStatus.ACTIVE, arg)
+        return await self._transition_update(SessionStatus.ACTIVE, self._transition_arg(args))
 
     @activate.validator
-    def _validate_activate(self, arg: Transition) -> None:
+    def _validate_activate(self, *args: Any) -> None:
+        self._transition_arg(args)
         self._check(SessionStatus.ACTIVE)
 
     @workflow.update(name=protocol.PAUSE)
-    async def pause(self, arg: Transition) -> SessionView:
+    async def pause(self, *args: Any) -> SessionView:
         """``active → paused``: runs submitted now are held until ``resume``."""
-        return await self._transition_update(SessionStatus.PAUSED, arg)
+        return await self._transition_update(SessionStatus.PAUSED, self._transition_arg(args))
 
     @pause.validator
-    def _validate_pause(self, arg: Transition) -> None:
+    def _validate_pause(self, *args: Any) -> None:
+        self._transition_arg(args)
         self._check(SessionStatus.PAUSED)
 
     @workflow.update(name=protocol.RESUME)
-    async def resume(self, arg: Transition) -> SessionView:
+    async def resume(self, *args: Any) -> SessionView:
         """``paused → active``; held runs proceed."""
-        view = await self._transition_update(SessionStatus.ACTIVE, arg)
+        view = await self._transition_update(SessionStatus.ACTIVE, self._transition_arg(args))
         async with self._execution.lock:
             await self._pump()
         return view
 
     @resume.validator
-    def _validate_resume(self, arg: Transition) -> None:
+    def _validate_resume(self, *args: Any) -> None:
+        self._transition_arg(args)
         if self._state.status is not SessionStatus.PAUSED:
-            _fail(
+            fail(
                 error(
                     "invalid_transition",
                     f"only a paused session can resume; this one is {self._state.status.value}",
@@ -297,18 +378,19 @@ class AgentSession:
             )
 
     @workflow.update(name=protocol.COMPLETE)
-    async def complete(self, arg: Transition) -> SessionView:
+    async def complete(self, *args: Any) -> SessionView:
         """End the session ``completed`` (no run may be running)."""
-        self._execution.closing = (SessionStatus.COMPLETED, arg)
+        self._execution.closing = (SessionStatus.COMPLETED, self._transition_arg(args))
         await workflow.wait_condition(lambda: self._state.status.is_terminal)
         return self._view(SessionView)
 
     @complete.validator
-    def _validate_complete(self, arg: Transition) -> None:
+    def _validate_complete(self, *args: Any) -> None:
+        self._transition_arg(args)
         self._check(SessionStatus.COMPLETED)
         active = self._execution.active
         if active:
-            _fail(
+            fail(
                 error(
                     "invalid_operation",
                     f"{len(active)} run(s) still running "
@@ -318,23 +400,28 @@ class AgentSession:
             )
 
     @workflow.update(name=protocol.FAIL)
-    async def fail(self, arg: Transition) -> SessionView:
+    async def fail(self, *args: Any) -> SessionView:
         """End the session ``failed``: active and queued runs are cancelled."""
-        self._execution.closing = (SessionStatus.FAILED, arg)
+        self._execution.closing = (SessionStatus.FAILED, self._transition_arg(args))
         await workflow.wait_condition(lambda: self._state.status.is_terminal)
         return self._view(SessionView)
 
     @fail.validator
-    def _validate_fail(self, arg: Transition) -> None:
+    def _validate_fail(self, *args: Any) -> None:
+        self._transition_arg(args)
         self._check(SessionStatus.FAILED)
+
+    def _transition_arg(self, args: Sequence[Any]) -> Transition:
+        name = info.name if (info := workflow.current_update_info()) else "transition"
+        return argument(args, Transition, name)
 
     def _check(self, target: SessionStatus) -> None:
         if self._execution.ending:
-            _fail(error("invalid_transition", "the session is already ending"))
+            fail(error("invalid_transition", "the session is already ending"))
         try:
             check_transition(self._state.status, target)
         except AsmError as err:
-            _fail(err)
+            fail(err)
 
     async def _transition_update(self, target: SessionStatus, arg: Transition) -> SessionView:
         await workflow.wait_condition(lambda: self._execution.ready)
@@ -402,8 +489,12 @@ class AgentSession:
     # --- runs -------------------------------------------------------------------------
 
     @workflow.update(name=protocol.SUBMIT_RUN)
-    async def submit_run(self, request: RunRequest) -> RunRef:
-        """Validate, negotiate, admit (:mod:`core.admission`), and start or queue the run."""
+    async def submit_run(self, *args: Any) -> RunRef:
+        """Validate, negotiate, admit (:mod:`core.admission`), and start or queue the run.
+
+        Takes one :class:`RunRequest`.
+        """
+        request = argument(args, RunRequest, protocol.SUBMIT_RUN)
         await workflow.wait_condition(lambda: self._execution.ready)
         async with self._execution.lock:
             if request.run_id is not None and (existing := self._find(request.run_id)):
@@ -445,7 +536,8 @@ class AgentSession:
         return self._ref(view, negotiation=negotiation)
 
     @submit_run.validator
-    def _validate_submit_run(self, request: RunRequest) -> None:
+    def _validate_submit_run(self, *args: Any) -> None:
+        request = argument(args, RunRequest, protocol.SUBMIT_RUN)
         if request.run_id is not None and self._find(request.run_id):
             return  # an idempotent repeat is answered by the handler
         self._admit(request)
@@ -454,13 +546,16 @@ class AgentSession:
 
     def _admit(self, request: RunRequest) -> PreemptRuns | QueueRun | StartRun:
         """:func:`core.admission.admit` for ``request``; a rejection fails the update."""
-        decision = admit(request.strategy or self._spec.multitask_strategy, self._load())
+        load = self._load(incoming=request)
+        decision = admit(request.strategy or self._spec.multitask_strategy, load)
         if isinstance(decision, RejectRun):
-            _fail(decision.error)
+            fail(decision.error)
         return decision
 
-    def _load(self) -> SessionLoad:
+    def _load(self, incoming: RunRequest | None = None) -> SessionLoad:
         return SessionLoad(
+            queued_bytes=sum(_size(r) for r in self._state.queue) if incoming else 0,
+            incoming_bytes=_size(incoming) if incoming else 0,
             status=self._state.status,
             active=len(self._execution.active),
             queued=len(self._state.queue),
@@ -476,7 +571,7 @@ class AgentSession:
                 request.required_capabilities, request.optional_capabilities
             ).negotiate(self._state.capabilities)
         except AsmError as err:
-            _fail(err)
+            fail(err)
 
     async def _start_run(
         self, request: RunRequest, view: RunView, negotiation: Negotiation | None
@@ -484,6 +579,9 @@ class AgentSession:
         assert request.run_id is not None
         spec = self._spec
         messages = request.input_messages()
+        token: str | None = None
+        if workflow.patched(RUN_EVIDENCE):
+            token = self._execution.tokens[request.run_id] = str(workflow.uuid4())
         run_spec = RunSpec(
             run_id=request.run_id,
             session_id=self._state.session_id,
@@ -499,6 +597,7 @@ class AgentSession:
             timeout_seconds=request.timeout_seconds or spec.run_timeout_seconds,
             heartbeat_timeout_seconds=spec.heartbeat_timeout_seconds,
             negotiation=negotiation,
+            token=token,
         )
         try:
             handle = await workflow.start_child_workflow(
@@ -509,10 +608,11 @@ class AgentSession:
                 static_summary=f"turn {view.turn}: {messages[-1].text()[:80]}",
             )
         except Exception as exc:  # e.g. the run id is taken by another session's run
+            self._execution.tokens.pop(request.run_id, None)
             view.status = RunStatus.FAILED
-            view.error = error("already_exists", f"could not start run: {exc}").to_dict()
+            view.error = _bounded(error("already_exists", f"could not start run: {exc}").to_dict())
             self._describe()
-            _fail(error("already_exists", f"run {request.run_id} could not start: {exc}"))
+            fail(error("already_exists", f"run {request.run_id} could not start: {exc}"))
         self._execution.runs_started += 1
         if not view.status.is_terminal:  # it may have finished already (run_finished)
             view.status = RunStatus.RUNNING
@@ -527,8 +627,49 @@ class AgentSession:
         watchers.add(task)  # a task nobody references may be garbage-collected
         task.add_done_callback(watchers.discard)
 
-    @workflow.signal(name=RUN_FINISHED)
-    def run_finished(self, result: RunResult) -> None:
+    @workflow.update(dynamic=True)
+    async def _unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        """Never runs: its validator rejects every update this workflow does not define."""
+
+    @_unknown_update.validator
+    def _reject_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        unknown("update", name, _UPDATES)
+
+    @workflow.query(dynamic=True)
+    def _unknown_query(self, name: str, args: Sequence[RawValue]) -> None:
+        """Answers every query this workflow does not define with a typed error."""
+        unknown("query", name, [protocol.DESCRIBE])
+
+    # --- signals ----------------------------------------------------------------------
+
+    @workflow.signal(dynamic=True)
+    async def _signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Every signal arrives here, raw: ``cancel``, ``cancel_run`` and ``run_finished``.
+
+        A signal is stored in history and applied again on every replay, so one that cannot
+        apply (no payload, two, ``null``, garbage, an unknown name) must never raise: it is
+        recorded as ``error_occurred`` and dropped.
+        """
+        if self._invalid is not None:
+            return  # the workflow is failing for its input: nothing to apply to
+        try:
+            if name == protocol.CANCEL:
+                self.cancel(parse(args, CancelSession, name))
+            elif name == protocol.CANCEL_RUN:
+                await self.cancel_run_signal(parse(args, CancelRun, name))
+            elif name == RUN_FINISHED:
+                self.run_finished(parse(args, RunFinished, name))
+            else:
+                raise error(
+                    "validation_error",
+                    f"unknown signal {name[:80]!r}; this workflow takes "
+                    f"{protocol.CANCEL}, {protocol.CANCEL_RUN} and {RUN_FINISHED}",
+                )
+        except AsmError as err:
+            workflow.logger.warning("signal %s dropped: %s", name[:80], err.message)
+            await self._record(EventType.ERROR_OCCURRED, {**err.to_dict(), "signal": name[:80]})
+
+    def run_finished(self, result: RunFinished) -> None:
         """Sent by a run just before it ends, so the slot is free before anyone sees the end.
 
         Without it a client that saw ``run-…`` complete could submit the next run before
@@ -540,10 +681,30 @@ class AgentSession:
             err = error("run_not_found", f"run_finished: no run {result.run_id!r}")
             self._spawn(self._record(EventType.ERROR_OCCURRED, err.to_dict()), "stray signal")
             return
+        if view.status.is_terminal:
+            return  # settled already (by its completion, or an earlier signal)
+        if not self._is_evidence(result):
+            workflow.logger.warning("run_finished for run %s without its token", result.run_id)
+            err = error(
+                "validation_error",
+                f"run_finished for run {result.run_id!r} does not carry the run's token: "
+                "ignored (the run settles when it ends)",
+                details={"run_id": result.run_id, "status": view.status.value},
+            )
+            self._spawn(self._record(EventType.ERROR_OCCURRED, err.to_dict()), "forged signal")
+            return
         # A fast run can finish before we have even seen it start: settle it all the same,
         # and _start_run will not count it as active.
-        if not view.status.is_terminal:
-            self._settle(view, result)
+        self._settle(view, result)
+
+    def _is_evidence(self, result: RunFinished) -> bool:
+        """Did the run itself send this? Only it knows the token its spec carries."""
+        expected = self._execution.tokens.get(result.run_id)
+        if expected is not None:
+            return result.token == expected
+        # No token issued: a run started before the patch (trusted as it was then), or a
+        # run that never started (queued, or not one of ours): nothing it says is evidence.
+        return not workflow.patched(RUN_EVIDENCE) or result.run_id in self._execution.active
 
     def _settle(self, view: RunView, result: RunResult) -> None:
         """The one place a started run ends: its view, its slot, the session's totals, then
@@ -552,8 +713,9 @@ class AgentSession:
         view.usage = result.usage
         self._state.usage = self._state.usage + result.usage
         view.stop_reason = result.stop_reason
-        view.error = result.error
+        view.error = _bounded(result.error)
         self._execution.active.pop(view.run_id, None)
+        self._execution.tokens.pop(view.run_id, None)
         # Account at once instead of when the child's completion arrives (which comes later:
         # the run tells us it is over before it ends), so a caller that submits its next run
         # as soon as it has this run's result does not wait behind this run's bookkeeping.
@@ -614,8 +776,12 @@ class AgentSession:
         await workflow.wait_condition(lambda: not any(r in self._execution.active for r in run_ids))
 
     @workflow.update(name=protocol.CANCEL_RUN)
-    async def cancel_run(self, arg: CancelRun) -> RunRef:
-        """Cancel one run; a queued run never reaches the provider. Finished: a no-op."""
+    async def cancel_run(self, *args: Any) -> RunRef:
+        """Cancel one run; a queued run never reaches the provider. Finished: a no-op.
+
+        Takes one :class:`CancelRun`.
+        """
+        arg = argument(args, CancelRun, protocol.CANCEL_RUN)
         view = self._find(arg.run_id)
         assert view is not None  # the validator guarantees it
         if view.status.is_terminal:
@@ -625,9 +791,10 @@ class AgentSession:
         return self._ref(view)
 
     @cancel_run.validator
-    def _validate_cancel_run(self, arg: CancelRun) -> None:
+    def _validate_cancel_run(self, *args: Any) -> None:
+        arg = argument(args, CancelRun, protocol.CANCEL_RUN)
         if self._find(arg.run_id) is None:
-            _fail(
+            fail(
                 error(
                     "run_not_found",
                     f"session {self._state.session_id} has no run {arg.run_id!r}",
@@ -635,7 +802,6 @@ class AgentSession:
                 )
             )
 
-    @workflow.signal(name=protocol.CANCEL_RUN)
     async def cancel_run_signal(self, arg: CancelRun) -> None:
         """Fire-and-forget ``cancel_run``; an unknown run is recorded as ``error_occurred``."""
         view = self._find(arg.run_id)
@@ -666,7 +832,7 @@ class AgentSession:
             await self._cancel_child(view.run_id)
 
     @workflow.update(name=protocol.INTERRUPT)
-    async def interrupt(self, arg: Transition) -> SessionView:
+    async def interrupt(self, *args: Any) -> SessionView:
         """Cancel the running run(s); the session stays active and the queue proceeds."""
         async with self._execution.lock:
             victims = await self._cancel_active()
@@ -680,23 +846,23 @@ class AgentSession:
         return self._view(SessionView)
 
     @interrupt.validator
-    def _validate_interrupt(self, arg: Transition) -> None:
+    def _validate_interrupt(self, *args: Any) -> None:
+        self._transition_arg(args)
         if self._state.status not in (SessionStatus.ACTIVE, SessionStatus.PAUSED):
-            _fail(
+            fail(
                 error(
                     "invalid_operation",
                     f"nothing to interrupt: the session is {self._state.status.value}",
                 )
             )
         if not any(c.enabled and c.name == "interrupt" for c in self._state.capabilities):
-            _fail(
+            fail(
                 error(
                     "capability_not_supported",
                     f"provider {self._state.provider!r} does not support interrupt",
                 )
             )
 
-    @workflow.signal(name=protocol.CANCEL)
     def cancel(self, arg: CancelSession) -> None:
         """Cancel the session and all its runs."""
         if self._execution.cancel is None and not self._state.status.is_terminal:

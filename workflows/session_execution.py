@@ -40,6 +40,10 @@ class Execution:
     active: dict[str, ChildWorkflowHandle[AgentRun, RunResult]] = field(default_factory=dict)
     #: Per-run background work (watching a child, accounting a turn): draining waits for it.
     watchers: set[asyncio.Task[None]] = field(default_factory=set)
+    #: The token each run started by this execution holds (its spec's): the evidence a
+    #: ``run_finished`` signal must carry. Continue-as-new happens with no run active, so
+    #: none needs carrying.
+    tokens: dict[str, str] = field(default_factory=dict)
     #: Runs started by this execution: ``continue_as_new_after_runs`` counts these.
     runs_started: int = 0
     #: A ``complete`` / ``fail`` update asked the session to end like this.

@@ -175,3 +175,23 @@ def test_admission_is_a_function_of_its_input(load: SessionLoad) -> None:
             assert first.error.to_dict() == second.error.to_dict()
         else:
             assert first == second
+
+
+@given(strategies, st.booleans())
+def test_a_run_that_would_take_the_queue_over_its_byte_limit_is_refused(
+    strategy: MultitaskStrategy, draining: bool
+) -> None:
+    load = active(active=1, draining=draining, max_queued_bytes=1000, queued_bytes=900)
+    fits = admit(strategy, replace(load, incoming_bytes=100))
+    over = admit(strategy, replace(load, incoming_bytes=101))
+    if isinstance(fits, QueueRun):
+        assert isinstance(over, RejectRun)
+        assert over.error.code == "max_runs_exceeded"
+        assert "1000" in over.error.message and "continue-as-new" in over.error.message
+    else:  # preempting or refused for another reason: the queue's size plays no part
+        assert type(over) is type(fits)
+
+
+def test_a_queued_run_moving_up_is_never_refused_for_its_size() -> None:
+    load = active(queued=1, queued_bytes=10**9, max_queued_bytes=1)
+    assert isinstance(admit_queued(load), StartRun)

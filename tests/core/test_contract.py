@@ -12,7 +12,9 @@ from agent_session_manager.core.contract import (
     LifecycleRecord,
     Message,
     RunPatch,
+    RunRequest,
     SessionPatch,
+    SessionSpec,
 )
 from agent_session_manager.core.temporal import data_converter
 from agent_session_manager.core.usage import TokenUsage
@@ -87,3 +89,60 @@ def test_an_unknown_patch_field_is_rejected() -> None:
         SessionPatch.model_validate({"agnet_id": "a"})
     with pytest.raises(pydantic.ValidationError, match="input"):
         RunPatch.model_validate({"input": "hello"})
+
+
+# --- the limits inputs meet -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"session_id": "s" * 256}, "varchar(255)"),
+        ({"session_id": "a/b"}, "letters, digits"),
+        ({"agent_id": "a" * 256}, "varchar(255)"),
+        ({"agent_id": "\U0001f600" * 200}, "search attribute"),
+        ({"model": "m" * 256}, "varchar(255)"),
+        ({"tags": ["t"] * 33}, "at most 32 tags"),
+        ({"tags": ["t" * 65]}, "64 characters"),
+        ({"tags": ["\U0001f600" * 16] * 12}, "AsmTags"),
+        ({"idle_timeout_seconds": 1e12}, "a year"),
+        ({"idle_timeout_seconds": 2**63}, "a year"),
+        ({"run_timeout_seconds": float("inf")}, "finite"),
+        ({"heartbeat_timeout_seconds": float("nan")}, "finite"),
+        ({"heartbeat_timeout_seconds": 0}, "> 0"),
+        ({"system_prompt": "x" * 300_000}, "2 MB"),
+    ],
+)
+def test_a_session_spec_is_bounded_by_the_limit_each_field_meets(
+    fields: dict[str, object], says: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        SessionSpec.model_validate({"agent_id": "a", **fields})
+    assert says in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"run_id": "r" * 256},
+        {"run_id": "r 1"},
+        {"timeout_seconds": 1e12},
+        {"timeout_seconds": float("inf")},
+        {"model": "m" * 256},
+        {"prompt": "x" * 300_000},
+    ],
+)
+def test_a_run_request_is_bounded_too(fields: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        RunRequest.model_validate({"prompt": "hi", **fields})
+
+
+def test_values_at_the_limits_are_accepted() -> None:
+    spec = SessionSpec(
+        agent_id="a" * 255,
+        session_id="s" * 255,
+        tags=["t" * 64] * 20,
+        idle_timeout_seconds=365 * 24 * 3600,
+    )
+    assert len(spec.session_id or "") == 255
+    assert RunRequest(prompt="x" * 200_000, run_id="run_a.b:c-d_e").run_id

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -29,10 +30,13 @@ from agent_session_manager.core.errors import (
 from agent_session_manager.core.events import EventDraft
 from agent_session_manager.core.temporal import (
     data_converter,
+    decode_input,
     from_failure,
     retry_policy,
     to_application_error,
 )
+
+PAYLOADS = data_converter.payload_converter
 
 
 def _activity_error(cause: BaseException) -> ActivityError:
@@ -265,3 +269,53 @@ async def test_data_converter_reports_a_taxonomy_error_raised_by_a_validator() -
     with pytest.raises(ApplicationError) as caught:
         await data_converter.decode(payloads, [EventDraft])
     assert caught.value.type == "invalid_event_type"
+
+
+async def test_data_converter_reports_an_unknown_encoding_as_a_validation_error() -> None:
+    garbage = Payload(metadata={"encoding": b"binary/whatever"}, data=b"\x00")
+    with pytest.raises(ApplicationError) as caught:
+        await data_converter.decode([garbage], [RunRequest])
+    assert caught.value.type == "validation_error"
+    assert "binary/whatever" in caught.value.message
+
+
+NULL = RawValue(Payload(metadata={"encoding": b"binary/null"}))
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "got none"),
+        ([{"prompt": "a"}, {"prompt": "b"}], "got 2 arguments"),
+        ([None], "got null"),
+        ([NULL], "got null"),
+        ([RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b"{oops"))], "invalid"),
+        ([RawValue(Payload(metadata={"encoding": b"x/y"}, data=b""))], "x/y"),
+        ([{"prompt": "hi", "colour": 1}], "colour"),
+        (["hi"], "RunRequest"),
+    ],
+)
+def test_decode_input_turns_every_unusable_argument_into_a_validation_error(
+    args: list[object], says: str
+) -> None:
+    with pytest.raises(AsmError) as caught:
+        decode_input(args, RunRequest, what="submit_run", converter=PAYLOADS)
+    assert caught.value.code == "validation_error"
+    assert "submit_run" in caught.value.message
+    assert says in caught.value.message
+
+
+def test_decode_input_decodes_a_raw_payload_and_a_plain_value_alike() -> None:
+    raw = RawValue(PAYLOADS.to_payloads([RunRequest(prompt="hi")])[0])
+    assert decode_input([raw], RunRequest, what="x", converter=PAYLOADS).prompt == "hi"
+    assert decode_input([{"prompt": "hi"}], RunRequest, what="x", converter=PAYLOADS).prompt == "hi"
+
+
+def test_a_payload_with_a_problem_per_item_names_only_the_first_few() -> None:
+    items = [1] * 10_000
+    with pytest.raises(AsmError) as caught:
+        decode_input([{"messages": items}], RunRequest, what="submit_run", converter=PAYLOADS)
+    assert caught.value.code == "validation_error"
+    assert "more)" in caught.value.message
+    assert len(caught.value.message) < 8_000
+    assert len(caught.value.details["errors"]) <= 10

@@ -465,3 +465,87 @@ async def test_session_continues_as_new_and_keeps_its_state(
     await assert_no_failed_workflow_tasks(temporal, session_workflow_id(sid))
     seqs = [e.seq for e in await store.events(sid, limit=10_000)]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_a_forged_run_finished_neither_settles_a_streaming_run_nor_admits_a_second(
+    client: SessionClient, temporal: Client, store: EventStore, run_worker: Any
+) -> None:
+    raw = Client(temporal.service_client, namespace=temporal.namespace)  # SDK default converter
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a", mock=slow(chars=2000))).session_id
+        handle = raw.get_workflow_handle(session_workflow_id(sid))
+        first = await client.submit_run(sid, "one")
+        queued = await client.submit_run(sid, "two", strategy="enqueue")
+        forged = {"session_id": sid, "status": "completed", "output": "forged"}
+        await handle.signal(RUN_FINISHED, {**forged, "run_id": first.run_id})
+        await handle.signal(RUN_FINISHED, {**forged, "run_id": first.run_id, "token": "guess"})
+        await handle.signal(RUN_FINISHED, {**forged, "run_id": queued.run_id, "token": None})
+        for _ in range(100):
+            errors = [e for e in await store.events(sid) if e.type is EventType.ERROR_OCCURRED]
+            if len(errors) == 3:
+                break
+            await asyncio.sleep(0.05)
+        view = await client.describe(sid)
+        with pytest.raises(AsmError) as info:
+            await client.submit_run(sid, "three")  # strategy reject: the slot is still taken
+        await client.cancel_run(sid, queued.run_id)
+        await client.cancel_run(sid, first.run_id)
+        ended = await client.wait_run(first.run_id, sid)
+        await assert_no_failed_workflow_tasks(temporal, session_workflow_id(sid))
+    statuses = {r.run_id: r.status for r in view.runs}
+    assert statuses == {first.run_id: RunStatus.RUNNING, queued.run_id: RunStatus.PENDING}
+    assert info.value.code == "max_runs_exceeded"
+    assert len(errors) == 3 and all("token" in e.data["message"] for e in errors)
+    assert ended.status is RunStatus.CANCELLED  # the forged "completed" never took
+
+
+async def test_a_run_settles_on_its_own_run_finished(
+    client: SessionClient, temporal: Client, store: EventStore, run_worker: Any
+) -> None:
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a")).session_id
+        results = [await client.run(sid, f"turn {n}") for n in range(3)]
+        history = await temporal.get_workflow_handle(session_workflow_id(sid)).fetch_history()
+        errors = [e for e in await store.events(sid) if e.type is EventType.ERROR_OCCURRED]
+    assert [r.status for r in results] == [RunStatus.COMPLETED] * 3
+    assert errors == []  # every genuine run_finished carried its token
+    signals = [
+        e
+        for e in history.events
+        if e.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert len(signals) == 3
+
+
+async def test_the_queue_is_bounded_by_the_bytes_continue_as_new_can_carry(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a", mock=slow(chars=3000))).session_id
+        first = await client.submit_run(sid, "one")
+        big = "x" * 200_000  # under the per-request limit; three of them are over the queue's
+        queued = [await client.submit_run(sid, big, strategy="enqueue") for _ in range(2)]
+        with pytest.raises(AsmError) as info:
+            await client.submit_run(sid, big, strategy="enqueue")
+        view = await client.describe(sid)
+        for ref in [*queued, first]:
+            await client.cancel_run(sid, ref.run_id)
+    assert info.value.code == "max_runs_exceeded"
+    assert "bytes" in info.value.message
+    assert view.queued == [r.run_id for r in queued]
+    assert len(view.runs) == 3  # the refused run left no trace
+
+
+async def test_a_run_error_is_kept_small_in_the_session_and_whole_in_the_run(
+    client: SessionClient, run_worker: Any
+) -> None:
+    script = MockScript(steps=[MockError(code="provider_error", message="e" * 4000)])
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a", mock=script)).session_id
+        result = await client.run(sid, "fail loudly")
+        view = await client.describe(sid)
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and "e" * 4000 in result.error["message"]
+    kept = view.runs[0].error
+    assert kept is not None and kept["code"] == "provider_error"
+    assert len(kept["message"]) <= 1024
