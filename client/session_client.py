@@ -57,7 +57,7 @@ from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event, EventType
 from agent_session_manager.core.lifecycle import run_result_from_error
 from agent_session_manager.core.models import new_session_id
-from agent_session_manager.core.protocol import DEFAULT_TASK_QUEUE, SESSION_WORKFLOW
+from agent_session_manager.core.protocol import CANCEL, DEFAULT_TASK_QUEUE, SESSION_WORKFLOW
 from agent_session_manager.core.temporal import from_failure
 from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store import EventStore
@@ -314,7 +314,10 @@ class SessionClient:
     async def cancel_session(self, session_id: str, reason: str | None = None) -> None:
         """Signal ``cancel``: every run is cancelled, then the session ends ``cancelled``."""
         with _translated(session_id):
-            await self._handle(session_id).signal(AgentSession.cancel, CancelSession(reason=reason))
+            # Signals reach the session through one dynamic handler that records a malformed one
+            # instead of failing the workflow task, so there is no method to refer to: the name
+            # comes from the protocol module and the payload is the contract's model.
+            await self._handle(session_id).signal(CANCEL, CancelSession(reason=reason))
 
     async def result(self, session_id: str) -> SessionSummary:
         """Wait for the session workflow to end and return its summary."""
