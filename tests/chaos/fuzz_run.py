@@ -72,7 +72,7 @@ from tests.chaos.fuzz_inputs import (
 CODES = frozenset(get_args(ErrorCode))
 PYTHON_ERROR = re.compile(r"\b[A-Z]\w*(Error|Exception)\b")
 #: How long one request may take before it counts as hung (a healthy one takes milliseconds).
-REQUEST_TIMEOUT = 15.0
+REQUEST_TIMEOUT = 10.0
 #: A busy target's run: long enough to outlive the fuzz, slow enough to write little.
 SLOW = MockScript(steps=[MockText(text="." * 3000, chunk_size=5, delay_ms=250)])
 QUICK = MockScript(steps=[MockText(text="warm")])
@@ -297,7 +297,10 @@ class Fuzz:
                 outcome = f"signal dropped as error_occurred ({', '.join(codes)})"
             else:
                 outcome = f"signal applied ({', '.join(types)})"
-        elif written and not outcome.startswith(("update accepted", "start accepted")):
+        elif written and req.kind in ("start_session", "start_run"):
+            # The start named this existing session: whatever became of it, it owns nothing here.
+            self.report.violate(req, f"wrote {types} into an existing session ({outcome})")
+        elif written and not outcome.startswith("update accepted"):
             self.report.violate(req, f"wrote {types} for a rejected request ({outcome})")
         self.report.outcomes[outcome] += 1
         if req.over_limit and outcome.startswith(("update accepted", "signal applied")):
@@ -528,6 +531,16 @@ class Fuzz:
                 )
         return len(rows)
 
+    async def check_ownership(self) -> None:
+        """Every run still belongs to the session that ran it, whatever reused its id."""
+        for session_id, run_id in self.finished_runs:
+            row = await self.store.get_run(run_id)
+            if row is None or row.session_id != session_id:
+                owner = row.session_id if row else None
+                self.report.violations.append(
+                    f"run {run_id} of {session_id} now belongs to {owner!r}"
+                )
+
     async def check_normal_run(self) -> None:
         """A normal run still works: on a fresh session, and on a fuzzed active one."""
         text = "still fine after the fuzz"
@@ -575,6 +588,7 @@ async def run_fuzz(
         fuzz.report.seconds = time.monotonic() - t
         workflows = await fuzz.check_workflows()
         sessions = fuzz.check_sequences(db)
+        await fuzz.check_ownership()
         fuzz.report.outcomes[f"(checked {workflows} workflows, {sessions} event streams)"] = 1
         await fuzz.check_normal_run()
     finally:

@@ -13,7 +13,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio.client import Client
 
 from agent_session_manager.store import EventStore
@@ -28,7 +27,6 @@ def _seed() -> int:
     return random.SystemRandom().randrange(2**32) if raw == "random" else int(raw)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_a_thousand_malformed_requests_wedge_nothing_and_leave_no_trace(
     temporal: Client, store: EventStore, task_queue: str, tmp_path: Path, run_worker: Any
 ) -> None:
