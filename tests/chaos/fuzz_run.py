@@ -55,7 +55,7 @@ from agent_session_manager.core.contract import (
     session_workflow_id,
 )
 from agent_session_manager.core.errors import ErrorCode
-from agent_session_manager.core.events import EventType
+from agent_session_manager.core.events import Event, EventType
 from agent_session_manager.store import EventStore
 from tests.chaos.fuzz_inputs import (
     FINISHED_RUN,
@@ -73,6 +73,8 @@ CODES = frozenset(get_args(ErrorCode))
 PYTHON_ERROR = re.compile(r"\b[A-Z]\w*(Error|Exception)\b")
 #: How long one request may take before it counts as hung (a healthy one takes milliseconds).
 REQUEST_TIMEOUT = 10.0
+#: Quiet time after which a target's stream counts as settled.
+SETTLE = 0.3
 #: A busy target's run: long enough to outlive the fuzz, slow enough to write little.
 SLOW = MockScript(steps=[MockText(text="." * 3000, chunk_size=5, delay_ms=250)])
 QUICK = MockScript(steps=[MockText(text="warm")])
@@ -294,8 +296,7 @@ class Fuzz:
                 if health != "closed":
                     self.report.violate(req, f"{health}: {outcome}")
             return health == "closed" and target.kind == "closed"
-        events = await self.store.events(target.session_id, after_seq=before, limit=10_000)
-        written = [e for e in events if e.run_id not in (target.running_run, target.queued_run)]
+        written = await self._written(target, before)
         types = sorted({e.type.value for e in written})
         if req.kind == "signal" and outcome == "signal sent":
             if not written:
@@ -322,6 +323,21 @@ class Fuzz:
         ):
             self.report.violate(req, "a forged run_finished settled a run that is still running")
         return view is not None and await self._in_state(target, view)
+
+    async def _written(self, target: Target, before: int) -> list[Event]:
+        """What the target's stream gained since ``before``, once it stopped growing.
+
+        The probe's query answers before a signal's ``error_occurred`` write may have landed;
+        waiting for quiet keeps a late write from being blamed on the next request.
+        """
+        seen = -1
+        while True:
+            events = await self.store.events(target.session_id, after_seq=before, limit=10_000)
+            mine = [e for e in events if e.run_id not in (target.running_run, target.queued_run)]
+            if len(mine) == seen:
+                return mine
+            seen = len(mine)
+            await asyncio.sleep(SETTLE)
 
     @staticmethod
     def _run_status(view: dict[str, Any], run_id: str) -> str | None:
