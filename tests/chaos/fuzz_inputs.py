@@ -418,7 +418,7 @@ def _one(rng: random.Random, index: int, kind: Kind) -> Request:
     labels, over = _mutate_value(rng, model, value)
     payloads, shape = _mutate_payloads(rng, value)
     if shape != "json":
-        labels = [shape]  # the value's mutations do not reach the handler as such
+        labels = [shape, *labels]  # the value's mutations may still reach the handler
         over = None
     target: TargetKind | None = None
     workflow_id: str | Big | None = None

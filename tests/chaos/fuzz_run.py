@@ -310,7 +310,8 @@ class Fuzz:
             # The start named this existing session: whatever became of it, it owns nothing here.
             self.report.violate(req, f"wrote {types} into an existing session ({outcome})")
         elif written and not outcome.startswith("update accepted"):
-            self.report.violate(req, f"wrote {types} for a rejected request ({outcome})")
+            said = [str(e.data.get("message", ""))[:80] for e in written]
+            self.report.violate(req, f"wrote {types} {said} for a rejected request ({outcome})")
         self.report.outcomes[outcome] += 1
         if req.over_limit and outcome.startswith(("update accepted", "signal applied")):
             self.report.violate(req, f"accepted over a limit ({req.over_limit}): {outcome}")
