@@ -289,6 +289,7 @@ class Fuzz:
             )
         except (RPCError, WorkflowQueryFailedError):
             pass
+        await self._quiesce(handle)
         health = await self._health(handle)
         if health is not None:
             self.report.outcomes[f"{outcome} -> {health}"] += 1
@@ -347,6 +348,16 @@ class Fuzz:
     async def _still_running(self, workflow_id: str) -> bool:
         desc = await self.raw.get_workflow_handle(workflow_id).describe()
         return desc.status is WorkflowExecutionStatus.RUNNING
+
+    async def _quiesce(self, handle: WorkflowHandle[Any, Any]) -> None:
+        """Wait until no workflow task is pending: the local activities a signal started (its
+        ``error_occurred`` record) have then finished, and so have their writes."""
+        for _ in range(int(REQUEST_TIMEOUT / 0.05)):
+            desc = await handle.describe()
+            pending = desc.raw_description.pending_workflow_task
+            if not desc.raw_description.HasField("pending_workflow_task") or pending.attempt >= 2:
+                return
+            await asyncio.sleep(0.05)
 
     async def _health(self, handle: WorkflowHandle[Any, Any]) -> str | None:
         """None if the workflow serves; else 'wedged', 'terminated' or 'closed'."""
