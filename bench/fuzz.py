@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from agent_session_manager.activities.providers.base import discover
+from agent_session_manager.activities.providers import discover
 from agent_session_manager.store import open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server
 from agent_session_manager.worker.worker import serve

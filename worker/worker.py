@@ -66,6 +66,13 @@ async def serve(
         max_heartbeat_throttle_interval=throttle,
         default_heartbeat_throttle_interval=throttle,
         max_cached_workflows=max_cached_workflows,
+        # Temporal echoes an update's request in the workflow's accept/reject reply, so an
+        # update just under the server's 2 MiB request limit makes that reply exceed the SDK's
+        # own 2 MiB check: the task would fail on every retry and wedge the session (found by
+        # tests/chaos/test_fuzz.py). Without the local check the server decides: it refuses
+        # that update (FAILED_PRECONDITION) and the session goes on. Our own payloads stay far
+        # below the limit by the bounds in core.contract.
+        disable_payload_error_limit=True,
     )
     async with worker:
         yield worker
