@@ -84,6 +84,12 @@ MAX_INPUT_BYTES = 256 * 1024
 MAX_QUEUED_BYTES = 2 * MAX_INPUT_BYTES
 #: A run's spec is a session spec's content plus a run request's.
 _MAX_RUN_SPEC_BYTES = 2 * MAX_INPUT_BYTES + 64 * 1024
+#: The most update payload a Temporal server serving us should admit at once for one workflow
+#: (its ``history.maxInFlightUpdatePayloads``). A worker that rejects an update echoes the
+#: request in its task completion, and a completion over gRPC's 4 MiB gets the workflow
+#: *terminated*; the server's default (20 MiB) admits a 4 MiB update that does just that.
+#: 3 MiB is still ten of our largest requests (a run request is at most 256 KiB).
+SERVER_UPDATE_PAYLOADS_BYTES = 3 * 1024 * 1024
 
 
 def check_id(v: str) -> str:

@@ -204,6 +204,11 @@ class _PayloadConverter(CompositePayloadConverter):
     def from_payloads(
         self, payloads: Sequence[Payload], type_hints: list[type] | None = None
     ) -> list[Any]:
+        if type_hints is None:
+            # Untyped is how the SDK decodes our ``*args`` entry points, and a raise there
+            # (in a workflow's start) fails the task before our code can run, on every retry.
+            # What cannot be read stays raw, for :func:`decode_input` to refuse, typed.
+            return [self._untyped(payload) for payload in payloads]
         # An unknown encoding or bytes no converter can read is the sender's mistake: say so
         # with a taxonomy error (a KeyError here would fail the workflow task, forever).
         try:
@@ -218,6 +223,12 @@ class _PayloadConverter(CompositePayloadConverter):
                     details={"exception": type(exc).__name__},
                 )
             ) from exc
+
+    def _untyped(self, payload: Payload) -> Any:
+        try:
+            return super().from_payloads([payload], None)[0]
+        except Exception:
+            return RawValue(payload)
 
 
 data_converter = DataConverter(payload_converter_class=_PayloadConverter)

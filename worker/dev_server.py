@@ -19,6 +19,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from agent_session_manager.core import search_attributes
+from agent_session_manager.core.contract import SERVER_UPDATE_PAYLOADS_BYTES
 from agent_session_manager.core.errors import error
 from agent_session_manager.core.temporal import data_converter
 
@@ -28,6 +29,9 @@ from agent_session_manager.core.temporal import data_converter
 DEV_SERVER_TUNING: tuple[str, ...] = (
     "--dynamic-config-value",
     "history.transferProcessorMaxPollRPS=1000",
+    # Updates too big to be safely rejected are refused by the server (see the constant).
+    "--dynamic-config-value",
+    f"history.maxInFlightUpdatePayloads={SERVER_UPDATE_PAYLOADS_BYTES}",
 )
 
 

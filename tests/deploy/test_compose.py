@@ -22,6 +22,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from agent_session_manager.core.contract import SERVER_UPDATE_PAYLOADS_BYTES
 from agent_session_manager.observability import config as telemetry
 from agent_session_manager.worker.settings import SECRET_ENV_VARS, Settings
 
@@ -345,6 +346,7 @@ def test_temporal_dynamic_config_is_mounted_and_valid(services: dict[str, dict[s
     assert container_dir == "/etc/temporal/config/dynamicconfig"
     config = yaml.safe_load((ROOT / host_dir / relative).read_text())
     assert config["frontend.enableUpdateWorkflowExecution"][0]["value"] is True
+    assert config["history.maxInFlightUpdatePayloads"][0]["value"] == SERVER_UPDATE_PAYLOADS_BYTES
 
 
 # --- the image ------------------------------------------------------------------------------
