@@ -149,6 +149,15 @@ def provider_error_info(exc: BaseException) -> ProviderErrorInfo:
         kept.update({k: v for k, v in headers.items() if k.startswith("anthropic-ratelimit-")})
         mid_stream = exc.status_code < 400
         request_id = exc.request_id or _body_field(exc.body, "request_id")
+        message = exc.api_message or exc.message
+        if isinstance(exc.body, str) and not mid_stream:
+            # Not the API's JSON error: a proxy's or gateway's page (HTML, megabytes maybe).
+            # Its text is no message; what it is, is (the start stays in ``body``).
+            kind = headers.get("content-type", "").split(";")[0].strip() or "non-JSON"
+            message = (
+                f"HTTP {exc.status_code} with a {kind} page of {len(exc.body.encode())} bytes "
+                "instead of an API error: something between the worker and the API failed"
+            )
         return ProviderErrorInfo(
             # An ``event: error`` arrives on a 200 response: that 200 is not the error's status.
             status_code=None if mid_stream else exc.status_code,
@@ -156,7 +165,7 @@ def provider_error_info(exc: BaseException) -> ProviderErrorInfo:
             retry_after=parse_retry_after(headers),
             headers=kept,
             body=exc.body,
-            message=exc.api_message or exc.message,
+            message=message,
         )
     if isinstance(exc, anthropic.APIError):
         return ProviderErrorInfo(message=exc.message, body=exc.body)
