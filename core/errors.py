@@ -303,7 +303,9 @@ class AsmError(Exception):
     def details(self, value: dict[str, Any]) -> None:
         """Set the details; they are redacted and shrunk to fit."""
         bounded = scrub_value(value, MAX_DETAILS_BYTES)
-        self._details = bounded if isinstance(bounded, dict) else {"truncated": bounded[:3000]}
+        if not isinstance(bounded, dict):  # too big to keep its shape: its start, as text
+            bounded = {"truncated": scrub_value(bounded, MAX_DETAILS_BYTES - 20)}
+        self._details = bounded
 
     def scrubbed(self, secrets: Iterable[str]) -> AsmError:
         """A copy with every value of ``secrets`` redacted and no exception chain.

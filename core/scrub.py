@@ -38,7 +38,8 @@ _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
 _API_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
 _HEADER = re.compile(
     r"(?i)\b((?:x-)?api[-_]?key|(?:proxy-)?authorization)"
-    r"([\"']?\s*[:=]\s*[\"']?)"
+    # The scheme word stays (possessive: it may not be given back to be taken for the value).
+    r"([\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic)\s+)?+)"
     r"(?!\[REDACTED\])([^\s\"'<>,;&]+)"
 )
 
@@ -53,16 +54,17 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _HEADER.sub(rf"\g<1>\g<2>{REDACTED}", text)
 
 
-def cap(text: str, max_bytes: int) -> str:
+def cap(text: str, max_bytes: int, *, of: int | None = None) -> str:
     """``text`` as valid UTF-8 of at most ``max_bytes`` bytes, marked when it was cut.
 
     The cut never splits a character; lone surrogates (which protobuf, and so Temporal,
-    refuses) become ``?``.
+    refuses) become ``?``. The marker says the size, ``of`` bytes when ``text`` is already
+    the start of something bigger.
     """
     data = text.encode("utf-8", "replace")
     if len(data) <= max_bytes:
         return data.decode("utf-8")
-    marker = f"…[{len(data)} bytes, truncated]"
+    marker = f"…[{of or len(data)} bytes, truncated]"
     room = max_bytes - len(marker.encode())
     if room < 0:  # too small a budget for the marker: just cut
         return data[:max_bytes].decode("utf-8", "ignore")
@@ -75,9 +77,11 @@ def scrub(text: str, max_bytes: int, secrets: Iterable[str] = ()) -> str:
     secrets = _usable(secrets)
     # Only the part that can survive the cap is redacted: a 5 MB page costs no more than 5 KB.
     window = max_bytes + _LOOKAHEAD_CHARS + max((len(s) for s in secrets), default=0)
+    size = None
     if len(text) > window:
+        size = len(text.encode("utf-8", "replace"))
         text = _without_partial_secret(text[:window], secrets)
-    return cap(redact(text, secrets), max_bytes)
+    return cap(redact(text, secrets), max_bytes, of=size)
 
 
 def scrub_value(value: Any, max_bytes: int, secrets: Iterable[str] = ()) -> Any:
@@ -93,7 +97,15 @@ def scrub_value(value: Any, max_bytes: int, secrets: Iterable[str] = ()) -> Any:
         out = _walk(value, min(leaf_bytes, max_bytes), items, secrets, depth=0)
         if json_size(out) <= max_bytes:
             return out
-    return scrub(json.dumps(out, ensure_ascii=False, default=repr), max_bytes, secrets)
+    text = json.dumps(out, ensure_ascii=False, separators=(",", ":"), default=repr)
+    # The preview is a JSON string itself: quotes and escapes count against the budget too.
+    budget = max_bytes - 2
+    while True:
+        preview = scrub(text, max(budget, 0), secrets)
+        over = json_size(preview) - max_bytes
+        if over <= 0 or budget <= 0:
+            return preview
+        budget -= over
 
 
 def json_size(value: Any) -> int:

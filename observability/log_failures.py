@@ -46,7 +46,7 @@ def log_failed_attempt(
         attempt,
         err.code,
         f" (HTTP {status})" if status is not None else "",
-        scrub(err.message, SHORT_MESSAGE_BYTES),
+        " ".join(scrub(err.message, SHORT_MESSAGE_BYTES).split()),  # one line, always
     )
     if cause is not None and log.isEnabledFor(logging.DEBUG):
         text = "".join(traceback.format_exception(cause))
