@@ -6,7 +6,6 @@ import asyncio
 import contextvars
 import functools
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,16 +16,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from agent_session_manager.core.events import EventDraft, EventType
-from agent_session_manager.core.scrub import scrub
 from agent_session_manager.observability.log_context import log_context
 from agent_session_manager.observability.metrics import instruments
+from agent_session_manager.observability.span_errors import bounded, record_error
 from agent_session_manager.observability.tracing import tracer
 
 T = TypeVar("T")
-
-#: Longest span attribute (and status description) we set from an error, UTF-8 bytes: a
-#: provider's error page must not become a multi-megabyte span in every exporter.
-MAX_SPAN_ATTRIBUTE_BYTES = 8192
 
 
 @dataclass
@@ -117,8 +112,7 @@ def traced_provider_call(
             except ApplicationError as exc:
                 code = exc.type or "internal_error"
                 span.set_attribute("error.type", code)
-                span.set_status(Status(StatusCode.ERROR, _bounded(f"{code}: {exc.message}")))
-                _record_exception(span, exc)
+                record_error(span, exc, f"{code}: {exc.message}")
                 if _will_retry(exc):
                     instruments().retries.add(
                         1, {"asm.provider": spec.provider, "error.type": code}
@@ -129,7 +123,7 @@ def traced_provider_call(
                     span.set_attribute("asm.cancelled", True)
                 else:
                     span.set_attribute("error.type", type(exc).__name__)
-                    span.set_status(Status(StatusCode.ERROR, _bounded(str(exc))))
+                    span.set_status(Status(StatusCode.ERROR, bounded(str(exc))))
                 raise
             finally:
                 _current_call.reset(token)
@@ -137,23 +131,6 @@ def traced_provider_call(
             return outcome
 
     return wrapper
-
-
-def _bounded(text: str) -> str:
-    return scrub(text, MAX_SPAN_ATTRIBUTE_BYTES)
-
-
-def _record_exception(span: trace.Span, exc: BaseException) -> None:
-    """``span.record_exception``, with its message and stack trace redacted and capped."""
-    span.add_event(
-        "exception",
-        {
-            "exception.type": type(exc).__qualname__,
-            "exception.message": _bounded(str(exc)),
-            "exception.stacktrace": _bounded("".join(traceback.format_exception(exc))),
-            "exception.escaped": False,
-        },
-    )
 
 
 def _finish(span: trace.Span, state: _Call, outcome: Any) -> None:
