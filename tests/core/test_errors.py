@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticValidationError
 
 from agent_session_manager.core.errors import (
@@ -259,3 +262,27 @@ def test_scrubbed_copy_redacts_configured_secrets_and_drops_the_chain() -> None:
     assert secret not in repr(clean.to_dict())
     assert clean.code == "provider_unavailable" and clean.retryable
     assert clean.__cause__ is None and clean.__context__ is None
+
+
+@given(
+    message=st.text(max_size=3000),
+    details=st.dictionaries(st.text(max_size=20), st.text(max_size=3000), max_size=8),
+    body=st.text(max_size=10_000),
+    repeat=st.integers(1, 400),
+)
+@settings(max_examples=60, deadline=None)
+def test_any_error_stays_within_its_caps_and_keyless(
+    message: str, details: dict[str, str], body: str, repeat: int
+) -> None:
+    echo = f" x-api-key: {KEY} "
+    err = error(
+        "provider_unavailable",
+        (message + echo) * repeat,
+        details={**details, "echo": echo * repeat},
+        provider_error=ProviderErrorInfo(body=(body + echo) * repeat, message=message + echo),
+    )
+    assert len(err.message.encode()) <= MAX_MESSAGE_BYTES
+    assert json_size(err.details) <= MAX_DETAILS_BYTES
+    assert err.provider_error is not None
+    assert json_size(err.provider_error.body) <= MAX_ERROR_BODY_BYTES
+    assert KEY not in json.dumps(err.to_dict(), ensure_ascii=False)
