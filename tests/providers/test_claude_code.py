@@ -23,7 +23,7 @@ from agent_session_manager.activities.providers.claude_code._transport import (
     claude_binary,
 )
 from agent_session_manager.core.contract import Message
-from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, AsmError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.usage import TokenUsage
 from tests.fakes.anthropic_server import (
@@ -336,6 +336,15 @@ def test_classifier_falls_back_on_the_error_kind_and_text() -> None:
     )
     assert classify_result(status=None, error_kind=None, message="odd").code == "provider_error"
     assert classify_result(status=504, error_kind=None, message="x").code == "provider_timeout"
+
+
+def test_a_gateway_page_as_the_result_is_unavailable_and_summed_up() -> None:
+    # The page's words ("timeout" in a footer, say) are not the failure's.
+    page = "API Error: <html><body>" + "request timeout trace " * 250_000 + "</body></html>"
+    for status in (None, 503):
+        err = classify_result(status=status, error_kind=None, message=page)
+        assert (err.code, err.retryable) == ("provider_unavailable", True)
+        assert "HTML page of" in err.message and len(err.message.encode()) <= MAX_MESSAGE_BYTES
 
 
 @needs_claude

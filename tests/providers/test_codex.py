@@ -27,7 +27,7 @@ from agent_session_manager.activities.providers.codex._transport import (
     codex_binary,
 )
 from agent_session_manager.core.contract import Message
-from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, AsmError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.usage import TokenUsage
 from tests.fakes.openai_responses_server import (
@@ -479,6 +479,19 @@ def test_classifier_reads_status_info_and_bodies() -> None:
         }
     )
     assert slow.provider_error is not None and slow.provider_error.retry_after == 1.5
+
+
+def test_a_gateway_page_in_a_turn_error_is_unavailable_and_summed_up() -> None:
+    page = "<html><body>" + "request timeout trace " * 250_000 + "</body></html>"
+    for turn_error in (
+        {"message": f"unexpected status 503 Service Unavailable: {page}"},
+        {"message": page, "codexErrorInfo": {"other": {"httpStatusCode": 502}}},
+    ):
+        err = classify_turn_error(turn_error)
+        assert (err.code, err.retryable) == ("provider_unavailable", True)
+        assert "HTML page of" in err.message and len(err.message.encode()) <= MAX_MESSAGE_BYTES
+        assert err.provider_error is not None and err.provider_error.message is not None
+        assert len(err.provider_error.message.encode()) <= MAX_MESSAGE_BYTES
 
 
 # --- cancellation --------------------------------------------------------------------------

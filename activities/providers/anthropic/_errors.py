@@ -17,7 +17,10 @@ from typing import Any, Final
 import anthropic
 import httpx2
 
-from agent_session_manager.activities.providers._http_status import code_for_status
+from agent_session_manager.activities.providers._http_status import (
+    code_for_status,
+    page_message,
+)
 from agent_session_manager.core.errors import AsmError, ErrorCode, ProviderErrorInfo, error
 
 PROVIDER_NAME: Final = "anthropic"
@@ -152,12 +155,8 @@ def provider_error_info(exc: BaseException) -> ProviderErrorInfo:
         message = exc.api_message or exc.message
         if isinstance(exc.body, str) and not mid_stream:
             # Not the API's JSON error: a proxy's or gateway's page (HTML, megabytes maybe).
-            # Its text is no message; what it is, is (the start stays in ``body``).
-            kind = headers.get("content-type", "").split(";")[0].strip() or "non-JSON"
-            message = (
-                f"HTTP {exc.status_code} with a {kind} page of {len(exc.body.encode())} bytes "
-                "instead of an API error: something between the worker and the API failed"
-            )
+            kind = headers.get("content-type", "").split(";")[0].strip() or "HTML"
+            message = page_message(exc.status_code, exc.body, kind) or message
         return ProviderErrorInfo(
             # An ``event: error`` arrives on a 200 response: that 200 is not the error's status.
             status_code=None if mid_stream else exc.status_code,
