@@ -47,6 +47,7 @@ from agent_session_manager.observability.log_failures import (
     quiet_failed_attempts,
 )
 from agent_session_manager.observability.provider_call import note_result, traced_provider_call
+from agent_session_manager.observability.redaction import secret_values
 from agent_session_manager.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,8 @@ class ProviderActivities:
             provider=provider,
             attempt=attempt,
             cause=cause or err,
-            secrets=self.secrets.values(),
+            # Logs keep base URLs (where the worker sends its calls); history does not.
+            secrets=secret_values(self.secrets, self.secrets),
         )
         return clean
 
