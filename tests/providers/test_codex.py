@@ -30,12 +30,14 @@ from agent_session_manager.core.contract import Message
 from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, AsmError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.usage import TokenUsage
+from tests.fakes.anthropic_server import html_error_page
 from tests.fakes.openai_responses_server import (
     OpenAIResponsesFake,
     Usage,
     custom_tool_call,
     failed_turn,
     function_call,
+    html_error,
     http_error,
     message,
     reasoning,
@@ -440,6 +442,22 @@ async def test_http_and_stream_failures_are_classified(
         with pytest.raises(AsmError) as info:
             await CodexProvider().stream(make_request(fake, workdir, state), RecordingSink())
     assert (info.value.code, info.value.retryable) == (code, retryable)
+
+
+@needs_codex
+async def test_a_5mb_html_503_is_unavailable_with_a_short_message(
+    workdir: Path, state: Path
+) -> None:
+    page = html_error_page(5 * 1024 * 1024, echo="sk-test-key")  # make_request's key
+    async with OpenAIResponsesFake() as fake:
+        fake.script(html_error(503, page))
+        with pytest.raises(AsmError) as info:
+            await CodexProvider().stream(make_request(fake, workdir, state), RecordingSink())
+    err = info.value
+    assert (err.code, err.retryable) == ("provider_unavailable", True)
+    assert len(err.message.encode()) <= MAX_MESSAGE_BYTES
+    assert len(json.dumps(err.to_dict()).encode()) < 16 * 1024
+    assert "sk-test-key" not in json.dumps(err.to_dict())
 
 
 @needs_codex
