@@ -254,7 +254,7 @@ def html_error_page(size: int, *, echo: str = "") -> str:
     anywhere the error may have travelled.
     """
     head = "<html><head><title>503 Service Unavailable</title></head><body><h1>503</h1>"
-    line = f"<p>upstream unavailable; request header x-api-key: {echo}</p>\n"
+    line = f"<p>upstream unavailable; request header x-api-key: {echo}</p><pre>{echo}</pre>\n"
     filler = "<div>" + "é∂ gateway trace " * 20 + "</div>\n"
     parts = [head, line]
     total = len(head.encode()) + len(line.encode())

@@ -34,9 +34,9 @@ from agent_session_manager.worker.worker import serve
 from tests.fakes.anthropic_server import AnthropicFake, HttpError, html_error_page
 from tests.observability.conftest import Otel
 
-#: Distinctive, so a leak anywhere is easy to find; not the shape of a real key's prefix
-#: alone: the configured secret value is what the worker must recognise.
-API_KEY = "sk-ant-api03-HYGIENE-" + "q" * 40
+#: Distinctive keys, so a leak anywhere is easy to find: one shaped like Anthropic's, one
+#: with no credential shape at all (only the worker's configured secret value can find it).
+KEYS = ["sk-ant-api03-HYGIENE-" + "q" * 40, "hygiene-plain-credential-" + "7" * 20]
 LIMIT = 16 * 1024
 ATTEMPTS = 3
 
@@ -46,11 +46,17 @@ def _database_files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in directory.glob("asm.db*")}
 
 
+@pytest.fixture(params=KEYS, ids=["sk-ant-key", "shapeless-key"])
+def api_key(request: pytest.FixtureRequest) -> str:
+    key: str = request.param
+    return key
+
+
 @pytest.fixture
-async def fake() -> AsyncIterator[AnthropicFake]:
-    async with AnthropicFake(api_key=API_KEY) as server:
+async def fake(api_key: str) -> AsyncIterator[AnthropicFake]:
+    async with AnthropicFake(api_key=api_key) as server:
         server.default = HttpError(
-            503, body=html_error_page(5 * 1024 * 1024, echo=API_KEY), content_type="text/html"
+            503, body=html_error_page(5 * 1024 * 1024, echo=api_key), content_type="text/html"
         )
         yield server
 
@@ -61,13 +67,14 @@ async def test_a_5mb_html_error_page_fails_the_run_small_and_clean(
     store: EventStore,
     task_queue: str,
     fake: AnthropicFake,
+    api_key: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     spans_before = len(otel.finished())
     traced = instrument_client(temporal, force=True)
-    secrets = {"ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake.base_url}
+    secrets = {"ANTHROPIC_API_KEY": api_key, "ANTHROPIC_BASE_URL": fake.base_url}
     async with serve(traced, store, task_queue=task_queue, providers=discover(), secrets=secrets):
         client = SessionClient(traced, store, task_queue=task_queue)
         spec = SessionSpec(
@@ -89,12 +96,12 @@ async def test_a_5mb_html_error_page_fails_the_run_small_and_clean(
     assert result.error is not None and result.error["code"] == "provider_unavailable"
     assert result.attempts == ATTEMPTS
     assert len(fake.message_requests) == ATTEMPTS
-    assert {r.credential for r in fake.message_requests} == {API_KEY}  # the key was used
+    assert {r.credential for r in fake.message_requests} == {api_key}  # the key was used
 
     # History: every event of the session and the run is small and keyless.
     for wf in (session_workflow_id(sid), run_workflow_id(result.run_id)):
         history = await temporal.get_workflow_handle(wf).fetch_history()
-        assert API_KEY not in history.to_json(), wf
+        assert api_key not in history.to_json(), wf
         sizes = {e.event_id: e.ByteSize() for e in history.events}
         assert max(sizes.values()) <= LIMIT, (wf, sizes)
 
@@ -106,18 +113,18 @@ async def test_a_5mb_html_error_page_fails_the_run_small_and_clean(
     for event in events:
         line = event.model_dump_json()  # what `asm events --json` prints
         assert len(line.encode()) <= LIMIT, event.type
-        assert API_KEY not in line
+        assert api_key not in line
     assert "[REDACTED]" in json.dumps([e.data for e in errors])  # the echo was there, redacted
     files = _database_files(tmp_path)
     assert files, "no database file found"
     for name, content in files.items():
-        assert API_KEY.encode() not in content, name
+        assert api_key.encode() not in content, name
 
     # `asm audit` output.
     assert audit
     for line in audit:
         assert len(line.encode()) <= LIMIT
-        assert API_KEY not in line
+        assert api_key not in line
 
     # Exported spans: the failed attempts are there, each span small and keyless.
     spans = otel.finished()[spans_before:]
@@ -128,14 +135,14 @@ async def test_a_5mb_html_error_page_fails_the_run_small_and_clean(
     for span in spans:
         exported = span.to_json()
         assert len(exported.encode()) <= LIMIT, span.name
-        assert API_KEY not in exported, span.name
+        assert api_key not in exported, span.name
 
     # Logs (captured at DEBUG, so the SDK's and the traceback lines count too).
     formatter = logging.Formatter()
     for record in caplog.records:
         line = formatter.format(record)
         assert len(line.encode()) <= LIMIT, (record.name, line[:200])
-        assert API_KEY not in line, record.name
+        assert api_key not in line, record.name
     # One WARNING line per failed attempt, naming the code and the status; none from the SDK.
     warnings = [
         r.getMessage()
