@@ -195,6 +195,8 @@ class ProviderErrorInfo(BaseModel):
     def _drop_secret_headers(cls, v: dict[str, str]) -> dict[str, str]:
         # This lands in Temporal history and in events: a credential echoed by a proxy
         # must never get there (secrets stay in the worker).
+        # Each kept header is short and redacted, and only the first 64 (a misbehaving proxy
+        # can answer with thousands): headers are context, not content.
         return {
             scrub(k.lower(), _MAX_HEADER_BYTES): scrub(val, _MAX_HEADER_BYTES)
             for k, val in list(v.items())[:64]
