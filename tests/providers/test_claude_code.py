@@ -35,6 +35,7 @@ from tests.fakes.anthropic_server import (
     Thinking,
     ToolUse,
     Usage,
+    html_error_page,
 )
 
 MODEL = "claude-sonnet-4-6"
@@ -289,6 +290,22 @@ async def test_429_is_rate_limited_and_retryable(workdir: Path, state: Path) -> 
     assert info.value.retryable is True
     assert info.value.provider_error is not None
     assert info.value.provider_error.status_code == 429
+
+
+@needs_claude
+async def test_a_5mb_html_503_is_unavailable_with_a_short_message(
+    workdir: Path, state: Path
+) -> None:
+    page = html_error_page(5 * 1024 * 1024, echo="sk-ant-test-PAGE-ECHO-0123456789")
+    async with AnthropicFake() as fake:
+        fake.script(HttpError(503, body=page, content_type="text/html"))
+        with pytest.raises(AsmError) as info:
+            await ClaudeCodeProvider().stream(make_request(fake, workdir, state), RecordingSink())
+    err = info.value
+    assert (err.code, err.retryable) == ("provider_unavailable", True)
+    assert len(err.message.encode()) <= MAX_MESSAGE_BYTES
+    assert len(json.dumps(err.to_dict()).encode()) < 16 * 1024
+    assert "PAGE-ECHO" not in json.dumps(err.to_dict())
 
 
 @needs_claude
