@@ -19,7 +19,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from datetime import date, datetime, time
+from enum import Enum
 from typing import Any
+
+from pydantic import BaseModel
 
 REDACTED = "[REDACTED]"
 """What a credential is replaced with."""
@@ -142,6 +146,14 @@ def _walk(value: Any, leaf_bytes: int, items: int, secrets: list[str], depth: in
         if len(value) > items:
             walked.append(f"…[{len(value) - items} more]")
         return walked
+    # What the JSON payload converter would have made of it, so shrinking changes no type.
+    if isinstance(value, Enum):
+        return _walk(value.value, leaf_bytes, items, secrets, depth + 1)
+    if isinstance(value, datetime | date | time):
+        return scrub(value.isoformat(), leaf_bytes, secrets)
+    if isinstance(value, BaseModel):
+        dumped = value.model_dump(mode="json")
+        return _walk(dumped, leaf_bytes, items, secrets, depth + 1)
     return scrub(repr(value), leaf_bytes, secrets)
 
 

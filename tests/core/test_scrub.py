@@ -125,3 +125,16 @@ def test_scrub_value_survives_deep_nesting() -> None:
     for _ in range(5000):
         value = [value]
     assert json_size(scrub_value(value, 512)) <= 512
+
+
+def test_scrub_value_keeps_what_json_would_make_of_dates_enums_and_models() -> None:
+    from datetime import UTC, datetime
+
+    from agent_session_manager.core.status import RunStatus
+    from agent_session_manager.core.usage import TokenUsage
+
+    at = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
+    out = scrub_value({"at": at, "status": RunStatus.FAILED, "usage": TokenUsage()}, 4096)
+    assert out["at"] == at.isoformat()
+    assert out["status"] == "failed"
+    assert out["usage"] == TokenUsage().model_dump(mode="json")
