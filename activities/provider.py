@@ -42,7 +42,12 @@ from agent_session_manager.core.protocol import (
 )
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import to_application_error
+from agent_session_manager.observability.log_failures import (
+    log_failed_attempt,
+    quiet_failed_attempts,
+)
 from agent_session_manager.observability.provider_call import note_result, traced_provider_call
+from agent_session_manager.observability.redaction import secret_values
 from agent_session_manager.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,9 @@ class ProviderActivities:
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     flush_interval: float = 0.05
     tick: float = 0.1
+
+    def __post_init__(self) -> None:
+        quiet_failed_attempts()  # our own line per failed attempt replaces the SDK's
 
     @activity.defn(name=STREAM_PROVIDER_ACTIVITY)
     @traced_provider_call  # one GenAI span + provider metrics per attempt
@@ -147,21 +155,42 @@ class ProviderActivities:
             await asyncio.shield(self._flush_quietly(sink))
             raise
         except AsmError as err:
-            err.details = {**err.details, "attempt": attempt}  # the run reports its attempts
-            await self._record_failure(sink, err)
-            raise to_application_error(err) from err
+            clean = self._failed(err, spec.provider, attempt)
+            await self._record_failure(sink, clean)
+            # Without the chain: it quotes the provider's whole answer (and maybe the key).
+            raise to_application_error(clean) from None
         except Exception as exc:
-            log.exception("provider %s crashed", spec.provider)
-            crash = error(
-                "internal_error",
-                f"provider {spec.provider!r} raised {type(exc).__name__}: {exc}",
-                retryable=False,
-                details={"attempt": attempt},
+            crash = self._failed(
+                error(
+                    "internal_error",
+                    f"provider {spec.provider!r} raised {type(exc).__name__}: {exc}",
+                    retryable=False,
+                ),
+                spec.provider,
+                attempt,
+                cause=exc,
             )
             await self._record_failure(sink, crash)
-            raise to_application_error(crash) from exc
+            raise to_application_error(crash) from None
         await self._tell_session(RunFinished.of(ended, spec.token))
         return outcome
+
+    def _failed(
+        self, err: AsmError, provider: str, attempt: int, cause: BaseException | None = None
+    ) -> AsmError:
+        """``err`` as the attempt reports it: the worker's secrets redacted, the attempt
+        noted (the run reports its attempts), logged once."""
+        clean = err.scrubbed(self.secrets.values())
+        clean.details = {**clean.details, "attempt": attempt}
+        log_failed_attempt(
+            clean,
+            provider=provider,
+            attempt=attempt,
+            cause=cause or err,
+            # Logs keep base URLs (where the worker sends its calls); history does not.
+            secrets=secret_values(self.secrets, self.secrets),
+        )
+        return clean
 
     async def _history(self, session_id: str, turn: int) -> list[Message]:
         if turn == 1:  # nothing before the first turn: skip the read

@@ -10,6 +10,7 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.errors` the error taxonomy       * :mod:`core.status` status machines
 * :mod:`core.events` event types, envelope    * :mod:`core.models` session and run ids
 * :mod:`core.capabilities` capabilities       * :mod:`core.usage` token usage
+* :mod:`core.scrub` redaction and byte caps for text from outside
 
 :mod:`core.temporal` (error conversion, retry policies, the data converter) and
 :mod:`core.search_attributes` (the search-attribute keys) are the modules that import
@@ -89,7 +90,9 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.core.errors import (
     CODES,
-    MAX_ERROR_BODY_CHARS,
+    MAX_DETAILS_BYTES,
+    MAX_ERROR_BODY_BYTES,
+    MAX_MESSAGE_BYTES,
     NON_RETRYABLE_CODES,
     RETRYABLE_CODES,
     SECRET_HEADERS,
@@ -157,6 +160,15 @@ from agent_session_manager.core.protocol import (
     STREAM_PROVIDER_ACTIVITY,
     SUBMIT_RUN,
 )
+from agent_session_manager.core.scrub import (
+    MIN_SECRET_CHARS,
+    REDACTED,
+    cap,
+    json_size,
+    redact,
+    scrub,
+    scrub_value,
+)
 from agent_session_manager.core.status import (
     RUN_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -185,19 +197,23 @@ __all__ = [
     "FAIL",
     "ID_PATTERN",
     "INTERRUPT",
-    "MAX_ERROR_BODY_CHARS",
+    "MAX_DETAILS_BYTES",
+    "MAX_ERROR_BODY_BYTES",
     "MAX_ID_CHARS",
     "MAX_INPUT_BYTES",
+    "MAX_MESSAGE_BYTES",
     "MAX_NAME_CHARS",
     "MAX_QUEUED_BYTES",
     "MAX_TAGS",
     "MAX_TAG_CHARS",
     "MAX_TIMEOUT_SECONDS",
+    "MIN_SECRET_CHARS",
     "MULTITASK_STRATEGIES",
     "NON_RETRYABLE_CODES",
     "PAUSE",
     "PROVIDER_CATALOG_ACTIVITY",
     "RECORD_LIFECYCLE_ACTIVITY",
+    "REDACTED",
     "RESUME",
     "RETRYABLE_CODES",
     "ROLLBACK_RUN_ACTIVITY",
@@ -284,6 +300,7 @@ __all__ = [
     "admit_after_preemption",
     "admit_queued",
     "allowed_targets",
+    "cap",
     "category_of",
     "check_id",
     "check_transition",
@@ -292,6 +309,7 @@ __all__ = [
     "error",
     "invalid",
     "is_retryable",
+    "json_size",
     "lifecycle_event_id",
     "new_run_id",
     "new_session_id",
@@ -300,10 +318,13 @@ __all__ = [
     "parse_event_type",
     "parse_run_status",
     "parse_session_status",
+    "redact",
     "run_ended",
     "run_result_from_error",
     "run_started",
     "run_workflow_id",
+    "scrub",
+    "scrub_value",
     "session_id_from_workflow_id",
     "session_workflow_id",
 ]

@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 
 import pydantic
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverter,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
     PayloadConverter,
@@ -33,12 +35,14 @@ from temporalio.exceptions import (
 
 from agent_session_manager.core.errors import (
     CODES,
+    MAX_MESSAGE_BYTES,
     NON_RETRYABLE_CODES,
     AsmError,
     ProviderErrorInfo,
     error,
     parse_error_code,
 )
+from agent_session_manager.core.scrub import scrub
 
 
 def to_application_error(err: AsmError) -> ApplicationError:
@@ -231,7 +235,52 @@ class _PayloadConverter(CompositePayloadConverter):
             return RawValue(payload)
 
 
-data_converter = DataConverter(payload_converter_class=_PayloadConverter)
+#: Causes kept below a failure: enough for "activity failed because the provider said X"; a
+#: deeper chain adds size, not understanding.
+MAX_FAILURE_CAUSES = 3
+
+#: Longest stack trace kept per failure (UTF-8 bytes).
+MAX_STACK_TRACE_BYTES = 4096
+
+#: A failure (with its causes and details) above this is cut to its first entry: the server
+#: takes at most 4 MB per gRPC message, and a failure that does not fit never arrives (the
+#: activity then ends much later, as a misclassified timeout).
+MAX_FAILURE_BYTES = 64 * 1024
+
+
+class _BoundedFailureConverter(DefaultFailureConverter):
+    """The default failure conversion, then every message and stack trace redacted and capped
+    and the cause chain cut, so any exception, however big its chain, fits in a gRPC message.
+
+    :class:`AsmError` is already bounded; this catches the rest (an SDK exception quoting a
+    whole error page, a foreign ``ApplicationError``, a chain of them).
+    """
+
+    def to_failure(
+        self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
+    ) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        node, depth = failure, 0
+        while True:
+            node.message = scrub(node.message, MAX_MESSAGE_BYTES)
+            node.stack_trace = scrub(node.stack_trace, MAX_STACK_TRACE_BYTES)
+            if not node.HasField("cause"):
+                break
+            if depth >= MAX_FAILURE_CAUSES:
+                node.ClearField("cause")
+                break
+            node, depth = node.cause, depth + 1
+        if failure.ByteSize() > MAX_FAILURE_BYTES:
+            failure.ClearField("cause")
+        if failure.ByteSize() > MAX_FAILURE_BYTES:  # details we did not write (another SDK's)
+            failure.stack_trace = ""
+            if failure.HasField("application_failure_info"):
+                failure.application_failure_info.ClearField("details")
+
+
+data_converter = DataConverter(
+    payload_converter_class=_PayloadConverter, failure_converter_class=_BoundedFailureConverter
+)
 """The data converter every client and worker of this project uses (pydantic JSON)."""
 
 
