@@ -27,10 +27,10 @@ async def connect_temporal(address: str, namespace: str) -> Client:
         )
     except (RPCError, RuntimeError) as exc:
         raise error(
-            "provider_unavailable",
+            "temporal_unavailable",
             f"cannot reach Temporal at {address} ({exc}); start one with `asm dev`, "
             "or set ASM_TEMPORAL_ADDRESS to your cluster's frontend",
-            retryable=True,
+            details={"address": address},
         ) from exc
 
 
