@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, then exit with a reliable status."""
     code = 0
     args = sys.argv[1:] if argv is None else argv
-    _sdk_logs_to_stderr()
+    sdk_logs_to_stderr()
     try:
         # Standalone mode: typer prints usage errors itself and exits 2.
         app(args=argv, standalone_mode=True)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     _exit(code)
 
 
-def _sdk_logs_to_stderr() -> None:
+def sdk_logs_to_stderr() -> None:
     """Send the Temporal SDK's own log lines through Python logging (so to stderr).
 
     Its default runtime prints them to stdout (e.g. ``WARN … gRPC call … retried 5 times``

@@ -73,9 +73,10 @@ class Patience:
 
     seconds: float | None = 300.0
     initial_backoff: float = 0.1
-    # Short: Temporal's own client already retries ~10 s inside each call before we hear of
-    # the outage, so a long pause of ours would only delay noticing that the server is back.
-    max_backoff: float = 1.0
+    # Short: a try against a component that is down costs little (a refused connection; the
+    # Temporal SDK adds its own ~10 s of retries inside each call), while a long pause of ours
+    # would only delay noticing that the component is back.
+    max_backoff: float = 0.5
     report_every: float = 5.0
     on_progress: Callable[[Outage], None] = _log_progress
 

@@ -646,17 +646,29 @@ async def read_events(
     """
     waiter = OutageWaiter(patience or Patience(), lambda _component: store.display_url)
     cursor = after_seq
+    # Plain page reads, not the live tail, after an outage: they fail (or answer) at once, so
+    # the stream resumes as soon as the store is back, without waiting for the store's
+    # listener to reconnect.
+    catch_up = not follow
     while True:
         try:
-            if not follow:
+            if catch_up:
                 while batch := await store.events(
-                    session_id, after_seq=cursor, run_id=run_id, types=types, must_exist=True
+                    session_id,
+                    after_seq=cursor,
+                    run_id=run_id,
+                    types=types,
+                    must_exist=not follow,
                 ):
                     waiter.recovered()
                     for event in batch:
                         cursor = event.seq
                         yield event
-                return
+                        if follow and until is not None and until(event):
+                            return
+                if not follow:
+                    return
+                catch_up = False
             tail = store.follow(
                 session_id,
                 cursor,
@@ -674,3 +686,4 @@ async def read_events(
                         return
         except AsmError as err:
             await waiter.wait_out(err)
+            catch_up = True
