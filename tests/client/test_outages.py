@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import data_converter
 from agent_session_manager.store import EventStore, open_store, upgrade
 from agent_session_manager.worker.worker import serve
-from tests.client.test_cli import asm, cli_env
+from tests.client.test_cli import REPO, asm, cli_env
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.postgres import SKIP_REASON, PgServer, pg_base_url
 
@@ -382,3 +384,56 @@ async def test_cli_json_error_names_the_store_and_exits_75() -> None:
     reported = json.loads(err.strip().splitlines()[-1])["error"]
     assert reported["code"] == "storage_connection_failed"
     assert reported["retryable"] is True
+
+
+SDK_LOGS = """
+import asyncio, os, sys
+from temporalio.client import Client
+from temporalio.service import RetryConfig
+from agent_session_manager.cli.app import sdk_logs_to_stderr
+from tests.fakes.tcp_proxy import TcpProxy
+
+async def main() -> None:
+    if sys.argv[2] == "cli":
+        sdk_logs_to_stderr()
+    async with TcpProxy.to(sys.argv[1]) as proxy:
+        retries = RetryConfig(
+            initial_interval_millis=10, max_interval_millis=20, max_retries=7,
+            max_elapsed_time_millis=5000,
+        )
+        client = await Client.connect(proxy.address, retry_config=retries)
+        await proxy.cut()
+        try:
+            await client.get_workflow_handle("x").describe()
+        except Exception as exc:
+            print("raised", type(exc).__name__, flush=True)
+    await asyncio.sleep(0.5)  # the SDK forwards its log lines in batches
+    sys.stderr.flush()
+    os._exit(0)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("runtime", ["sdk default", "cli"])
+async def test_the_sdks_retry_warnings_stay_off_the_clis_stdout(
+    env: WorkflowEnvironment, runtime: str
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SDK_LOGS,
+        env.client.service_client.config.target_host,
+        runtime,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    warned = "retried" in out.decode() + err.decode()
+    assert warned, "the outage made the SDK warn (else this test shows nothing)"
+    if runtime == "cli":
+        assert out.decode() == "raised RPCError\n"
+        assert "retried" in err.decode()
+    else:  # what the CLI avoids: the SDK's own console logger writes to stdout
+        assert "retried" in out.decode()
