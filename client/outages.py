@@ -87,6 +87,37 @@ class Patience:
             raise ValueError("Patience needs 0 < initial_backoff <= max_backoff")
 
 
+@dataclass(frozen=True)
+class Step:
+    """What to do after one more failure of an outage: :func:`next_step`'s verdict."""
+
+    give_up: bool
+    report: bool
+    delay: float
+    """Seconds to sleep before the next try."""
+    backoff: float
+    """The delay after the next failure, if there is one."""
+
+
+def next_step(
+    patience: Patience, waited: float, since_report: float | None, backoff: float
+) -> Step:
+    """The policy, pure: give up once ``waited`` reaches the patience; report the first failure
+    and then every ``report_every`` s; sleep the backoff (never past the patience), doubling
+    it up to ``max_backoff``. ``since_report`` is None when nothing was reported yet."""
+    limit = patience.seconds
+    if limit is not None and waited >= limit:
+        return Step(give_up=True, report=False, delay=0.0, backoff=backoff)
+    report = since_report is None or since_report >= patience.report_every
+    delay = backoff if limit is None else min(backoff, limit - waited)
+    return Step(
+        give_up=False,
+        report=report,
+        delay=delay,
+        backoff=min(backoff * 2, patience.max_backoff),
+    )
+
+
 class OutageWaiter:
     """One waiting call's view of an outage: backs off, reports, and knows when to give up.
 
@@ -113,22 +144,21 @@ class OutageWaiter:
             self._since = now
             self.outages += 1
         waited = now - self._since
-        limit = self.patience.seconds
-        if limit is not None and waited >= limit:
+        since_report = None if self._reported is None else now - self._reported
+        step = next_step(self.patience, waited, since_report, self._backoff)
+        if step.give_up:
             if waited > 0:
                 err.message = f"{err.message} (waited {waited:.0f} s)"
             raise err
-        if self._reported is None or now - self._reported >= self.patience.report_every:
+        if step.report:
             self._reported = now
-            remaining = None if limit is None else max(limit - waited, 0.0)
+            limit = self.patience.seconds
+            remaining = None if limit is None else limit - waited
             self.patience.on_progress(
                 Outage(component, self._where(component), waited, remaining, err)
             )
-        delay = self._backoff
-        if limit is not None:
-            delay = min(delay, max(limit - waited, 0.0))
-        self._backoff = min(self._backoff * 2, self.patience.max_backoff)
-        await asyncio.sleep(delay)
+        self._backoff = step.backoff
+        await asyncio.sleep(step.delay)
 
     def recovered(self) -> None:
         """The component answered: the next failure starts a new outage."""

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
 from agent_session_manager.activities.providers import discover
-from agent_session_manager.client.outages import Outage, OutageWaiter, Patience
+from agent_session_manager.client.outages import Outage, OutageWaiter, Patience, next_step
 from agent_session_manager.client.session_client import Reset, SessionClient, TextDelta
 from agent_session_manager.core.contract import MockScript, MockText, SessionSpec
 from agent_session_manager.core.errors import AsmError, error
@@ -115,6 +117,7 @@ async def test_wait_run_and_stream_text_ride_out_a_temporal_outage(
         ref = await client.submit_run(sid, "go")
         waiting = asyncio.create_task(proxied.wait_run(ref.run_id, sid))
         streaming = asyncio.create_task(collect_text(proxied, sid, ref.run_id))
+        await asyncio.sleep(0.3)  # wait_run is in its long poll when the line goes down
         await temporal_proxy.cut()
         await asyncio.sleep(OUTAGE_SECONDS)  # the run streams on, and ends, in the worker
         await temporal_proxy.restore()
@@ -437,3 +440,32 @@ async def test_the_sdks_retry_warnings_stay_off_the_clis_stdout(
         assert "retried" in err.decode()
     else:  # what the CLI avoids: the SDK's own console logger writes to stdout
         assert "retried" in out.decode()
+
+
+@given(
+    seconds=st.one_of(st.none(), st.floats(0, 1e6)),
+    waited=st.floats(0, 2e6),
+    since_report=st.one_of(st.none(), st.floats(0, 1e3)),
+    backoff=st.floats(0.01, 10),
+    max_backoff=st.floats(0.01, 10),
+)
+def test_the_outage_policy_never_overstays_and_reports_on_schedule(
+    seconds: float | None,
+    waited: float,
+    since_report: float | None,
+    backoff: float,
+    max_backoff: float,
+) -> None:
+    policy = Patience(
+        seconds=seconds, initial_backoff=min(backoff, max_backoff), max_backoff=max_backoff
+    )
+    step = next_step(policy, waited, since_report, backoff)
+    assert step.give_up is (seconds is not None and waited >= seconds)
+    if step.give_up:
+        return
+    assert 0 <= step.delay <= backoff
+    if seconds is not None:
+        assert step.delay <= seconds - waited  # never sleeps past the patience
+    assert step.report is (since_report is None or since_report >= policy.report_every)
+    assert step.backoff <= max(max_backoff, backoff)
+    assert step.backoff == min(backoff * 2, max_backoff)
