@@ -5,10 +5,14 @@ that *wait* (:meth:`SessionClient.wait_run`, :meth:`~SessionClient.result`,
 :meth:`~SessionClient.stream_events`, :meth:`~SessionClient.stream_text`) keep waiting through
 an outage, with backoff, and resume where they were (a stream from its cursor, so no event is
 lost or repeated). While they wait they report it, through :attr:`Patience.on_progress`, as an
-:class:`Outage` naming the component that is down: ``Temporal at 127.0.0.1:7233 unreachable,
-retrying for 290 s…``. When :attr:`Patience.seconds` runs out, the last error is raised: its
-code names the component (``temporal_unavailable``, ``storage_connection_failed``), never
-``run_not_found`` or ``provider_unavailable``.
+:class:`Outage` naming the component that is down: ``Temporal at 127.0.0.1:7233 unreachable
+(tcp connect error), retrying for 290 s…``. When :attr:`Patience.seconds` runs out, the last
+error is raised: its code names the component (``temporal_unavailable``,
+``storage_connection_failed``), never ``run_not_found`` or ``provider_unavailable``.
+
+Temporal's own client retries each call for about 10 s before it gives up, so the first report
+of a Temporal outage comes that late; a store outage is reported after the store's own short
+reconnect attempts (:data:`client.session_client.STORE_BLIP_SECONDS`).
 
 One-shot calls (start, submit, describe, updates, signals, listing) do not wait: they fail at
 once with the same typed codes, for the caller to decide; ``Patience(seconds=0)`` makes the
@@ -54,7 +58,9 @@ class Outage:
     def __str__(self) -> str:
         name = "Temporal" if self.component == "temporal" else "the event store"
         left = "until it is back" if self.remaining is None else f"for {self.remaining:.0f} s"
-        return f"{name} at {self.where} unreachable, retrying {left}… ({self.error.message})"
+        # The cause alone: the error's full message repeats the address and the advice.
+        cause = self.error.details.get("cause") or self.error.message
+        return f"{name} at {self.where} unreachable ({cause}), retrying {left}…"
 
 
 def _log_progress(outage: Outage) -> None:

@@ -129,7 +129,7 @@ async def test_wait_run_and_stream_text_ride_out_a_temporal_outage(
     assert reports, "the outage was reported while waiting"
     assert {r.component for r in reports} == {"temporal"}
     assert reports[0].where == temporal_proxy.address
-    assert "unreachable, retrying" in str(reports[0])
+    assert str(reports[0]).startswith(f"Temporal at {temporal_proxy.address} unreachable (")
 
 
 async def test_session_result_rides_out_a_temporal_outage(
@@ -242,7 +242,10 @@ async def test_the_waiter_names_the_component_and_resumes_after_recovery() -> No
         ("temporal", "temporal-address"),
     ]
     assert waiter.outages == 2
-    assert str(reports[0]).startswith("the event store at store-address unreachable")
+    assert (
+        str(reports[0])
+        == "the event store at store-address unreachable (db down), retrying for 120 s…"
+    )
 
 
 def test_patience_refuses_nonsense() -> None:
@@ -469,3 +472,47 @@ def test_the_outage_policy_never_overstays_and_reports_on_schedule(
     assert step.report is (since_report is None or since_report >= policy.report_every)
     assert step.backoff <= max(max_backoff, backoff)
     assert step.backoff == min(backoff * 2, max_backoff)
+
+
+#: Longer than the Temporal SDK's own ~10 s of retries inside a call: the CLI itself must wait.
+CLI_OUTAGE_SECONDS = 13.0
+
+
+async def test_asm_run_keeps_waiting_through_a_temporal_outage_and_says_so(
+    env: WorkflowEnvironment,
+    store: EventStore,
+    task_queue: str,
+    run_worker: Any,
+    temporal_proxy: TcpProxy,
+) -> None:
+    e = {**cli_env(env, store, task_queue), "ASM_TEMPORAL_ADDRESS": temporal_proxy.address}
+    script = json.dumps(SLOW.model_dump(mode="json"))
+    async with run_worker():
+        code, sid, err = await asm("session", "start", "--mock-script", script, env=e)
+        assert code == 0, err
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "agent_session_manager.cli",
+            "run",
+            "go",
+            "--session",
+            sid.strip(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "200", **e},
+            cwd=REPO,
+        )
+        assert proc.stderr is not None
+        submitted = await asyncio.wait_for(proc.stderr.readline(), 60)
+        assert submitted.startswith(b"run "), submitted  # submitted: now wait_run is waiting
+        await temporal_proxy.cut()
+        await asyncio.sleep(CLI_OUTAGE_SECONDS)
+        await temporal_proxy.restore()
+        out, rest = await asyncio.wait_for(proc.communicate(), 60)
+    stderr = rest.decode()
+    assert proc.returncode == 0, stderr
+    assert out.decode().strip() == TEXT.strip()  # the result, and nothing else, on stdout
+    assert f"Temporal at {temporal_proxy.address} unreachable (" in stderr
+    assert "retrying for" in stderr
+    assert "completed" in stderr
