@@ -7,7 +7,8 @@ run goes on and ends during the outage:
 1. ``temporal``: the client's Temporal connection is cut for ``--seconds`` while it is in
    ``wait_run`` (and ``stream_text``). The client uses the SDK's default retry settings, as a
    real application would: the SDK itself retries each call for ~10 s before the client layer
-   hears of the outage.
+   hears of the outage. ``temporal_cli``: the same with the CLI's connection settings
+   (``cli.runtime.CLI_SDK_RETRIES``: the SDK gives up after ~3 s).
 2. ``store``: the client's PostgreSQL connection is cut for ``--seconds`` while it follows the
    run's events (``stream_events``) and waits for it. Needs ``--database-url`` or
    ``ASM_TEST_DATABASE_URL`` (a throwaway database is created and dropped); skipped otherwise.
@@ -16,7 +17,7 @@ For each: ``first_report_s`` (cut → first progress report), ``recovery_s`` (re
 waiting call returned), ``reports``, and whether the text came through exact with ``seq``
 gap-free. Prints one JSON document on stdout; progress on stderr.
 
-Run: ``.venv/bin/python bench/outages.py [--seconds 10]`` (about 40 s).
+Run: ``.venv/bin/python bench/outages.py [--seconds 10]`` (about 45 s).
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
+from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
 from agent_session_manager.activities.providers import discover
 from agent_session_manager.cli.app import sdk_logs_to_stderr
+from agent_session_manager.cli.runtime import CLI_SDK_RETRIES
 from agent_session_manager.client.outages import Outage, Patience
 from agent_session_manager.client.session_client import Reset, SessionClient, TextDelta
 from agent_session_manager.core.contract import MockScript, MockText, SessionSpec
@@ -100,7 +103,7 @@ def summary(
 
 
 async def temporal_outage(
-    env: WorkflowEnvironment, store: EventStore, seconds: float
+    env: WorkflowEnvironment, store: EventStore, seconds: float, retries: RetryConfig | None
 ) -> dict[str, Any]:
     task_queue = f"bench-outage-{uuid.uuid4().hex[:8]}"
     direct = SessionClient(env.client, store, task_queue=task_queue)
@@ -110,7 +113,9 @@ async def temporal_outage(
         serve(env.client, store, task_queue=task_queue, providers=discover(), secrets={}),
     ):
         proxied = SessionClient(
-            await Client.connect(proxy.address, data_converter=data_converter),
+            await Client.connect(
+                proxy.address, data_converter=data_converter, retry_config=retries
+            ),
             store,
             task_queue=task_queue,
             patience=patience(timeline),
@@ -205,7 +210,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await upgrade(url)
             store = await open_store(url)
             try:
-                out["temporal"] = await temporal_outage(env, store, args.seconds)
+                out["temporal"] = await temporal_outage(env, store, args.seconds, None)
+                out["temporal_cli"] = await temporal_outage(
+                    env, store, args.seconds, CLI_SDK_RETRIES
+                )
             finally:
                 await store.close()
         async with throwaway_database(args.database_url) as pg_url:

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from temporalio.service import RetryConfig
+
 from agent_session_manager.cli.output import err
 from agent_session_manager.client.outages import Outage, Patience
 from agent_session_manager.client.session_client import SessionClient
@@ -34,6 +36,11 @@ def report_outage(outage: Outage) -> None:
     """A waiting command's progress line while a component is down (stderr: not the result)."""
     err.print(str(outage), style="yellow", markup=False, highlight=False, soft_wrap=True)
 
+
+#: The SDK's own retries inside one call, for the CLI: ~3 s, not its default ~10 s, so a
+#: one-shot command fails soon and a waiting one says within seconds that Temporal is down
+#: (then waits with :data:`CLI_PATIENCE`, saying so).
+CLI_SDK_RETRIES = RetryConfig(max_elapsed_time_millis=3000, max_interval_millis=1000)
 
 #: How the CLI's waiting commands (``asm run``, ``asm events -f``, ``asm session cancel``)
 #: ride out an outage: five minutes, saying so on stderr.
@@ -87,7 +94,9 @@ async def runtime(
             embedded = True
             with_worker = True
         else:
-            temporal = await connect_temporal(address, settings.namespace)
+            temporal = await connect_temporal(
+                address, settings.namespace, retry_config=CLI_SDK_RETRIES
+            )
         if allow_embedded:
             # The one-command demo prepares what it needs; every other command only checks
             # the schema (open_store says to run `asm db upgrade`) instead of migrating on
