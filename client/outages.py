@@ -28,13 +28,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.errors import AsmError, ErrorCode
 
 Component = Literal["temporal", "store"]
 """What can be unreachable from the client."""
 
 #: The codes that mean "a component is unreachable", and which one: only these are waited out.
-OUTAGE_CODES: dict[str, Component] = {
+OUTAGE_CODES: dict[ErrorCode, Component] = {
     "temporal_unavailable": "temporal",
     "storage_connection_failed": "store",
 }

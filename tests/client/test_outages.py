@@ -45,6 +45,9 @@ SHORT_SDK_RETRIES = RetryConfig(
 )
 #: Long enough that the run goes on (and ends) while the client cannot see it.
 OUTAGE_SECONDS = 4.0
+#: A PostgreSQL follower that is listening re-reads only every 5 s (the store's safety read)
+#: unless notified, so only a longer outage is ever seen by it (a shorter one is invisible).
+FOLLOWER_OUTAGE_SECONDS = 9.0
 TEXT = "outage-proof " * 8
 #: ~3 s of streaming: the run is mid-stream when the outage starts.
 SLOW = MockScript(steps=[MockText(text=TEXT, chunk_size=2, delay_ms=55)])
@@ -311,7 +314,7 @@ async def test_stream_and_wait_ride_out_a_store_outage_resuming_from_the_cursor(
                 streaming = asyncio.create_task(collect_text(client, sid, ref.run_id))
                 await streaming_now.wait()  # mid-stream: now take the store away from the client
                 await proxy.cut()
-                await asyncio.sleep(OUTAGE_SECONDS)
+                await asyncio.sleep(FOLLOWER_OUTAGE_SECONDS)
                 await proxy.restore()
                 result = await asyncio.wait_for(client.wait_run(ref.run_id, sid), 60)
                 text = await asyncio.wait_for(streaming, 60)
@@ -517,3 +520,57 @@ async def test_asm_run_keeps_waiting_through_a_temporal_outage_and_says_so(
     assert f"Temporal at {temporal_proxy.address} unreachable (" in stderr
     assert "retrying for" in stderr
     assert "completed" in stderr
+
+
+async def test_asm_events_follow_keeps_tailing_through_a_store_outage_and_says_so(
+    pg_url: str, temporal: Client, task_queue: str
+) -> None:
+    parsed = make_url(pg_url)
+    async with TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432) as proxy:
+        proxied_url = parsed.set(host="127.0.0.1", port=proxy.port)
+        worker_store = await open_store(pg_url)
+        client = SessionClient(temporal, worker_store, task_queue=task_queue)
+        worker = serve(
+            temporal, worker_store, task_queue=task_queue, providers=discover(), secrets={}
+        )
+        try:
+            async with worker:
+                sid = (await client.start_session(SessionSpec(agent_id="pg", mock=SLOW))).session_id
+                follower = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "agent_session_manager.cli",
+                    "events",
+                    sid,
+                    "--follow",
+                    "--json",
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env={
+                        **os.environ,
+                        "COLUMNS": "200",
+                        "ASM_DATABASE_URL": proxied_url.render_as_string(hide_password=False),
+                    },
+                    cwd=REPO,
+                )
+                assert follower.stdout is not None and follower.stderr is not None
+                ref = await client.submit_run(sid, "go")
+                seen: list[dict[str, Any]] = []
+                first = await asyncio.wait_for(follower.stdout.readline(), 60)
+                seen.append(json.loads(first))
+                await proxy.cut()  # the follower is tailing: take its database away
+                await asyncio.sleep(FOLLOWER_OUTAGE_SECONDS)
+                await proxy.restore()
+                async with asyncio.timeout(60):
+                    while not any(
+                        ev["type"] == "run_completed" and ev["run_id"] == ref.run_id for ev in seen
+                    ):
+                        seen.append(json.loads(await follower.stdout.readline()))
+                follower.terminate()
+                _, err = await follower.communicate()
+            stored = await worker_store.events(sid, limit=10_000)
+        finally:
+            await worker_store.close()
+    assert [ev["seq"] for ev in seen] == [e.seq for e in stored[: len(seen)]]
+    assert [ev["seq"] for ev in seen] == list(range(1, len(seen) + 1))
+    assert f"the event store at {proxied_url.render_as_string()} unreachable (" in err.decode()
