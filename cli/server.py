@@ -137,12 +137,13 @@ def demo(
                     f"out {u.output_tokens} tokens[/]"
                 )
             final = await rt.client.complete_session(sid, reason="demo finished")
-            events = await rt.store.last_seq(sid)
+            store = rt.client.require_store()
+            events = await store.last_seq(sid)
             out.print(
                 f"\nsession {final.status.value}: {final.run_count} runs, "
                 f"{final.usage.total_tokens} tokens "
                 f"(in {final.usage.input_tokens}, out {final.usage.output_tokens}), "
-                f"{events} events in {rt.store.display_url}",
+                f"{events} events in {store.display_url}",
                 soft_wrap=True,
             )
             link = rt.client.ui_link(sid)

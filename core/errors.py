@@ -88,6 +88,7 @@ ErrorCode = Literal[
     "tool_not_found",
     "tool_execution_failed",
     "tool_permission_denied",
+    "temporal_unavailable",
 ]
 """Every taxonomy code; ``AsmError.code`` is always one of these."""
 
@@ -134,6 +135,7 @@ CODES: dict[ErrorCode, tuple[Category, str]] = {
     "internal_error": ("runtime", "Internal error"),
     "unknown_error": ("runtime", "Unknown error"),
     "policy_violation": ("runtime", "Policy violation"),
+    "temporal_unavailable": ("runtime", "The Temporal server is unreachable"),
     # concurrency
     "max_sessions_exceeded": ("concurrency", "Maximum number of sessions exceeded"),
     "max_runs_exceeded": ("concurrency", "Maximum number of runs exceeded"),
@@ -154,6 +156,7 @@ RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
         "provider_unavailable",
         "storage_connection_failed",
         "timeout",
+        "temporal_unavailable",
     }
 )
 

@@ -32,6 +32,7 @@ from temporalio.exceptions import (
     TimeoutError,
     TimeoutType,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 from agent_session_manager.core.errors import (
     CODES,
@@ -139,6 +140,51 @@ def _jsonish(values: Any) -> list[Any]:
         v if isinstance(v, str | int | float | bool | dict | list) or v is None else repr(v)
         for v in values
     ]
+
+
+#: What the SDK's transport says when a connection broke rather than the server answering: an
+#: RPC cut mid-flight can surface as ``UNKNOWN``/``CANCELLED`` with one of these in the text.
+_TRANSPORT_WORDS = ("transport error", "tcp connect", "connection", "broken pipe", "h2 protocol")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the Temporal server could not be reached, as opposed to answering.
+
+    ``UNAVAILABLE`` (connection refused, reset, DNS), ``DEADLINE_EXCEEDED`` (no answer in
+    time), a transport failure reported under another status, or a failed first connect (the
+    SDK raises a ``RuntimeError`` for that). A ``NOT_FOUND`` is an answer, never an outage: a
+    caller that mistook one for the other would give up on a run that is still going.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, RPCError):
+            if current.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                return True
+            if current.status in (RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED):
+                text = current.message.lower()
+                return any(word in text for word in _TRANSPORT_WORDS)
+            return False
+        if isinstance(current, ConnectionError):
+            return True
+        if isinstance(current, RuntimeError) and str(current).startswith("Failed client connect"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def temporal_unavailable(exc: BaseException, address: str | None = None) -> AsmError:
+    """The ``temporal_unavailable`` error for ``exc`` (see :func:`is_unreachable`): says where
+    and what to do, so it is never mistaken for a missing run or a provider outage."""
+    where = f"Temporal at {address}" if address else "Temporal"
+    cause = exc.message if isinstance(exc, RPCError) else str(exc)
+    return error(
+        "temporal_unavailable",
+        f"{where} is unreachable ({cause[:300]}); is the server running? Start one with "
+        "`asm dev`, or set ASM_TEMPORAL_ADDRESS to your cluster's frontend",
+        details={"address": address, "cause": cause[:300]},
+    )
 
 
 def retry_policy(
