@@ -11,20 +11,24 @@
   ``pip install`` may be quiet for minutes, and retrying the turn would run it again.
 * Event ids are ``(run, attempt, index)``: a retried flush or a replayed attempt writes
   nothing twice.
+* A store outage (:mod:`activities.store_outage`) does not fail the attempt: the provider keeps
+  streaming into memory while flushes back off and retry; a batch that failed is re-sent
+  exactly as it was (never merged with later deltas: its commit may have landed, and a retried
+  write skips ids that exist, so text merged into it would be lost). Writes that must land
+  (:meth:`StoreSink.flush` with ``wait=True``) wait for the store until the activity's deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
+from agent_session_manager.activities.store_outage import Heartbeat, StoreOutage, is_outage
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import EventDraft, EventType, activity_event_id
 from agent_session_manager.store import EventStore
-
-Heartbeat = Callable[..., None]
 
 
 class StoreSink:
@@ -41,6 +45,7 @@ class StoreSink:
         heartbeat: Heartbeat,
         flush_interval: float = 0.05,
         max_batch: int = 64,
+        outage: StoreOutage | None = None,
     ) -> None:
         self._store = store
         self.session_id = session_id
@@ -50,7 +55,13 @@ class StoreSink:
         self._heartbeat = heartbeat
         self.flush_interval = flush_interval
         self.max_batch = max_batch
+        self.outage = outage or StoreOutage(heartbeat)
         self._buffer: list[EventDraft] = []
+        #: Batches a failed flush could not write, re-sent verbatim before the buffer.
+        self._unwritten: list[EventDraft] = []
+        #: While the store is out: no write is tried before this (monotonic) time.
+        self._retry_at = 0.0
+        self._retry_delay = self.outage.initial_delay
         self._index = 0
         self._lock = asyncio.Lock()
         self._last_flush = time.monotonic()
@@ -121,20 +132,49 @@ class StoreSink:
         ):
             await self.flush()
 
-    async def flush(self, extra: list[EventDraft] | None = None) -> None:
-        """Write the queue (plus ``extra``) in one transaction, then heartbeat."""
+    async def flush(self, extra: list[EventDraft] | None = None, *, wait: bool = False) -> None:
+        """Write the queue (plus ``extra``) in one transaction, then heartbeat.
+
+        While the store is out, a flush keeps the events for a later one and returns (the
+        provider goes on streaming); with ``wait`` it waits until they are written, or raises
+        once the activity's deadline would pass.
+        """
         async with self._lock:
-            batch, self._buffer = self._buffer + (extra or []), []
+            self._unwritten += self._buffer + (extra or [])
+            self._buffer = []
             self._last_flush = time.monotonic()
-            await self.written_first()
-            if batch:
-                written = await self._store.append(batch)
-                self.written += len(written)
+            while True:
+                if not wait and (
+                    time.monotonic() < self._retry_at
+                    or (self._before is not None and not self._before.done())
+                ):
+                    break  # the store is out (or run_started is still waiting for it)
+                try:
+                    await self.written_first()
+                    if self._unwritten:
+                        written = await self._store.append(self._unwritten)
+                        self.written += len(written)
+                        self._unwritten = []
+                except AsmError as err:
+                    if not is_outage(err) or not self.outage.allows(self._retry_delay):
+                        raise
+                    self.outage.noticed(err, f"streaming run {self.run_id}")
+                    self._retry_at = time.monotonic() + self._retry_delay
+                    delay = self._retry_delay
+                    self._retry_delay = min(delay * 2, self.outage.max_delay)
+                    if wait:
+                        await self.outage.pause(delay, self.written)
+                        continue
+                    break
+                self.outage.recovered(f"streaming run {self.run_id}")
+                self._retry_at, self._retry_delay = 0.0, self.outage.initial_delay
+                break
             self._heartbeat(self.written)
 
     def take(self) -> list[EventDraft]:
-        """Hand over what is queued, for a caller that writes it in its own transaction."""
-        batch, self._buffer = self._buffer, []
+        """Hand over what is not written, for a caller that writes it in its own transaction."""
+        batch = self._unwritten + self._buffer
+        self._unwritten, self._buffer = [], []
         return batch
 
     async def run_with_ticker(
@@ -147,6 +187,11 @@ class StoreSink:
                 done, _ = await asyncio.wait({task}, timeout=tick)
                 if done:
                     return task.result()
+                if self._lock.locked():
+                    # A write is in flight and slow (the store is struggling): keep the attempt
+                    # alive, and do not blame the provider, whose emit may be the one waiting.
+                    self._heartbeat(self.written)
+                    continue
                 quiet = time.monotonic() - self.last_progress
                 if quiet > silence_limit and not self._open_tools:
                     task.cancel()

@@ -43,6 +43,7 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 from agent_session_manager.workflows.agent_run import AgentRun
 from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT, record
+from agent_session_manager.workflows.ownership import claim_run, claim_session
 from agent_session_manager.workflows.session_execution import Execution
 from agent_session_manager.workflows.session_visibility import show
 
@@ -243,6 +244,7 @@ class AgentSession:
                     details={"provider": spec.provider, "known": sorted(catalog.providers)},
                 )
             )
+        await claim_session(self._state.session_id)  # another workflow's id: fails, unwritten
         self._state.capabilities = provider.capabilities
         self._state.default_model = provider.default_model
         self._execution.phase = "creating"
@@ -503,6 +505,7 @@ class AgentSession:
             negotiation = self._negotiate(request)
             run_id = request.run_id or new_run_id(workflow.uuid4())
             request = request.model_copy(update={"run_id": run_id})
+            await claim_run(run_id, self._state.session_id)  # another session's: rejected
             self._state.run_count += 1
             view = RunView(run_id=run_id, turn=self._state.run_count, status=RunStatus.PENDING)
             self._state.runs.append(view)
