@@ -244,7 +244,7 @@ class AgentSession:
                     details={"provider": spec.provider, "known": sorted(catalog.providers)},
                 )
             )
-        await claim_session(self._state.session_id)  # another workflow's id: fails, unwritten
+        await claim_session(self._state.session_id, enforced=self._execution.owns_ids)
         self._state.capabilities = provider.capabilities
         self._state.default_model = provider.default_model
         self._execution.phase = "creating"
@@ -505,7 +505,7 @@ class AgentSession:
             negotiation = self._negotiate(request)
             run_id = request.run_id or new_run_id(workflow.uuid4())
             request = request.model_copy(update={"run_id": run_id})
-            await claim_run(run_id, self._state.session_id)  # another session's: rejected
+            await claim_run(run_id, self._state.session_id, enforced=self._execution.owns_ids)
             self._state.run_count += 1
             view = RunView(run_id=run_id, turn=self._state.run_count, status=RunStatus.PENDING)
             self._state.runs.append(view)

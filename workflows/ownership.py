@@ -6,7 +6,13 @@ with ``validation_error``; in both cases nothing has been written (:mod:`store._
 holds the rule, the database's primary keys decide races).
 
 Patch ``store-ownership``: the claims are new local activities, i.e. new commands; histories
-recorded before it (``tests/histories/before-store-ownership``) replay without them.
+recorded before it (``tests/histories/before-store-ownership``) replay without them. The patch
+is decided once per execution, in its first activation (:func:`enforcing`, the default of
+``Execution.owns_ids``), never later: a patch marker first recorded after a local activity
+had ended the previous workflow task does not replay (the SDK reports "patch marker
+encountered … but there is no corresponding change command"; seen in a recorded session whose
+first task ended on the provider-catalog lookup), and a session started before the patch keeps
+its old command sequence for the rest of its execution.
 """
 
 from __future__ import annotations
@@ -25,9 +31,14 @@ with workflow.unsafe.imports_passed_through():
 STORE_OWNERSHIP = "store-ownership"
 
 
-async def claim_session(session_id: str) -> None:
+def enforcing() -> bool:
+    """Whether this execution claims its ids; call it in the first activation only."""
+    return workflow.patched(STORE_OWNERSHIP)
+
+
+async def claim_session(session_id: str, *, enforced: bool) -> None:
     """Own ``session_id`` as this workflow (its first execution), or fail the workflow."""
-    if not workflow.patched(STORE_OWNERSHIP):
+    if not enforced:
         return
     info = workflow.info()
     claim = SessionClaim(
@@ -36,9 +47,9 @@ async def claim_session(session_id: str) -> None:
     await _claim(CLAIM_SESSION_ACTIVITY, claim)
 
 
-async def claim_run(run_id: str, session_id: str) -> None:
+async def claim_run(run_id: str, session_id: str, *, enforced: bool) -> None:
     """Own ``run_id`` for this session, or reject the update (``validation_error``)."""
-    if not workflow.patched(STORE_OWNERSHIP):
+    if not enforced:
         return
     await _claim(CLAIM_RUN_ACTIVITY, RunClaim(run_id=run_id, session_id=session_id))
 
@@ -55,4 +66,4 @@ async def _claim(activity: str, claim: SessionClaim | RunClaim) -> None:
         fail(from_failure(exc))
 
 
-__all__ = ["STORE_OWNERSHIP", "claim_run", "claim_session"]
+__all__ = ["STORE_OWNERSHIP", "claim_run", "claim_session", "enforcing"]
