@@ -26,9 +26,7 @@ Kind = Literal["session", "run"]
 Claim = tuple[Kind, int, int]
 
 claims_strategy = st.lists(
-    st.tuples(
-        st.sampled_from(["session", "run"]), st.integers(0, 2), st.integers(0, 2)
-    ),
+    st.tuples(st.sampled_from(["session", "run"]), st.integers(0, 2), st.integers(0, 2)),
     min_size=1,
     max_size=16,
 )
