@@ -107,7 +107,7 @@ class StoreOutage:
         delay = self.initial_delay
         while True:
             try:
-                result = await op()
+                result = await self._beating(op())
             except AsmError as err:
                 if not is_outage(err) or not self.allows(delay):
                     raise
@@ -117,3 +117,19 @@ class StoreOutage:
                 continue
             self.recovered(what)
             return result
+
+    async def _beating(self, call: Awaitable[T]) -> T:
+        """Await ``call``, heartbeating while it takes long: a store call can hang for seconds
+        (SQLite waiting out another writer's lock, a PostgreSQL connect timing out), longer
+        than the heartbeat timeout, which would end the attempt."""
+        task = asyncio.ensure_future(call)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_S)
+                if done:
+                    return task.result()
+                self.heartbeat()
+        finally:
+            if not task.done():  # we are being cancelled: let the call go with us
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
