@@ -234,3 +234,6 @@ class ProviderActivities:
             await sink.flush(extra=[sink.draft(EventType.ERROR_OCCURRED, data)])
         except Exception:
             log.warning("could not record error_occurred for run %s", sink.run_id, exc_info=True)
+            return
+        if sink.unwritten:  # the store is out: the attempt ends without waiting for it
+            log.warning("store unavailable: error_occurred of run %s not recorded", sink.run_id)

@@ -146,9 +146,11 @@ class StoreSink:
             while True:
                 if not wait and (
                     time.monotonic() < self._retry_at
-                    or (self._before is not None and not self._before.done())
+                    or (
+                        self.outage.ongoing and self._before is not None and not self._before.done()
+                    )
                 ):
-                    break  # the store is out (or run_started is still waiting for it)
+                    break  # the store is out (run_started too is waiting for it): keep them
                 try:
                     await self.written_first()
                     if self._unwritten:
@@ -170,6 +172,11 @@ class StoreSink:
                 self._retry_at, self._retry_delay = 0.0, self.outage.initial_delay
                 break
             self._heartbeat(self.written)
+
+    @property
+    def unwritten(self) -> int:
+        """Events a flush could not write yet (the store is out)."""
+        return len(self._unwritten)
 
     def take(self) -> list[EventDraft]:
         """Hand over what is not written, for a caller that writes it in its own transaction."""

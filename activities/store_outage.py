@@ -75,6 +75,11 @@ class StoreOutage:
     waited: float = 0.0
     _since: float | None = None
 
+    @property
+    def ongoing(self) -> bool:
+        """A store call failed and none has succeeded since."""
+        return self._since is not None
+
     def allows(self, delay: float) -> bool:
         """Whether a pause of ``delay`` still ends before the deadline."""
         return time.monotonic() + delay < self.deadline
