@@ -14,8 +14,8 @@
 * A store outage (:mod:`activities.store_outage`) does not fail the attempt: the provider keeps
   streaming into memory while flushes back off and retry; a batch that failed is re-sent
   exactly as it was (never merged with later deltas: its commit may have landed, and a retried
-  write skips ids that exist, so text merged into it would be lost). Writes that must land
-  (:meth:`StoreSink.flush` with ``wait=True``) wait for the store until the activity's deadline.
+  write skips ids that exist, so text merged into it would be lost). What is still unwritten at
+  the end goes out with the reply (:meth:`StoreSink.take`), which the activity waits to save.
 """
 
 from __future__ import annotations
@@ -132,46 +132,40 @@ class StoreSink:
         ):
             await self.flush()
 
-    async def flush(self, extra: list[EventDraft] | None = None, *, wait: bool = False) -> None:
+    async def flush(self, extra: list[EventDraft] | None = None) -> None:
         """Write the queue (plus ``extra``) in one transaction, then heartbeat.
 
-        While the store is out, a flush keeps the events for a later one and returns (the
-        provider goes on streaming); with ``wait`` it waits until they are written, or raises
-        once the activity's deadline would pass.
+        While the store is out, a flush keeps the events for a later one and returns at once
+        (the provider goes on streaming); tries back off as :mod:`activities.store_outage`
+        says, and give up (raise) only once the activity's deadline would pass.
         """
         async with self._lock:
             self._unwritten += self._buffer + (extra or [])
             self._buffer = []
             self._last_flush = time.monotonic()
-            while True:
-                if not wait and (
-                    time.monotonic() < self._retry_at
-                    or (
-                        self.outage.ongoing and self._before is not None and not self._before.done()
-                    )
-                ):
-                    break  # the store is out (run_started too is waiting for it): keep them
-                try:
-                    await self.written_first()
-                    if self._unwritten:
-                        written = await self._store.append(self._unwritten)
-                        self.written += len(written)
-                        self._unwritten = []
-                except AsmError as err:
-                    if not is_outage(err) or not self.outage.allows(self._retry_delay):
-                        raise
-                    self.outage.noticed(err, f"streaming run {self.run_id}")
-                    self._retry_at = time.monotonic() + self._retry_delay
-                    delay = self._retry_delay
-                    self._retry_delay = min(delay * 2, self.outage.max_delay)
-                    if wait:
-                        await self.outage.pause(delay, self.written)
-                        continue
-                    break
-                self.outage.recovered(f"streaming run {self.run_id}")
-                self._retry_at, self._retry_delay = 0.0, self.outage.initial_delay
-                break
+            if time.monotonic() >= self._retry_at and not (
+                # run_started is itself waiting for the store: what follows it waits too
+                self.outage.ongoing and self._before is not None and not self._before.done()
+            ):
+                await self._write()
             self._heartbeat(self.written)
+
+    async def _write(self) -> None:
+        try:
+            await self.written_first()
+            if self._unwritten:
+                written = await self._store.append(self._unwritten)
+                self.written += len(written)
+                self._unwritten = []
+        except AsmError as err:
+            if not is_outage(err) or not self.outage.allows(self._retry_delay):
+                raise
+            self.outage.noticed(err, f"streaming run {self.run_id}")
+            self._retry_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, self.outage.max_delay)
+            return
+        self.outage.recovered(f"streaming run {self.run_id}")
+        self._retry_at, self._retry_delay = 0.0, self.outage.initial_delay
 
     @property
     def unwritten(self) -> int:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from agent_session_manager.core.errors import AsmError, ErrorCode
 
@@ -69,10 +69,8 @@ class StoreOutage:
     deadline: float = float("inf")
     initial_delay: float = INITIAL_DELAY_S
     max_delay: float = MAX_DELAY_S
-    #: Failed store calls this attempt waited out.
+    #: Failed store calls this attempt has waited out.
     failures: int = 0
-    #: Seconds this attempt spent waiting for the store.
-    waited: float = 0.0
     _since: float | None = None
 
     @property
@@ -95,17 +93,19 @@ class StoreOutage:
         """The store answered: log how long the outage lasted, once."""
         if self._since is not None:
             log.warning(
-                "event store back after %.1fs (while %s)", time.monotonic() - self._since, what
+                "event store back after %.1fs (while %s; %d failed calls so far)",
+                time.monotonic() - self._since,
+                what,
+                self.failures,
             )
             self._since = None
 
-    async def pause(self, delay: float, *details: Any) -> None:
+    async def _pause(self, delay: float) -> None:
         """Sleep ``delay`` seconds, heartbeating all along."""
         end = time.monotonic() + delay
         while (left := end - time.monotonic()) > 0:
-            self.heartbeat(*details)
+            self.heartbeat()
             await asyncio.sleep(min(left, HEARTBEAT_EVERY_S))
-        self.waited += delay
 
     async def outlast(self, op: Callable[[], Awaitable[T]], what: str) -> T:
         """``await op()``, again and again while the store is out, until the deadline."""
@@ -117,7 +117,7 @@ class StoreOutage:
                 if not is_outage(err) or not self.allows(delay):
                     raise
                 self.noticed(err, what)
-                await self.pause(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, self.max_delay)
                 continue
             self.recovered(what)
