@@ -15,6 +15,7 @@ from temporalio.converter import default as default_converter
 
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import session_workflow_id
+from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import Event, EventType
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import from_failure
@@ -76,6 +77,10 @@ async def test_a_start_naming_another_sessions_id_fails_and_writes_nothing(
         )
         with pytest.raises(WorkflowFailureError) as info_again:
             await asyncio.wait_for(again.result(), 20)
+        # Through the client: the same typed refusal.
+        with pytest.raises(AsmError) as by_client:
+            await client.start_session(agent_id="intruder", session_id=victim)
+        assert by_client.value.code == "session_already_exists"
     for failure in (info.value, info_again.value):
         err = from_failure(failure.cause)
         assert err.code == "session_already_exists", err
