@@ -10,6 +10,10 @@ It also records the run's ``run_started`` and, on success, ``run_completed`` and
 session (signal ``run_finished``): the workflow would otherwise spend a local activity and a
 workflow task on each. A retry after a success that was recorded but never reported (worker
 lost) returns the recorded outcome instead of calling the provider again.
+
+A store outage during the attempt is waited out inside it (:mod:`activities.store_outage`),
+up to the activity's deadline: it never spends one of the provider's attempts, and a reply the
+model has already given is saved once the store is back, not asked for again.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from temporalio.service import RPCError
 
 from agent_session_manager.activities.providers.base import Provider, ProviderRequest
 from agent_session_manager.activities.sink import StoreSink
+from agent_session_manager.activities.store_outage import StoreOutage, activity_deadline
 from agent_session_manager.core.contract import (
     Message,
     ProviderCall,
@@ -90,6 +95,10 @@ class ProviderActivities:
                     retryable=False,
                 )
             )
+        outage = StoreOutage(
+            activity.heartbeat,
+            deadline=activity_deadline(info.scheduled_time, info.schedule_to_close_timeout),
+        )
         sink = StoreSink(
             self.store,
             session_id=spec.session_id,
@@ -98,12 +107,22 @@ class ProviderActivities:
             provider=spec.provider,
             heartbeat=activity.heartbeat,
             flush_interval=self.flush_interval,
+            outage=outage,
         )
+        started = run_started(spec, now=_now())
         try:
-            if attempt > 1 and (done := await self._already_completed(spec.run_id)):
+            if attempt > 1 and (
+                done := await outage.outlast(
+                    lambda: self._already_completed(spec.run_id), "checking for a recorded reply"
+                )
+            ):
                 return done
-            sink.write_first(self.store.record(run_started(spec, now=_now())))
-            history = await self._history(spec.session_id, spec.turn)
+            sink.write_first(
+                outage.outlast(lambda: self.store.record(started), "recording run_started")
+            )
+            history = await outage.outlast(
+                lambda: self._history(spec.session_id, spec.turn), "reading the conversation"
+            )
             request = ProviderRequest(
                 session_id=spec.session_id,
                 run_id=spec.run_id,
@@ -143,13 +162,19 @@ class ProviderActivities:
             # The assistant message, the attempt's last events and run_completed land
             # atomically.
             await sink.written_first()
-            await self.store.save_messages(
-                spec.session_id,
-                spec.run_id,
-                spec.turn,
-                [*spec.messages, assistant],
-                events=sink.take(),
-                record=run_ended(spec, ended, now=_now()),
+            events, completed = sink.take(), run_ended(spec, ended, now=_now())
+            # The reply is complete: from here an outage is waited out, never retried by
+            # calling the model again.
+            await outage.outlast(
+                lambda: self.store.save_messages(
+                    spec.session_id,
+                    spec.run_id,
+                    spec.turn,
+                    [*spec.messages, assistant],
+                    events=events,
+                    record=completed,
+                ),
+                "saving the reply",
             )
         except asyncio.CancelledError:
             await asyncio.shield(self._flush_quietly(sink))
@@ -238,3 +263,6 @@ class ProviderActivities:
             await sink.flush(extra=[sink.draft(EventType.ERROR_OCCURRED, data)])
         except Exception:
             log.warning("could not record error_occurred for run %s", sink.run_id, exc_info=True)
+            return
+        if sink.unwritten:  # the store is out: the attempt ends without waiting for it
+            log.warning("store unavailable: error_occurred of run %s not recorded", sink.run_id)

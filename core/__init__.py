@@ -11,6 +11,7 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.events` event types, envelope    * :mod:`core.models` session and run ids
 * :mod:`core.capabilities` capabilities       * :mod:`core.usage` token usage
 * :mod:`core.scrub` redaction and byte caps for text from outside
+* :mod:`core.ownership` claims on session and run ids (enforced by the store)
 
 :mod:`core.temporal` (error conversion, retry policies, the data converter) and
 :mod:`core.search_attributes` (the search-attribute keys) are the modules that import
@@ -139,10 +140,13 @@ from agent_session_manager.core.models import (
     new_run_id,
     new_session_id,
 )
+from agent_session_manager.core.ownership import RunClaim, SessionClaim
 from agent_session_manager.core.protocol import (
     ACTIVATE,
     CANCEL,
     CANCEL_RUN,
+    CLAIM_RUN_ACTIVITY,
+    CLAIM_SESSION_ACTIVITY,
     COMPLETE,
     DEFAULT_TASK_QUEUE,
     DESCRIBE,
@@ -188,6 +192,8 @@ __all__ = [
     "CANCEL",
     "CANCEL_RUN",
     "CAPABILITY_TYPES",
+    "CLAIM_RUN_ACTIVITY",
+    "CLAIM_SESSION_ACTIVITY",
     "CODES",
     "COMPLETE",
     "DEFAULT_TASK_QUEUE",
@@ -270,6 +276,7 @@ __all__ = [
     "RejectRun",
     "ResourceError",
     "RetrySettings",
+    "RunClaim",
     "RunFinished",
     "RunPatch",
     "RunRef",
@@ -280,6 +287,7 @@ __all__ = [
     "RunView",
     "RuntimeFailure",
     "Seconds",
+    "SessionClaim",
     "SessionLoad",
     "SessionPatch",
     "SessionSpec",

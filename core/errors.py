@@ -89,6 +89,8 @@ ErrorCode = Literal[
     "tool_execution_failed",
     "tool_permission_denied",
     "temporal_unavailable",
+    "storage_full",
+    "session_already_exists",
 ]
 """Every taxonomy code; ``AsmError.code`` is always one of these."""
 
@@ -146,6 +148,9 @@ CODES: dict[ErrorCode, tuple[Category, str]] = {
     "tool_not_found": ("tool", "Tool not found"),
     "tool_execution_failed": ("tool", "Tool execution failed"),
     "tool_permission_denied": ("tool", "Tool permission denied"),
+    # added since the seed
+    "storage_full": ("storage", "The event store's disk is full"),
+    "session_already_exists": ("resource", "The session id belongs to another session"),
 }
 
 #: The only codes Temporal retries. Everything else fails the attempt for good.
@@ -155,6 +160,7 @@ RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
         "provider_rate_limited",
         "provider_unavailable",
         "storage_connection_failed",
+        "storage_full",  # space comes back (a log rotated, a volume grown): wait for it
         "timeout",
         "temporal_unavailable",
     }

@@ -51,7 +51,7 @@ def test_every_code_has_a_known_category_and_a_default_message() -> None:
         assert message.strip(), code
 
 
-def test_retryable_codes_are_exactly_the_five_transient_ones() -> None:
+def test_retryable_codes_are_exactly_the_transient_ones() -> None:
     assert (
         frozenset(
             {
@@ -59,6 +59,7 @@ def test_retryable_codes_are_exactly_the_five_transient_ones() -> None:
                 "provider_rate_limited",
                 "provider_unavailable",
                 "storage_connection_failed",
+                "storage_full",
                 "timeout",
             }
         )
