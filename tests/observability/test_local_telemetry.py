@@ -91,12 +91,16 @@ def _get(url: str) -> str:
         return str(response.read().decode())
 
 
-async def _metrics_naming(url: str, task_queue: str) -> str:
+def _pollers(task_queue: str) -> re.Pattern[str]:
+    return re.compile(rf'temporal_num_pollers\{{[^}}]*task_queue="{task_queue}"')
+
+
+async def _metrics_with_pollers(url: str, task_queue: str) -> str:
     """The endpoint's text once the worker's pollers report (they start just after ready)."""
     text = ""
-    for _ in range(100):
+    for _ in range(150):
         text = await asyncio.to_thread(_get, url)
-        if f'task_queue="{task_queue}"' in text:
+        if _pollers(task_queue).search(text):
             break
         await asyncio.sleep(0.2)
     return text
@@ -131,7 +135,8 @@ async def test_asm_dev_applies_the_prometheus_log_and_otel_settings_to_its_worke
     stdout: list[str] = []
     try:
         await asyncio.wait_for(_read_until(proc.stdout, "Ctrl-C to stop.", stdout), 120)
-        metrics = await _metrics_naming(f"http://127.0.0.1:{metrics_port}/metrics", task_queue)
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        metrics = await _metrics_with_pollers(url, task_queue)
         proc.send_signal(signal.SIGINT)
         rest, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
@@ -141,7 +146,7 @@ async def test_asm_dev_applies_the_prometheus_log_and_otel_settings_to_its_worke
     assert proc.returncode == 0, err.decode()[-3000:]
     assert "stopping…" in rest.decode()
     # The Temporal SDK's metrics of this worker, from the runtime `asm worker` would use.
-    assert re.search(rf'temporal_num_pollers\{{[^}}]*task_queue="{task_queue}"', metrics), metrics
+    assert _pollers(task_queue).search(metrics), metrics
     # Every log line is JSON (ASM_LOG_FORMAT) at INFO (ASM_LOG_LEVEL), and tracing is on.
     records = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
     assert {"ts", "level", "logger", "message"} <= set(records[0])
