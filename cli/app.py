@@ -16,6 +16,7 @@ import sys
 import traceback
 
 import typer
+from rich.markup import escape
 
 from agent_session_manager.cli import admin, runs, server, sessions
 from agent_session_manager.cli.output import err
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
         # Standalone mode: typer prints usage errors itself and exits 2.
         app(args=argv, standalone_mode=True)
     except AsmError as exc:
-        err.print(f"[red]error[/] [bold]{exc.code}[/]: {exc.message}", highlight=False)
+        # Escaped: a message may name an extra (`…[dev-server]`), which rich takes for markup.
+        err.print(f"[red]error[/] [bold]{exc.code}[/]: {escape(exc.message)}", highlight=False)
         code = 1
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
