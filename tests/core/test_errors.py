@@ -61,6 +61,7 @@ def test_retryable_codes_are_exactly_the_transient_ones() -> None:
                 "storage_connection_failed",
                 "storage_full",
                 "timeout",
+                "temporal_unavailable",
             }
         )
         == RETRYABLE_CODES

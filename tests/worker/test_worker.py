@@ -41,5 +41,12 @@ async def test_serve_registers_both_workflows_and_every_activity_on_an_instrumen
         }
         stores = {type(a.__self__.store) for a in config["activities"]}
     assert workflows == {"AgentSession", "AgentRun"}
-    assert activities == {"stream_provider", "record_lifecycle", "provider_catalog", "rollback_run"}
+    assert activities == {
+        "stream_provider",
+        "record_lifecycle",
+        "provider_catalog",
+        "rollback_run",
+        "claim_session",
+        "claim_run",
+    }
     assert stores == {InstrumentedStore}
