@@ -10,6 +10,8 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.errors` the error taxonomy       * :mod:`core.status` status machines
 * :mod:`core.events` event types, envelope    * :mod:`core.models` session and run ids
 * :mod:`core.capabilities` capabilities       * :mod:`core.usage` token usage
+* :mod:`core.scrub` redaction and byte caps for text from outside
+* :mod:`core.ownership` claims on session and run ids (enforced by the store)
 
 :mod:`core.temporal` (error conversion, retry policies, the data converter) and
 :mod:`core.search_attributes` (the search-attribute keys) are the modules that import
@@ -89,7 +91,9 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.core.errors import (
     CODES,
-    MAX_ERROR_BODY_CHARS,
+    MAX_DETAILS_BYTES,
+    MAX_ERROR_BODY_BYTES,
+    MAX_MESSAGE_BYTES,
     NON_RETRYABLE_CODES,
     RETRYABLE_CODES,
     SECRET_HEADERS,
@@ -136,10 +140,13 @@ from agent_session_manager.core.models import (
     new_run_id,
     new_session_id,
 )
+from agent_session_manager.core.ownership import RunClaim, SessionClaim
 from agent_session_manager.core.protocol import (
     ACTIVATE,
     CANCEL,
     CANCEL_RUN,
+    CLAIM_RUN_ACTIVITY,
+    CLAIM_SESSION_ACTIVITY,
     COMPLETE,
     DEFAULT_TASK_QUEUE,
     DESCRIBE,
@@ -156,6 +163,15 @@ from agent_session_manager.core.protocol import (
     SESSION_WORKFLOW,
     STREAM_PROVIDER_ACTIVITY,
     SUBMIT_RUN,
+)
+from agent_session_manager.core.scrub import (
+    MIN_SECRET_CHARS,
+    REDACTED,
+    cap,
+    json_size,
+    redact,
+    scrub,
+    scrub_value,
 )
 from agent_session_manager.core.status import (
     RUN_TRANSITIONS,
@@ -176,6 +192,8 @@ __all__ = [
     "CANCEL",
     "CANCEL_RUN",
     "CAPABILITY_TYPES",
+    "CLAIM_RUN_ACTIVITY",
+    "CLAIM_SESSION_ACTIVITY",
     "CODES",
     "COMPLETE",
     "DEFAULT_TASK_QUEUE",
@@ -185,19 +203,23 @@ __all__ = [
     "FAIL",
     "ID_PATTERN",
     "INTERRUPT",
-    "MAX_ERROR_BODY_CHARS",
+    "MAX_DETAILS_BYTES",
+    "MAX_ERROR_BODY_BYTES",
     "MAX_ID_CHARS",
     "MAX_INPUT_BYTES",
+    "MAX_MESSAGE_BYTES",
     "MAX_NAME_CHARS",
     "MAX_QUEUED_BYTES",
     "MAX_TAGS",
     "MAX_TAG_CHARS",
     "MAX_TIMEOUT_SECONDS",
+    "MIN_SECRET_CHARS",
     "MULTITASK_STRATEGIES",
     "NON_RETRYABLE_CODES",
     "PAUSE",
     "PROVIDER_CATALOG_ACTIVITY",
     "RECORD_LIFECYCLE_ACTIVITY",
+    "REDACTED",
     "RESUME",
     "RETRYABLE_CODES",
     "ROLLBACK_RUN_ACTIVITY",
@@ -254,6 +276,7 @@ __all__ = [
     "RejectRun",
     "ResourceError",
     "RetrySettings",
+    "RunClaim",
     "RunFinished",
     "RunPatch",
     "RunRef",
@@ -264,6 +287,7 @@ __all__ = [
     "RunView",
     "RuntimeFailure",
     "Seconds",
+    "SessionClaim",
     "SessionLoad",
     "SessionPatch",
     "SessionSpec",
@@ -284,6 +308,7 @@ __all__ = [
     "admit_after_preemption",
     "admit_queued",
     "allowed_targets",
+    "cap",
     "category_of",
     "check_id",
     "check_transition",
@@ -292,6 +317,7 @@ __all__ = [
     "error",
     "invalid",
     "is_retryable",
+    "json_size",
     "lifecycle_event_id",
     "new_run_id",
     "new_session_id",
@@ -300,10 +326,13 @@ __all__ = [
     "parse_event_type",
     "parse_run_status",
     "parse_session_status",
+    "redact",
     "run_ended",
     "run_result_from_error",
     "run_started",
     "run_workflow_id",
+    "scrub",
+    "scrub_value",
     "session_id_from_workflow_id",
     "session_workflow_id",
 ]

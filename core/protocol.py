@@ -53,3 +53,7 @@ RECORD_LIFECYCLE_ACTIVITY: Final = "record_lifecycle"
 PROVIDER_CATALOG_ACTIVITY: Final = "provider_catalog"
 #: Activity that drops a run's messages from the conversation (strategy ``rollback``).
 ROLLBACK_RUN_ACTIVITY: Final = "rollback_run"
+#: Local activity that claims a session id for one session workflow (store-enforced).
+CLAIM_SESSION_ACTIVITY: Final = "claim_session"
+#: Local activity that claims a run id for one session (store-enforced).
+CLAIM_RUN_ACTIVITY: Final = "claim_run"
