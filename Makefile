@@ -8,14 +8,14 @@ STAMP := $(VENV)/.installed
 # workflow modules for every new workflow, and pytest re-parses every test module each run.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv demo dev worker test lint typecheck check bench clean
+.PHONY: venv demo dev worker test docs lint typecheck check bench clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,dev-server,codex,claude-code]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,dev-server,docs,codex,claude-code]'
 	touch $(STAMP)
 
 demo: venv  ## run a multi-turn session end to end on the embedded server
@@ -33,9 +33,12 @@ test: venv  ## the whole suite: lint, types, then pytest against a real dev serv
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
+docs: venv  ## the guides and API reference into site/; any warning fails the build
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: venv
 	$(BIN)/python bench/event_store.py
 	$(BIN)/python bench/runs.py
 
 clean:
-	rm -rf $(VENV) .asm .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .asm .pytest_cache .mypy_cache .ruff_cache site
