@@ -1,10 +1,12 @@
 """The provider activity: one attempt of one run, streamed into the event store.
 
-It reads the conversation from SQL (never from workflow payloads), runs the provider through
-a :class:`~activities.sink.StoreSink`, and on success stores the assistant message together
-with the attempt's last events in one transaction. Failures leave the attempt as an
-``error_occurred`` event and an ``ApplicationError`` whose type is the taxonomy code, so the
-retry policy decides; cancellation flushes what was streamed and re-raises.
+It reads the conversation from SQL (never from workflow payloads), reads its prompt and
+system prompt back when they came by reference (:mod:`activities.content`), runs the provider
+through a :class:`~activities.sink.StoreSink`, and on success stores the assistant message
+together with the attempt's last events in one transaction; a long reply is returned by
+reference. Failures leave the attempt as an ``error_occurred`` event and an
+``ApplicationError`` whose type is the taxonomy code, so the retry policy decides;
+cancellation flushes what was streamed and re-raises.
 
 It also records the run's ``run_started`` and, on success, ``run_completed`` and tells the
 session (signal ``run_finished``): the workflow would otherwise spend a local activity and a
@@ -23,6 +25,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.service import RPCError
 
+from agent_session_manager.activities.content import read_inputs, store_reply, stored_reply
 from agent_session_manager.activities.providers.base import Provider, ProviderRequest
 from agent_session_manager.activities.sink import StoreSink
 from agent_session_manager.core.contract import (
@@ -50,10 +53,6 @@ log = logging.getLogger(__name__)
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-#: The outcome carries at most this much text; the full text is in the event store.
-OUTPUT_LIMIT = 16 * 1024
 
 
 @dataclass
@@ -94,7 +93,8 @@ class ProviderActivities:
         try:
             if attempt > 1 and (done := await self._already_completed(spec.run_id)):
                 return done
-            sink.write_first(self.store.record(run_started(spec, now=_now())))
+            inputs = await read_inputs(self.store, spec)
+            sink.write_first(self.store.record(run_started(spec, now=_now(), prompt=inputs.prompt)))
             history = await self._history(spec.session_id, spec.turn)
             request = ProviderRequest(
                 session_id=spec.session_id,
@@ -102,9 +102,9 @@ class ProviderActivities:
                 attempt=attempt,
                 turn=spec.turn,
                 model=spec.model or provider.default_model,
-                system_prompt=spec.system_prompt,
+                system_prompt=inputs.system_prompt,
                 history=history,
-                messages=spec.messages,
+                messages=inputs.messages,
                 options=spec.provider_options,
                 mock=spec.mock,
                 secrets=self.secrets,
@@ -124,9 +124,10 @@ class ProviderActivities:
                     EventType.ERROR_RECOVERED,
                     {"attempt": attempt, "superseded_attempts": list(range(1, attempt))},
                 )
+            output, output_ref = await store_reply(self.store, result.text)
             outcome = ProviderOutcome(
-                output=result.text[:OUTPUT_LIMIT],
-                output_truncated=len(result.text) > OUTPUT_LIMIT,
+                output=output,
+                output_ref=output_ref,
                 stop_reason=result.stop_reason,
                 usage=result.usage,
                 attempt=attempt,
@@ -139,9 +140,9 @@ class ProviderActivities:
                 spec.session_id,
                 spec.run_id,
                 spec.turn,
-                [*spec.messages, assistant],
+                [*inputs.messages, assistant],
                 events=sink.take(),
-                record=run_ended(spec, ended, now=_now()),
+                record=run_ended(spec, ended, now=_now(), output=result.text),
             )
         except asyncio.CancelledError:
             await asyncio.shield(self._flush_quietly(sink))
@@ -172,10 +173,11 @@ class ProviderActivities:
         row = await self.store.get_run(run_id)
         if row is None or row.status is not RunStatus.COMPLETED:
             return None
-        output = row.output or ""
+        # The row holds the whole reply; a long one was stored before the row said completed.
+        output, output_ref = stored_reply(row.output or "")
         return ProviderOutcome(
-            output=output[:OUTPUT_LIMIT],
-            output_truncated=len(output) > OUTPUT_LIMIT,
+            output=output,
+            output_ref=output_ref,
             stop_reason=row.stop_reason,
             usage=row.usage,
             attempt=row.attempts,

@@ -10,6 +10,7 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.errors` the error taxonomy       * :mod:`core.status` status machines
 * :mod:`core.events` event types, envelope    * :mod:`core.models` session and run ids
 * :mod:`core.capabilities` capabilities       * :mod:`core.usage` token usage
+* :mod:`core.content` large content by reference: :class:`ContentRef` and the inline limit
 
 :mod:`core.temporal` (error conversion, retry policies, the data converter) and
 :mod:`core.search_attributes` (the search-attribute keys) are the modules that import
@@ -34,6 +35,17 @@ from agent_session_manager.core.capabilities import (
     CapabilityType,
     Negotiation,
     parse_capability_type,
+)
+from agent_session_manager.core.content import (
+    DIGEST_PATTERN,
+    INLINE_LIMIT,
+    TEXT_MEDIA_TYPE,
+    ContentRef,
+    Digest,
+    content_bytes,
+    digest_of,
+    ref_of,
+    travels_by_reference,
 )
 from agent_session_manager.core.contract import (
     ID_PATTERN,
@@ -79,6 +91,7 @@ from agent_session_manager.core.contract import (
     SessionState,
     SessionSummary,
     SessionView,
+    StoreContent,
     Tags,
     Transition,
     check_id,
@@ -154,6 +167,7 @@ from agent_session_manager.core.protocol import (
     RUN_STATUS,
     RUN_WORKFLOW,
     SESSION_WORKFLOW,
+    STORE_CONTENT_ACTIVITY,
     STREAM_PROVIDER_ACTIVITY,
     SUBMIT_RUN,
 )
@@ -180,10 +194,12 @@ __all__ = [
     "COMPLETE",
     "DEFAULT_TASK_QUEUE",
     "DESCRIBE",
+    "DIGEST_PATTERN",
     "ENDING_EVENTS",
     "EVENT_CATEGORIES",
     "FAIL",
     "ID_PATTERN",
+    "INLINE_LIMIT",
     "INTERRUPT",
     "MAX_ERROR_BODY_CHARS",
     "MAX_ID_CHARS",
@@ -214,8 +230,10 @@ __all__ = [
     "SESSION_ID_PREFIX",
     "SESSION_TRANSITIONS",
     "SESSION_WORKFLOW",
+    "STORE_CONTENT_ACTIVITY",
     "STREAM_PROVIDER_ACTIVITY",
     "SUBMIT_RUN",
+    "TEXT_MEDIA_TYPE",
     "Admission",
     "AsmError",
     "CancelRun",
@@ -225,6 +243,8 @@ __all__ = [
     "CapabilityType",
     "Category",
     "ConcurrencyError",
+    "ContentRef",
+    "Digest",
     "ErrorCode",
     "Event",
     "EventCategory",
@@ -274,6 +294,7 @@ __all__ = [
     "StartRun",
     "StateError",
     "StorageError",
+    "StoreContent",
     "Tags",
     "TokenUsage",
     "ToolError",
@@ -288,6 +309,8 @@ __all__ = [
     "check_id",
     "check_transition",
     "completed_result",
+    "content_bytes",
+    "digest_of",
     "ended_result",
     "error",
     "invalid",
@@ -300,10 +323,12 @@ __all__ = [
     "parse_event_type",
     "parse_run_status",
     "parse_session_status",
+    "ref_of",
     "run_ended",
     "run_result_from_error",
     "run_started",
     "run_workflow_id",
     "session_id_from_workflow_id",
     "session_workflow_id",
+    "travels_by_reference",
 ]

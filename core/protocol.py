@@ -53,3 +53,5 @@ RECORD_LIFECYCLE_ACTIVITY: Final = "record_lifecycle"
 PROVIDER_CATALOG_ACTIVITY: Final = "provider_catalog"
 #: Activity that drops a run's messages from the conversation (strategy ``rollback``).
 ROLLBACK_RUN_ACTIVITY: Final = "rollback_run"
+#: Local activity that stores content sent inline above the limit and returns its reference.
+STORE_CONTENT_ACTIVITY: Final = "store_content"

@@ -13,6 +13,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from agent_session_manager.activities.content import ContentActivities
 from agent_session_manager.activities.lifecycle import LifecycleActivities
 from agent_session_manager.activities.provider import ProviderActivities
 from agent_session_manager.activities.providers import discover
@@ -50,6 +51,7 @@ async def serve(
         store, providers, secrets=provider_secrets() if secrets is None else secrets
     )
     lifecycle = LifecycleActivities(store, providers)
+    content = ContentActivities(store)
     # Cancellation reaches an activity only in a heartbeat response: the default throttle
     # (up to 60 s) would make cancel take that long.
     throttle = timedelta(seconds=settings.heartbeat_throttle_seconds)
@@ -62,6 +64,7 @@ async def serve(
             lifecycle.record_lifecycle,
             lifecycle.provider_catalog,
             lifecycle.rollback_run,
+            content.store_content,
         ],
         max_heartbeat_throttle_interval=throttle,
         default_heartbeat_throttle_interval=throttle,

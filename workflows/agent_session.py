@@ -41,6 +41,7 @@ from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from agent_session_manager.workflows.agent_run import AgentRun
+from agent_session_manager.workflows.content import request_by_reference, spec_by_reference
 from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT, record
 from agent_session_manager.workflows.session_execution import Execution
@@ -227,6 +228,7 @@ class AgentSession:
             raise
 
     async def _start(self, spec: SessionSpec) -> None:
+        self._spec = spec = await spec_by_reference(spec)  # content leaves the payloads
         catalog: ProviderCatalog = await workflow.execute_local_activity(
             PROVIDER_CATALOG_ACTIVITY,
             result_type=ProviderCatalog,
@@ -495,6 +497,7 @@ class AgentSession:
         Takes one :class:`RunRequest`.
         """
         request = argument(args, RunRequest, protocol.SUBMIT_RUN)
+        request = await request_by_reference(request)  # content leaves the payloads
         await workflow.wait_condition(lambda: self._execution.ready)
         async with self._execution.lock:
             if request.run_id is not None and (existing := self._find(request.run_id)):
@@ -590,7 +593,9 @@ class AgentSession:
             model=request.model or spec.model or self._state.default_model,
             turn=view.turn,
             system_prompt=spec.system_prompt,
+            system_prompt_ref=spec.system_prompt_ref,
             messages=messages,
+            prompt_ref=request.prompt_ref,
             provider_options={**spec.provider_options, **request.provider_options},
             mock=request.mock or spec.mock,
             retry=request.retry or spec.retry,
@@ -605,7 +610,7 @@ class AgentSession:
                 run_spec,
                 id=run_workflow_id(request.run_id),
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                static_summary=f"turn {view.turn}: {messages[-1].text()[:80]}",
+                static_summary=f"turn {view.turn}: {request.preview()}",
             )
         except Exception as exc:  # e.g. the run id is taken by another session's run
             self._execution.tokens.pop(request.run_id, None)

@@ -163,8 +163,7 @@ async def _inline_content(client: SessionClient) -> list[Path]:
     handle = await client.temporal.start_workflow(
         AgentSession.run, spec, id=session_workflow_id(sid), task_queue=client.task_queue
     )
-    while not (await client.describe(sid)).ready:
-        await asyncio.sleep(0.05)
+    await client._wait_started(handle, sid)
     ref = await handle.execute_update(AgentSession.submit_run, RunRequest(prompt="p" * 8000))
     await client.wait_run(ref.run_id, sid)
     await client.run(sid, "small")

@@ -1,0 +1,67 @@
+"""Content a caller sent inline above the limit leaves the session's payloads here.
+
+``SessionClient`` stores a long prompt or system prompt itself and sends its reference. Any
+other caller (the ``temporal`` CLI, another SDK) may send it inline, up to the contract's
+input bound. The session then stores it once, through the ``store_content`` local activity
+(whose input never enters history; its result, the reference, does), and from there on
+carries only the reference: in each run's spec, in the queue, across continue-as-new. So the
+content is in history once, in the caller's own start or update, instead of once per event
+that carries it, and a child's input never approaches Temporal's 2 MB payload limit.
+
+Sessions recorded before this did not store content: behind :data:`CONTENT_BY_REFERENCE`
+they replay as they ran. Content within the limit changes nothing (no marker, no command).
+Call these first thing in the activation that received the content (the start, the update):
+a ``workflow.patched`` that runs right after a local activity resolved can land in another
+workflow task on replay than it did live, and replay then fails on the patch marker.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from agent_session_manager.workflows.lifecycle import LIFECYCLE_RETRY, LOCAL_TIMEOUT
+
+with workflow.unsafe.imports_passed_through():
+    from agent_session_manager.core.content import ContentRef, travels_by_reference
+    from agent_session_manager.core.contract import RunRequest, SessionSpec, StoreContent
+    from agent_session_manager.core.protocol import STORE_CONTENT_ACTIVITY
+
+#: Patch: inline content over the limit is stored and replaced by its reference.
+CONTENT_BY_REFERENCE = "content-by-reference"
+
+
+async def _store(content: str) -> ContentRef:
+    # Retried like a lifecycle write: a store outage delays the session, never fails it.
+    ref: ContentRef = await workflow.execute_local_activity(
+        STORE_CONTENT_ACTIVITY,
+        StoreContent(content=content),
+        result_type=ContentRef,
+        start_to_close_timeout=LOCAL_TIMEOUT,
+        retry_policy=LIFECYCLE_RETRY,
+    )
+    return ref
+
+
+async def spec_by_reference(spec: SessionSpec) -> SessionSpec:
+    """``spec`` with a system prompt over the limit stored and referenced."""
+    prompt = spec.system_prompt
+    if prompt is None or not travels_by_reference(prompt):
+        return spec
+    if not workflow.patched(CONTENT_BY_REFERENCE):
+        return spec
+    ref = await _store(prompt)
+    return spec.model_copy(update={"system_prompt": None, "system_prompt_ref": ref})
+
+
+async def request_by_reference(request: RunRequest) -> RunRequest:
+    """``request`` with a prompt over the limit stored and referenced."""
+    prompt = request.prompt
+    if prompt is None or not travels_by_reference(prompt):
+        return request
+    if not workflow.patched(CONTENT_BY_REFERENCE):
+        return request
+    ref = await _store(prompt)
+    return request.model_copy(update={"prompt": None, "prompt_ref": ref})
+
+
+__all__ = ["CONTENT_BY_REFERENCE", "request_by_reference", "spec_by_reference"]
