@@ -42,15 +42,18 @@ async def _store(content: str) -> ContentRef:
     return ref
 
 
-async def spec_by_reference(spec: SessionSpec) -> SessionSpec:
-    """``spec`` with a system prompt over the limit stored and referenced."""
+async def spec_by_reference(spec: SessionSpec) -> None:
+    """Store ``spec``'s system prompt if it is over the limit, and reference it instead.
+
+    In place: the session's parts (runs, transitions) share this one spec object.
+    """
     prompt = spec.system_prompt
     if prompt is None or not travels_by_reference(prompt):
-        return spec
+        return
     if not workflow.patched(CONTENT_BY_REFERENCE):
-        return spec
-    ref = await _store(prompt)
-    return spec.model_copy(update={"system_prompt": None, "system_prompt_ref": ref})
+        return
+    spec.system_prompt_ref = await _store(prompt)
+    spec.system_prompt = None
 
 
 async def request_by_reference(request: RunRequest) -> RunRequest:

@@ -17,6 +17,7 @@ from agent_session_manager.workflows.agent_run import AgentRun
 
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.contract import CancelSession, RunResult, Transition
+    from agent_session_manager.core.errors import AsmError
     from agent_session_manager.core.status import SessionStatus
 
 #: How far one execution has got in starting: ``starting`` reads the provider catalog (updates
@@ -35,6 +36,11 @@ class Execution:
     """
 
     phase: Phase
+    #: Why this execution's input is unusable: ``run`` fails the workflow with it at once.
+    #: (Raising in ``__init__`` would fail it too, but strands the SDK's not-yet-started
+    #: ``run`` coroutine.) Until then the session stands as ``failed``: validators reject,
+    #: signals are dropped.
+    invalid: AsmError | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Started runs that have not settled, by run id.
     active: dict[str, ChildWorkflowHandle[AgentRun, RunResult]] = field(default_factory=dict)
