@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
-from agent_session_manager.core.content import ContentRef, ref_of, travels_by_reference
+from agent_session_manager.core.content import ContentRef, travels_by_reference
 from agent_session_manager.core.contract import Message, RunSpec, StoreContent
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.protocol import STORE_CONTENT_ACTIVITY
@@ -73,11 +73,4 @@ async def store_reply(store: EventStore, text: str) -> tuple[str, ContentRef | N
     return "", await store.put_content(text)
 
 
-def stored_reply(text: str) -> tuple[str, ContentRef | None]:
-    """:func:`store_reply` for a reply already stored (a retry finding its run completed)."""
-    if not travels_by_reference(text):
-        return text, None
-    return "", ref_of(text)
-
-
-__all__ = ["ContentActivities", "RunInputs", "read_inputs", "store_reply", "stored_reply"]
+__all__ = ["ContentActivities", "RunInputs", "read_inputs", "store_reply"]

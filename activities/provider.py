@@ -25,7 +25,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.service import RPCError
 
-from agent_session_manager.activities.content import read_inputs, store_reply, stored_reply
+from agent_session_manager.activities.content import read_inputs, store_reply
 from agent_session_manager.activities.providers.base import Provider, ProviderRequest
 from agent_session_manager.activities.sink import StoreSink
 from agent_session_manager.core.contract import (
@@ -173,8 +173,9 @@ class ProviderActivities:
         row = await self.store.get_run(run_id)
         if row is None or row.status is not RunStatus.COMPLETED:
             return None
-        # The row holds the whole reply; a long one was stored before the row said completed.
-        output, output_ref = stored_reply(row.output or "")
+        # The row holds the whole reply. A long one was stored before the row said completed,
+        # unless an older worker completed it: storing again is a no-op write otherwise.
+        output, output_ref = await store_reply(self.store, row.output or "")
         return ProviderOutcome(
             output=output,
             output_ref=output_ref,

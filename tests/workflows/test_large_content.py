@@ -21,6 +21,7 @@ from agent_session_manager.core.content import INLINE_LIMIT, ref_of
 from agent_session_manager.core.contract import (
     MockScript,
     MockText,
+    RunRequest,
     RunResult,
     run_workflow_id,
     session_workflow_id,
@@ -207,3 +208,17 @@ async def test_a_raw_client_inline_prompt_is_stored_by_the_session(
         await assert_healthy(latest)
         events = await store.events(sid, types=[EventType.ERROR_OCCURRED.value])
         assert events == []
+
+
+async def test_a_reference_to_content_not_in_the_store_fails_the_run_typed(
+    client: SessionClient, run_worker: Any
+) -> None:
+    missing = ref_of("never stored " * 1000)
+    async with run_worker():
+        sid = (await client.start_session(agent_id="ref", session_id=_sid())).session_id
+        result = await client.run(sid, request=RunRequest(prompt_ref=missing, mock=OK))
+        view = await client.describe(sid)
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and result.error["code"] == "not_found"
+    assert missing.digest in result.error["message"]
+    assert view.status.value == "active"  # the session goes on
