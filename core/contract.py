@@ -76,8 +76,8 @@ MAX_TAG_CHARS = 64
 MAX_TIMEOUT_SECONDS = 365 * 24 * 3600.0
 #: Mock scripts sleep at most this long (milliseconds), for the same reason.
 _MAX_MOCK_DELAY_MS = 24 * 3600 * 1000
-#: Mock replies stay below ~100 MB however the script repeats its text.
-_MAX_MOCK_REPEAT = 100 * 1024 * 1024
+#: Mock replies stay at most 100 M characters however the script repeats its text.
+_MAX_MOCK_REPLY_CHARS = 100_000_000
 #: The store's ``stop_reason`` column is ``varchar(64)``.
 _MAX_STOP_REASON_CHARS = 64
 #: Free-text reasons recorded in events.
@@ -230,7 +230,17 @@ class MockText(_Model):
     chunk_size: int = Field(default=8, ge=1)
     delay_ms: _DelayMs = 0
     #: A long reply from a short script (the script itself rides in payloads).
-    repeat: int = Field(default=1, ge=1, le=_MAX_MOCK_REPEAT)
+    repeat: int = Field(default=1, ge=1, le=_MAX_MOCK_REPLY_CHARS)
+
+    @model_validator(mode="after")
+    def _bounded_reply(self) -> MockText:
+        # The worker builds the whole text in memory: a hostile repeat must not exhaust it.
+        if len(self.text) * self.repeat > _MAX_MOCK_REPLY_CHARS:
+            raise ValueError(
+                f"text times repeat is {len(self.text) * self.repeat} characters; "
+                f"the mock replies at most {_MAX_MOCK_REPLY_CHARS}"
+            )
+        return self
 
     def full_text(self) -> str:
         """The text this step streams."""

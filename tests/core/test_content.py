@@ -17,7 +17,7 @@ from agent_session_manager.core.content import (
     ref_of,
     travels_by_reference,
 )
-from agent_session_manager.core.contract import RunRequest, RunSpec, SessionSpec
+from agent_session_manager.core.contract import MockText, RunRequest, RunSpec, SessionSpec
 
 
 def test_a_reference_names_the_sha256_and_the_size_of_the_utf8_bytes() -> None:
@@ -96,3 +96,10 @@ def test_a_ten_megabyte_prompt_makes_a_run_spec_of_a_few_hundred_bytes() -> None
         system_prompt_ref=ref_of("s" * 5_000_000),
     )
     assert len(spec.model_dump_json()) < 1024
+
+
+def test_a_mock_reply_is_bounded_however_its_text_repeats() -> None:
+    assert MockText(text="abcdefghij", repeat=10_000_000).repeat == 10_000_000  # at the bound
+    assert MockText(text="ab", repeat=3).full_text() == "ababab"
+    with pytest.raises(ValidationError, match="at most 100000000"):
+        MockText(text="x" * 1000, repeat=1_000_000)
