@@ -10,9 +10,12 @@ that carries it, and a child's input never approaches Temporal's 2 MB payload li
 
 Sessions recorded before this did not store content: behind :data:`CONTENT_BY_REFERENCE`
 they replay as they ran. Content within the limit changes nothing (no marker, no command).
-Call these first thing in the activation that received the content (the start, the update):
-a ``workflow.patched`` that runs right after a local activity resolved can land in another
-workflow task on replay than it did live, and replay then fails on the patch marker.
+Call these first thing in the activation that received the content (the start, the update).
+A ``workflow.patched`` that first runs right after a local activity resolved can land in
+another workflow task on replay than it did live (a query arriving during the local activity
+makes the worker complete the task early), and replay then fails on the patch marker. So the
+patches asked for after ``store_content`` (the run's ``run-evidence``, when the update starts
+its run) are asked for here, before it: afterwards they are memoized, and record nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from agent_session_manager.workflows.lifecycle import LIFECYCLE_RETRY, LOCAL_TIMEOUT
+from agent_session_manager.workflows.session_runs import RUN_EVIDENCE
 
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.content import ContentRef, travels_by_reference
@@ -63,6 +67,7 @@ async def request_by_reference(request: RunRequest) -> RunRequest:
         return request
     if not workflow.patched(CONTENT_BY_REFERENCE):
         return request
+    workflow.patched(RUN_EVIDENCE)  # before the local activity: see the module docstring
     ref = await _store(prompt)
     return request.model_copy(update={"prompt": None, "prompt_ref": ref})
 

@@ -222,3 +222,38 @@ async def test_a_reference_to_content_not_in_the_store_fails_the_run_typed(
     assert result.error is not None and result.error["code"] == "not_found"
     assert missing.digest in result.error["message"]
     assert view.status.value == "active"  # the session goes on
+
+
+async def test_inline_content_histories_replay_while_queries_split_workflow_tasks(
+    temporal: Client, client: SessionClient, run_worker: Any
+) -> None:
+    """A query that arrives while ``store_content`` runs makes the worker complete the workflow
+    task early, so what follows the local activity lands in the next task; replay must agree.
+    (Without the patches asked for before the local activity, about 1 in 20 of these failed
+    to replay with a nondeterminism error on ``run-evidence``.)"""
+    sessions = 12
+    async with run_worker():
+        for n in range(sessions):
+            sid = (
+                await client.start_session(agent_id="split", session_id=_sid(), mock=OK)
+            ).session_id
+            handle = temporal.get_workflow_handle_for(AgentSession.run, session_workflow_id(sid))
+            done = asyncio.Event()
+
+            async def storm(
+                handle: WorkflowHandle[Any, Any] = handle, done: asyncio.Event = done
+            ) -> None:
+                while not done.is_set():
+                    await handle.query(AgentSession.describe)
+
+            storms = [asyncio.create_task(storm()) for _ in range(4)]
+            try:
+                ref = await handle.execute_update(
+                    AgentSession.submit_run, RunRequest(prompt=f"{n} " + "p" * 90_000)
+                )
+            finally:
+                done.set()
+                await asyncio.gather(*storms)
+            assert (await client.wait_run(ref.run_id, sid)).status is RunStatus.COMPLETED
+            await client.complete_session(sid)
+            await assert_healthy(handle)
