@@ -12,6 +12,10 @@ It also records the run's ``run_started`` and, on success, ``run_completed`` and
 session (signal ``run_finished``): the workflow would otherwise spend a local activity and a
 workflow task on each. A retry after a success that was recorded but never reported (worker
 lost) returns the recorded outcome instead of calling the provider again.
+
+A store outage during the attempt is waited out inside it (:mod:`activities.store_outage`),
+up to the activity's deadline: it never spends one of the provider's attempts, and a reply the
+model has already given is saved once the store is back, not asked for again.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from temporalio.service import RPCError
 from agent_session_manager.activities.content import read_inputs, store_reply
 from agent_session_manager.activities.providers.base import Provider, ProviderRequest
 from agent_session_manager.activities.sink import StoreSink
+from agent_session_manager.activities.store_outage import StoreOutage, activity_deadline
 from agent_session_manager.core.contract import (
     Message,
     ProviderCall,
@@ -45,7 +50,12 @@ from agent_session_manager.core.protocol import (
 )
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import to_application_error
+from agent_session_manager.observability.log_failures import (
+    log_failed_attempt,
+    quiet_failed_attempts,
+)
 from agent_session_manager.observability.provider_call import note_result, traced_provider_call
+from agent_session_manager.observability.redaction import secret_values
 from agent_session_manager.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -65,6 +75,9 @@ class ProviderActivities:
     flush_interval: float = 0.05
     tick: float = 0.1
 
+    def __post_init__(self) -> None:
+        quiet_failed_attempts()  # our own line per failed attempt replaces the SDK's
+
     @activity.defn(name=STREAM_PROVIDER_ACTIVITY)
     @traced_provider_call  # one GenAI span + provider metrics per attempt
     async def stream_provider(self, call: ProviderCall) -> ProviderOutcome:
@@ -81,6 +94,10 @@ class ProviderActivities:
                     retryable=False,
                 )
             )
+        outage = StoreOutage(
+            activity.heartbeat,
+            deadline=activity_deadline(info.scheduled_time, info.schedule_to_close_timeout),
+        )
         sink = StoreSink(
             self.store,
             session_id=spec.session_id,
@@ -89,13 +106,25 @@ class ProviderActivities:
             provider=spec.provider,
             heartbeat=activity.heartbeat,
             flush_interval=self.flush_interval,
+            outage=outage,
         )
         try:
-            if attempt > 1 and (done := await self._already_completed(spec.run_id)):
+            if attempt > 1 and (
+                done := await outage.outlast(
+                    lambda: self._already_completed(spec.run_id), "checking for a recorded reply"
+                )
+            ):
                 return done
-            inputs = await read_inputs(self.store, spec)
-            sink.write_first(self.store.record(run_started(spec, now=_now(), prompt=inputs.prompt)))
-            history = await self._history(spec.session_id, spec.turn)
+            inputs = await outage.outlast(
+                lambda: read_inputs(self.store, spec), "reading the run's input"
+            )
+            started = run_started(spec, now=_now(), prompt=inputs.prompt)
+            sink.write_first(
+                outage.outlast(lambda: self.store.record(started), "recording run_started")
+            )
+            history = await outage.outlast(
+                lambda: self._history(spec.session_id, spec.turn), "reading the conversation"
+            )
             request = ProviderRequest(
                 session_id=spec.session_id,
                 run_id=spec.run_id,
@@ -124,7 +153,10 @@ class ProviderActivities:
                     EventType.ERROR_RECOVERED,
                     {"attempt": attempt, "superseded_attempts": list(range(1, attempt))},
                 )
-            output, output_ref = await store_reply(self.store, result.text)
+            # Like the save below: an outage is waited out, the model is never called again.
+            output, output_ref = await outage.outlast(
+                lambda: store_reply(self.store, result.text), "storing the reply"
+            )
             outcome = ProviderOutcome(
                 output=output,
                 output_ref=output_ref,
@@ -136,33 +168,61 @@ class ProviderActivities:
             # The assistant message, the attempt's last events and run_completed land
             # atomically.
             await sink.written_first()
-            await self.store.save_messages(
-                spec.session_id,
-                spec.run_id,
-                spec.turn,
-                [*inputs.messages, assistant],
-                events=sink.take(),
-                record=run_ended(spec, ended, now=_now(), output=result.text),
+            events = sink.take()
+            completed = run_ended(spec, ended, now=_now(), output=result.text)
+            # The reply is complete: from here an outage is waited out, never retried by
+            # calling the model again.
+            await outage.outlast(
+                lambda: self.store.save_messages(
+                    spec.session_id,
+                    spec.run_id,
+                    spec.turn,
+                    [*inputs.messages, assistant],
+                    events=events,
+                    record=completed,
+                ),
+                "saving the reply",
             )
         except asyncio.CancelledError:
             await asyncio.shield(self._flush_quietly(sink))
             raise
         except AsmError as err:
-            err.details = {**err.details, "attempt": attempt}  # the run reports its attempts
-            await self._record_failure(sink, err)
-            raise to_application_error(err) from err
+            clean = self._failed(err, spec.provider, attempt)
+            await self._record_failure(sink, clean)
+            # Without the chain: it quotes the provider's whole answer (and maybe the key).
+            raise to_application_error(clean) from None
         except Exception as exc:
-            log.exception("provider %s crashed", spec.provider)
-            crash = error(
-                "internal_error",
-                f"provider {spec.provider!r} raised {type(exc).__name__}: {exc}",
-                retryable=False,
-                details={"attempt": attempt},
+            crash = self._failed(
+                error(
+                    "internal_error",
+                    f"provider {spec.provider!r} raised {type(exc).__name__}: {exc}",
+                    retryable=False,
+                ),
+                spec.provider,
+                attempt,
+                cause=exc,
             )
             await self._record_failure(sink, crash)
-            raise to_application_error(crash) from exc
+            raise to_application_error(crash) from None
         await self._tell_session(RunFinished.of(ended, spec.token))
         return outcome
+
+    def _failed(
+        self, err: AsmError, provider: str, attempt: int, cause: BaseException | None = None
+    ) -> AsmError:
+        """``err`` as the attempt reports it: the worker's secrets redacted, the attempt
+        noted (the run reports its attempts), logged once."""
+        clean = err.scrubbed(self.secrets.values())
+        clean.details = {**clean.details, "attempt": attempt}
+        log_failed_attempt(
+            clean,
+            provider=provider,
+            attempt=attempt,
+            cause=cause or err,
+            # Logs keep base URLs (where the worker sends its calls); history does not.
+            secrets=secret_values(self.secrets, self.secrets),
+        )
+        return clean
 
     async def _history(self, session_id: str, turn: int) -> list[Message]:
         if turn == 1:  # nothing before the first turn: skip the read
@@ -212,3 +272,6 @@ class ProviderActivities:
             await sink.flush(extra=[sink.draft(EventType.ERROR_OCCURRED, data)])
         except Exception:
             log.warning("could not record error_occurred for run %s", sink.run_id, exc_info=True)
+            return
+        if sink.unwritten:  # the store is out: the attempt ends without waiting for it
+            log.warning("store unavailable: error_occurred of run %s not recorded", sink.run_id)

@@ -11,20 +11,24 @@
   ``pip install`` may be quiet for minutes, and retrying the turn would run it again.
 * Event ids are ``(run, attempt, index)``: a retried flush or a replayed attempt writes
   nothing twice.
+* A store outage (:mod:`activities.store_outage`) does not fail the attempt: the provider keeps
+  streaming into memory while flushes back off and retry; a batch that failed is re-sent
+  exactly as it was (never merged with later deltas: its commit may have landed, and a retried
+  write skips ids that exist, so text merged into it would be lost). What is still unwritten at
+  the end goes out with the reply (:meth:`StoreSink.take`), which the activity waits to save.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
+from agent_session_manager.activities.store_outage import Heartbeat, StoreOutage, is_outage
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import EventDraft, EventType, activity_event_id
 from agent_session_manager.store import EventStore
-
-Heartbeat = Callable[..., None]
 
 
 class StoreSink:
@@ -41,6 +45,7 @@ class StoreSink:
         heartbeat: Heartbeat,
         flush_interval: float = 0.05,
         max_batch: int = 64,
+        outage: StoreOutage | None = None,
     ) -> None:
         self._store = store
         self.session_id = session_id
@@ -50,7 +55,13 @@ class StoreSink:
         self._heartbeat = heartbeat
         self.flush_interval = flush_interval
         self.max_batch = max_batch
+        self.outage = outage or StoreOutage(heartbeat)
         self._buffer: list[EventDraft] = []
+        #: Batches a failed flush could not write, re-sent verbatim before the buffer.
+        self._unwritten: list[EventDraft] = []
+        #: While the store is out: no write is tried before this (monotonic) time.
+        self._retry_at = 0.0
+        self._retry_delay = self.outage.initial_delay
         self._index = 0
         self._lock = asyncio.Lock()
         self._last_flush = time.monotonic()
@@ -122,19 +133,49 @@ class StoreSink:
             await self.flush()
 
     async def flush(self, extra: list[EventDraft] | None = None) -> None:
-        """Write the queue (plus ``extra``) in one transaction, then heartbeat."""
+        """Write the queue (plus ``extra``) in one transaction, then heartbeat.
+
+        While the store is out, a flush keeps the events for a later one and returns at once
+        (the provider goes on streaming); tries back off as :mod:`activities.store_outage`
+        says, and give up (raise) only once the activity's deadline would pass.
+        """
         async with self._lock:
-            batch, self._buffer = self._buffer + (extra or []), []
+            self._unwritten += self._buffer + (extra or [])
+            self._buffer = []
             self._last_flush = time.monotonic()
-            await self.written_first()
-            if batch:
-                written = await self._store.append(batch)
-                self.written += len(written)
+            if time.monotonic() >= self._retry_at and not (
+                # run_started is itself waiting for the store: what follows it waits too
+                self.outage.ongoing and self._before is not None and not self._before.done()
+            ):
+                await self._write()
             self._heartbeat(self.written)
 
+    async def _write(self) -> None:
+        try:
+            await self.written_first()
+            if self._unwritten:
+                written = await self._store.append(self._unwritten)
+                self.written += len(written)
+                self._unwritten = []
+        except AsmError as err:
+            if not is_outage(err) or not self.outage.allows(self._retry_delay):
+                raise
+            self.outage.noticed(err, f"streaming run {self.run_id}")
+            self._retry_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, self.outage.max_delay)
+            return
+        self.outage.recovered(f"streaming run {self.run_id}")
+        self._retry_at, self._retry_delay = 0.0, self.outage.initial_delay
+
+    @property
+    def unwritten(self) -> int:
+        """Events a flush could not write yet (the store is out)."""
+        return len(self._unwritten)
+
     def take(self) -> list[EventDraft]:
-        """Hand over what is queued, for a caller that writes it in its own transaction."""
-        batch, self._buffer = self._buffer, []
+        """Hand over what is not written, for a caller that writes it in its own transaction."""
+        batch = self._unwritten + self._buffer
+        self._unwritten, self._buffer = [], []
         return batch
 
     async def run_with_ticker(
@@ -147,6 +188,11 @@ class StoreSink:
                 done, _ = await asyncio.wait({task}, timeout=tick)
                 if done:
                     return task.result()
+                if self._lock.locked():
+                    # A write is in flight and slow (the store is struggling): keep the attempt
+                    # alive, and do not blame the provider, whose emit may be the one waiting.
+                    self._heartbeat(self.written)
+                    continue
                 quiet = time.monotonic() - self.last_progress
                 if quiet > silence_limit and not self._open_tools:
                     task.cancel()

@@ -19,7 +19,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent_session_manager.client import Reset, SessionClient, SessionListing, TextDelta
+    from agent_session_manager.client import (
+        Outage,
+        Patience,
+        Reset,
+        SessionClient,
+        SessionListing,
+        TextDelta,
+    )
     from agent_session_manager.core import (
         AsmError,
         Capability,
@@ -40,7 +47,9 @@ if TYPE_CHECKING:
 
 #: public name -> the subpackage it comes from.
 _ORIGIN = {
-    **dict.fromkeys(["Reset", "SessionClient", "SessionListing", "TextDelta"], "client"),
+    **dict.fromkeys(
+        ["Outage", "Patience", "Reset", "SessionClient", "SessionListing", "TextDelta"], "client"
+    ),
     **dict.fromkeys(
         [
             "AsmError",
@@ -69,6 +78,8 @@ __all__ = [
     "Event",
     "EventType",
     "MockScript",
+    "Outage",
+    "Patience",
     "Reset",
     "RunRef",
     "RunRequest",

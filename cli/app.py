@@ -4,22 +4,33 @@ This module is the command table and the exit: each concept's commands live in t
 module (:mod:`.sessions`, :mod:`.runs`, :mod:`.server`, :mod:`.admin`).
 
 Exit codes: 0 success, 1 a reported error (taxonomy code and what to do next), 2 usage,
-130 interrupted. The process ends through ``os._exit`` after flushing, because a process that
+75 (``EX_TEMPFAIL``) a component is unreachable (Temporal: ``temporal_unavailable``; the event
+store: ``storage_connection_failed``), so the same command may work later, 130 interrupted.
+With ``--json`` or ``--jsonl`` an error is one JSON object on stderr: ``{"error": {code, …}}``.
+
+The process ends through ``os._exit`` after flushing, because a process that
 used a Temporal client can abort at interpreter exit (temporalio/sdk-python#300) and turn a
 success into exit 134.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
 import traceback
 
 import typer
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 
 from agent_session_manager.cli import admin, runs, server, sessions
 from agent_session_manager.cli.output import err
+from agent_session_manager.client.outages import OUTAGE_CODES
 from agent_session_manager.core.errors import AsmError
+
+#: sysexits.h: "temporary failure, the user is invited to retry".
+EX_TEMPFAIL = 75
 
 app = typer.Typer(
     name="asm",
@@ -42,12 +53,18 @@ app.command()(admin.audit)
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, then exit with a reliable status."""
     code = 0
+    args = sys.argv[1:] if argv is None else argv
+    sdk_logs_to_stderr()
     try:
         # Standalone mode: typer prints usage errors itself and exits 2.
         app(args=argv, standalone_mode=True)
     except AsmError as exc:
-        err.print(f"[red]error[/] [bold]{exc.code}[/]: {exc.message}", highlight=False)
-        code = 1
+        if "--json" in args or "--jsonl" in args:
+            print(json.dumps({"error": exc.to_dict()}, default=str), file=sys.stderr)
+        else:
+            err.print(f"[red]error[/] [bold]{exc.code}[/]: ", end="", highlight=False)
+            err.print(exc.message, markup=False, highlight=False)
+        code = EX_TEMPFAIL if exc.code in OUTAGE_CODES else 1
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
@@ -60,6 +77,25 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = 1
     _exit(code)
+
+
+def sdk_logs_to_stderr() -> None:
+    """Send the Temporal SDK's own log lines through Python logging (so to stderr).
+
+    Its default runtime prints them to stdout (e.g. ``WARN … gRPC call … retried 5 times``
+    while the server is down), where they would corrupt ``--json`` output a script reads.
+    """
+    Runtime.set_default(
+        Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=LoggingConfig.default.filter,
+                    forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+                )
+            )
+        ),
+        error_if_already_set=False,
+    )
 
 
 def _exit(code: int) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from agent_session_manager.cli.output import err, out, print_event
-from agent_session_manager.cli.runtime import runtime
+from agent_session_manager.cli.runtime import CLI_PATIENCE, runtime
 from agent_session_manager.client.session_client import Reset, read_events
 from agent_session_manager.core.contract import RunRequest
 from agent_session_manager.core.status import RunStatus
@@ -83,7 +83,13 @@ def events(
             # A typo'd id would otherwise follow nothing forever.
             await store.events(session_id, limit=1, must_exist=True)
             async for event in read_events(
-                store, session_id, after, run_id=run, types=type_, follow=follow
+                store,
+                session_id,
+                after,
+                run_id=run,
+                types=type_,
+                follow=follow,
+                patience=CLI_PATIENCE,
             ):
                 print_event(event, as_json)
             if not as_json:

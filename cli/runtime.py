@@ -3,6 +3,9 @@
 Unset ``ASM_TEMPORAL_ADDRESS`` means "the embedded default": use the ``asm dev`` server of
 this directory's ``.asm/`` if one is running (so its worker and we share one event store),
 else (for commands that may, like ``asm demo``) start one in-process.
+
+Commands that only talk to Temporal (``asm session …``) open no event store, so a database
+outage cannot fail them. The waiting calls report outages on stderr as they ride them out.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from temporalio.service import RetryConfig
+
+from agent_session_manager.cli.output import err
+from agent_session_manager.client.outages import Outage, Patience
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.errors import error
 from agent_session_manager.observability.config import configure as configure_telemetry
@@ -25,12 +32,28 @@ from agent_session_manager.worker.worker import serve
 DEV_UI_PORT = 8233
 
 
+def report_outage(outage: Outage) -> None:
+    """A waiting command's progress line while a component is down (stderr: not the result)."""
+    err.print(str(outage), style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+#: The SDK's own retries inside one call, for the CLI: ~3 s, not its default ~10 s, so a
+#: one-shot command fails soon and a waiting one says within seconds that Temporal is down
+#: (then waits with :data:`CLI_PATIENCE`, saying so).
+CLI_SDK_RETRIES = RetryConfig(max_elapsed_time_millis=3000, max_interval_millis=1000)
+
+#: How the CLI's waiting commands (``asm run``, ``asm events -f``, ``asm session cancel``)
+#: ride out an outage: five minutes, saying so on stderr.
+CLI_PATIENCE = Patience(on_progress=report_outage)
+
+
 @dataclass
 class Runtime:
     """A connected client plus what was started for it."""
 
     client: SessionClient
-    store: EventStore
+    store: EventStore | None
+    """None for a command that asked for Temporal only."""
     address: str
     ui_url: str | None
     embedded: bool
@@ -42,8 +65,10 @@ async def runtime(
     *,
     allow_embedded: bool = False,
     with_worker: bool = False,
+    with_store: bool = True,
 ) -> AsyncIterator[Runtime]:
-    """Connect (starting an embedded server and a worker when asked) and clean up after."""
+    """Connect (starting an embedded server and a worker when asked) and clean up after;
+    ``with_store=False`` opens no event store (for commands that are Temporal calls)."""
     settings = settings or Settings()
     configure_telemetry()  # OTEL_* variables (no-op by default): CLI calls are traced too
     async with AsyncExitStack() as stack:
@@ -56,10 +81,9 @@ async def runtime(
         if address is None:
             if not allow_embedded:
                 raise error(
-                    "provider_unavailable",
+                    "temporal_unavailable",
                     f"no Temporal server: start one here with `asm dev` (it is found through "
                     f"{settings.home}/), or set ASM_TEMPORAL_ADDRESS",
-                    retryable=True,
                 )
             ui_port = free_port()
             env = await start_dev_server(home=settings.home, port=free_port(), ui_port=ui_port)
@@ -70,15 +94,25 @@ async def runtime(
             embedded = True
             with_worker = True
         else:
-            temporal = await connect_temporal(address, settings.namespace)
+            temporal = await connect_temporal(
+                address, settings.namespace, retry_config=CLI_SDK_RETRIES
+            )
         if allow_embedded:
             # The one-command demo prepares what it needs; every other command only checks
             # the schema (open_store says to run `asm db upgrade`) instead of migrating on
             # each call.
             await upgrade(settings.database_url)
-        store = await open_store(settings.database_url)
-        stack.push_async_callback(store.close)
-        if with_worker:
-            await stack.enter_async_context(serve(temporal, store, settings=settings))
-        client = SessionClient(temporal, store, task_queue=settings.task_queue, ui_url=ui_url)
+        store: EventStore | None = None
+        if with_store or with_worker:
+            store = await open_store(settings.database_url)
+            stack.push_async_callback(store.close)
+            if with_worker:
+                await stack.enter_async_context(serve(temporal, store, settings=settings))
+        client = SessionClient(
+            temporal,
+            store,
+            task_queue=settings.task_queue,
+            ui_url=ui_url,
+            patience=CLI_PATIENCE,
+        )
         yield Runtime(client=client, store=store, address=address, ui_url=ui_url, embedded=embedded)

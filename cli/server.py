@@ -20,9 +20,10 @@ from agent_session_manager.worker.connect import connect_temporal
 from agent_session_manager.worker.dev_server import (
     clear_dev_record,
     start_dev_server,
+    temporal_binary,
     write_dev_record,
 )
-from agent_session_manager.worker.log_config import configure_logging
+from agent_session_manager.worker.observe import configure_observability
 from agent_session_manager.worker.settings import Settings
 from agent_session_manager.worker.worker import serve
 
@@ -33,6 +34,8 @@ def dev(
 ) -> None:
     """Start the embedded Temporal dev server (SQLite in .asm/) and a worker, until Ctrl-C."""
     settings = Settings()
+    temporal_binary()  # without the dev-server extra: say so before creating any file
+    configure_observability(settings)  # what `asm worker` honours, its worker honours too
 
     async def main() -> None:
         await upgrade(settings.database_url)
@@ -45,13 +48,16 @@ def dev(
         out.print("Ctrl-C to stop.")
         stop = _stop_on_signals()
         try:
-            async with serve(env.client, store, settings=settings):
+            # The worker's own client: traced and with the Prometheus runtime, as `asm worker`'s.
+            client = await connect_temporal(env.address, env.client.namespace)
+            async with serve(client, store, settings=settings):
                 await stop.wait()
                 out.print("stopping…")
         finally:
             clear_dev_record(settings.home)
             await env.shutdown()
             await store.close()
+            telemetry.shutdown()  # flush spans/metrics: the CLI exits through os._exit
 
     asyncio.run(main())
 
@@ -66,8 +72,7 @@ def worker() -> None:
             "set ASM_TEMPORAL_ADDRESS (e.g. 127.0.0.1:7233), or use `asm dev` for the "
             "embedded server with its own worker",
         )
-    configure_logging(settings)  # ASM_LOG_FORMAT=json: JSON lines with Temporal context
-    telemetry.configure()  # OTEL_* exporters; before connecting, so the client is traced
+    configure_observability(settings)  # ASM_LOG_*, OTEL_*, ASM_PROMETHEUS_BIND
 
     async def main() -> None:
         store = await open_store(settings.database_url)
@@ -137,12 +142,13 @@ def demo(
                     f"out {u.output_tokens} tokens[/]"
                 )
             final = await rt.client.complete_session(sid, reason="demo finished")
-            events = await rt.store.last_seq(sid)
+            store = rt.client.require_store()
+            events = await store.last_seq(sid)
             out.print(
                 f"\nsession {final.status.value}: {final.run_count} runs, "
                 f"{final.usage.total_tokens} tokens "
                 f"(in {final.usage.input_tokens}, out {final.usage.output_tokens}), "
-                f"{events} events in {rt.store.display_url}",
+                f"{events} events in {store.display_url}",
                 soft_wrap=True,
             )
             link = rt.client.ui_link(sid)

@@ -1,4 +1,8 @@
-"""``asm session …``: start, inspect, move through the status machine, and cancel sessions."""
+"""``asm session …``: start, inspect, move through the status machine, and cancel sessions.
+
+Every one of these is a Temporal call (start, query, update, signal, visibility): none opens
+the event store, so a database outage cannot fail them.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ def start(
     )
 
     async def main() -> None:
-        async with runtime() as rt:
+        async with runtime(with_store=False) as rt:
             view = await rt.client.start_session(spec)
             out.print(view.session_id, highlight=False)
             link = rt.client.ui_link(view.session_id)
@@ -61,7 +65,7 @@ def show(session_id: str) -> None:
     """Show a session: status, runs, usage, and its Temporal UI link."""
 
     async def main() -> None:
-        async with runtime() as rt:
+        async with runtime(with_store=False) as rt:
             print_view(await rt.client.describe(session_id), rt.client.ui_link(session_id))
 
     asyncio.run(main())
@@ -76,7 +80,7 @@ def ls(
     query = f'{search_attributes.STATUS.name} = "{status}"' if status else None
 
     async def main() -> None:
-        async with runtime() as rt:
+        async with runtime(with_store=False) as rt:
             print_sessions(await rt.client.list_sessions(query, limit=limit))
 
     asyncio.run(main())
@@ -88,7 +92,7 @@ def _transition(
     reason: str | None,
 ) -> None:
     async def main() -> None:
-        async with runtime() as rt:
+        async with runtime(with_store=False) as rt:
             print_view(await method(rt.client)(session_id, reason))
 
     asyncio.run(main())
@@ -127,7 +131,7 @@ def cancel(
     """Cancel a session and every run in it."""
 
     async def main() -> None:
-        async with runtime() as rt:
+        async with runtime(with_store=False) as rt:
             await rt.client.cancel_session(session_id, reason)
             if wait:
                 summary = await rt.client.result(session_id)

@@ -5,7 +5,10 @@ which are read from the event store by cursor: tokens never travel through workf
 Neither do long prompts, system prompts and replies: the client stores a prompt over
 :data:`~core.content.INLINE_LIMIT` in the event store and sends its reference, and reads a
 reply that came back by reference into ``RunResult.output``.
-Every Temporal failure comes back as the :class:`~core.errors.AsmError` the workflow raised.
+Every Temporal failure comes back as the :class:`~core.errors.AsmError` the workflow raised; an
+unreachable Temporal server as ``temporal_unavailable``. The calls that wait (``wait_run``,
+``result``, the streams) ride out outages of Temporal and of the store (see
+:mod:`client.outages`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import aclosing, contextmanager
+from contextlib import AbstractContextManager, aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
@@ -37,6 +40,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from agent_session_manager.client.outages import Component, OutageWaiter, Patience
 from agent_session_manager.core import search_attributes
 from agent_session_manager.core.capabilities import CapabilityType
 from agent_session_manager.core.content import ContentRef, travels_by_reference
@@ -62,7 +66,7 @@ from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event, EventT
 from agent_session_manager.core.lifecycle import run_result_from_error
 from agent_session_manager.core.models import new_session_id
 from agent_session_manager.core.protocol import CANCEL, DEFAULT_TASK_QUEUE, SESSION_WORKFLOW
-from agent_session_manager.core.temporal import from_failure
+from agent_session_manager.core.temporal import from_failure, is_unreachable, temporal_unavailable
 from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store import EventStore
 from agent_session_manager.workflows.agent_run import AgentRun
@@ -124,15 +128,23 @@ class Reset:
 
 
 @contextmanager
-def _translated(session_id: str | None = None) -> Iterator[None]:
-    """Turn Temporal's exceptions into the domain error they carry."""
+def _translated(session_id: str | None = None, address: str | None = None) -> Iterator[None]:
+    """Turn Temporal's exceptions into the domain error they carry.
+
+    An unreachable server is ``temporal_unavailable`` before anything else: a status such as
+    ``NOT_FOUND`` read into a transport failure would tell a caller its session is gone.
+    """
     try:
         yield
     except AsmError:
         raise
     except (WorkflowUpdateFailedError, WorkflowFailureError) as exc:
         raise from_failure(exc.cause) from exc
-    except RPCError as exc:
+    except (RPCError, RuntimeError, ConnectionError) as exc:
+        if is_unreachable(exc):
+            raise temporal_unavailable(exc, address) from exc
+        if not isinstance(exc, RPCError):
+            raise
         if "already completed" in exc.message or "already finished" in exc.message:
             raise error(
                 "invalid_transition",
@@ -145,31 +157,53 @@ def _translated(session_id: str | None = None) -> Iterator[None]:
                 f"no session {session_id!r}; list them with `asm session ls`",
                 details={"session_id": session_id},
             ) from exc
-        if exc.status is RPCStatusCode.UNAVAILABLE:
-            raise error(
-                "provider_unavailable",
-                f"Temporal is unreachable ({exc.message}); is the server running? "
-                "Start one with `asm dev` or set ASM_TEMPORAL_ADDRESS",
-                retryable=True,
-            ) from exc
         raise error("internal_error", f"Temporal: {exc.message}") from exc
 
 
 class SessionClient:
-    """Sessions, runs and events over an injected Temporal client and event store."""
+    """Sessions, runs and events over an injected Temporal client and event store.
+
+    ``store`` may be None for a client that only talks to Temporal (``asm session show``
+    needs no database); reading events then raises ``ValueError``. ``patience`` says how the
+    waiting calls ride out outages (:class:`client.outages.Patience`).
+    """
 
     def __init__(
         self,
         client: Client,
-        store: EventStore,
+        store: EventStore | None,
         *,
         task_queue: str = DEFAULT_TASK_QUEUE,
         ui_url: str | None = None,
+        patience: Patience | None = None,
     ) -> None:
         self.temporal = client
         self.store = store
         self.task_queue = task_queue
         self.ui_base = ui_url
+        self.patience = patience or Patience()
+
+    @property
+    def temporal_address(self) -> str:
+        """Where this client reaches Temporal (``host:port``)."""
+        return self.temporal.service_client.config.target_host
+
+    def _translated(self, session_id: str | None = None) -> AbstractContextManager[None]:
+        return _translated(session_id, self.temporal_address)
+
+    def require_store(self) -> EventStore:
+        """The event store; ``ValueError`` for a client made without one (a programming error)."""
+        if self.store is None:
+            raise ValueError("this SessionClient has no event store: pass one to read events")
+        return self.store
+
+    def _where(self, component: Component) -> str:
+        if component == "temporal":
+            return self.temporal_address
+        return self.store.display_url if self.store is not None else "(no store)"
+
+    def _waiter(self) -> OutageWaiter:
+        return OutageWaiter(self.patience, self._where)
 
     # --- sessions ---------------------------------------------------------------------
 
@@ -239,7 +273,7 @@ class SessionClient:
                 *([SearchAttributePair(search_attributes.TAGS, spec.tags)] if spec.tags else []),
             ]
         )
-        with _translated(session_id):
+        with self._translated(session_id):
             handle = await self.temporal.start_workflow(
                 AgentSession.run,
                 spec,
@@ -256,7 +290,7 @@ class SessionClient:
     ) -> SessionView:
         delay = 0.01
         while True:
-            with _translated(session_id):
+            with self._translated(session_id):
                 desc = await handle.describe()
                 if desc.status is not WorkflowExecutionStatus.RUNNING:
                     await handle.result()  # raises the typed failure
@@ -270,7 +304,18 @@ class SessionClient:
         """Store ``content`` if it is over the inline limit; its reference, else None."""
         if content is None or not travels_by_reference(content):
             return None
+        if self.store is None:
+            raise ValueError(
+                "this SessionClient has no event store: pass one to send a prompt over 4 KiB"
+            )
         return await self.store.put_content(content)
+
+    async def _with_output(self, result: RunResult) -> RunResult:
+        """``result`` with a reply that came by reference read back into ``output``."""
+        if result.output_ref is None:
+            return result
+        text = await self.require_store().get_text(result.output_ref)
+        return result.model_copy(update={"output": text})
 
     def _handle(self, session_id: str) -> WorkflowHandle[AgentSession, SessionSummary]:
         return self.temporal.get_workflow_handle_for(
@@ -279,7 +324,7 @@ class SessionClient:
 
     async def describe(self, session_id: str) -> SessionView:
         """The session's status, runs and totals (the ``describe`` query)."""
-        with _translated(session_id):
+        with self._translated(session_id):
             return await self._handle(session_id).query(AgentSession.describe)
 
     async def _transition(
@@ -288,7 +333,7 @@ class SessionClient:
         session_id: str,
         arg: Transition,
     ) -> SessionView:
-        with _translated(session_id):
+        with self._translated(session_id):
             return await self._handle(session_id).execute_update(update, arg)
 
     async def activate(self, session_id: str, reason: str | None = None) -> SessionView:
@@ -327,16 +372,21 @@ class SessionClient:
 
     async def cancel_session(self, session_id: str, reason: str | None = None) -> None:
         """Signal ``cancel``: every run is cancelled, then the session ends ``cancelled``."""
-        with _translated(session_id):
+        with self._translated(session_id):
             # Signals reach the session through one dynamic handler that records a malformed one
             # instead of failing the workflow task, so there is no method to refer to: the name
             # comes from the protocol module and the payload is the contract's model.
             await self._handle(session_id).signal(CANCEL, CancelSession(reason=reason))
 
     async def result(self, session_id: str) -> SessionSummary:
-        """Wait for the session workflow to end and return its summary."""
-        with _translated(session_id):
-            return await self._handle(session_id).result()
+        """Wait for the session workflow to end and return its summary (through outages)."""
+        handle = self._handle(session_id)
+
+        async def once() -> SessionSummary:
+            with self._translated(session_id):
+                return await handle.result()
+
+        return await self._waiter().call(once)
 
     async def list_sessions(
         self, query: str | None = None, limit: int = 100
@@ -344,7 +394,7 @@ class SessionClient:
         """Sessions from Temporal visibility, newest first; ``query`` is extra visibility SQL."""
         q = f'WorkflowType = "{SESSION_WORKFLOW}"' + (f" AND ({query})" if query else "")
         out: list[SessionListing] = []
-        with _translated():
+        with self._translated():
             async for wf in self.temporal.list_workflows(q, limit=limit):
                 sa = wf.typed_search_attributes
                 out.append(
@@ -408,7 +458,7 @@ class SessionClient:
             )
         elif (prompt_ref := await self._by_reference(request.prompt)) is not None:
             request = request.model_copy(update={"prompt": None, "prompt_ref": prompt_ref})
-        with _translated(session_id):
+        with self._translated(session_id):
             return await self._handle(session_id).execute_update(
                 _update(AgentSession.submit_run), request
             )
@@ -417,40 +467,68 @@ class SessionClient:
         """Wait for a run to end; failed, timed-out and cancelled runs return, not raise.
 
         A reply that came back by reference (``output_ref``) is read from the event store
-        into ``output``.
+        into ``output``. Keeps waiting through outages of Temporal and of the store (see
+        :attr:`patience`): the run goes on in the worker meanwhile. Raises ``run_not_found``
+        only when Temporal answered that there is no such run.
         """
         handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
+        waiter = self._waiter()
         while True:
             try:
-                result = await handle.result()
-                if result.output_ref is not None:
-                    text = await self.store.get_text(result.output_ref)
-                    result = result.model_copy(update={"output": text})
+                result = await self._run_outcome(handle, run_id, session_id)
+            except AsmError as err:
+                await waiter.wait_out(err)
+                continue
+            waiter.recovered()
+            if result is not None:
                 return result
-            except WorkflowFailureError as exc:
-                row = await self.store.get_run(run_id)
-                return run_result_from_error(
-                    from_failure(exc.cause),
-                    run_id=run_id,
-                    session_id=row.session_id if row else (session_id or ""),
-                    usage=TokenUsage.model_validate(row.usage) if row and row.usage else None,
-                )
-            except RPCError as exc:
-                if exc.status is not RPCStatusCode.NOT_FOUND or session_id is None:
-                    raise error("run_not_found", f"no run {run_id!r}") from exc
-                # Not started yet: queued (or cancelled while queued) in its session.
-                view = await self.describe(session_id)
-                run_view = next((r for r in view.runs if r.run_id == run_id), None)
-                if run_view is None:
-                    raise error("run_not_found", f"no run {run_id!r} in {session_id}") from exc
-                if run_view.status.is_terminal:
-                    return RunResult(
-                        run_id=run_id,
-                        session_id=session_id,
-                        status=run_view.status,
-                        error=run_view.error,
-                    )
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # queued in its session: not started yet
+
+    async def _run_outcome(
+        self,
+        handle: WorkflowHandle[AgentRun, RunResult],
+        run_id: str,
+        session_id: str | None,
+    ) -> RunResult | None:
+        """One try at a run's result; None while it is queued. Raises typed errors only."""
+        try:
+            return await self._with_output(await handle.result())
+        except WorkflowFailureError as exc:
+            failure = from_failure(exc.cause)
+        except (RPCError, RuntimeError, ConnectionError) as exc:
+            if is_unreachable(exc):
+                raise temporal_unavailable(exc, self.temporal_address) from exc
+            if not isinstance(exc, RPCError):
+                raise
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise error("internal_error", f"Temporal: {exc.message}") from exc
+            # Temporal answered that the run's workflow does not exist (yet).
+            return await self._queued_outcome(run_id, session_id, exc)
+        row = await self.store.get_run(run_id) if self.store is not None else None
+        return run_result_from_error(
+            failure,
+            run_id=run_id,
+            session_id=row.session_id if row else (session_id or ""),
+            usage=TokenUsage.model_validate(row.usage) if row and row.usage else None,
+        )
+
+    async def _queued_outcome(
+        self, run_id: str, session_id: str | None, cause: RPCError
+    ) -> RunResult | None:
+        if session_id is None:
+            raise error("run_not_found", f"no run {run_id!r}") from cause
+        view = await self.describe(session_id)
+        run_view = next((r for r in view.runs if r.run_id == run_id), None)
+        if run_view is None:
+            raise error("run_not_found", f"no run {run_id!r} in {session_id}") from cause
+        if run_view.status.is_terminal:  # cancelled while queued: no workflow ever ran
+            return RunResult(
+                run_id=run_id,
+                session_id=session_id,
+                status=run_view.status,
+                error=run_view.error,
+            )
+        return None
 
     async def run(
         self,
@@ -492,7 +570,7 @@ class SessionClient:
 
     async def cancel_run(self, session_id: str, run_id: str, reason: str | None = None) -> RunRef:
         """Cancel a run and wait until it has stopped; a finished run is a no-op that says so."""
-        with _translated(session_id):
+        with self._translated(session_id):
             return await self._handle(session_id).execute_update(
                 _update(AgentSession.cancel_run), CancelRun(run_id=run_id, reason=reason)
             )
@@ -509,15 +587,18 @@ class SessionClient:
         follow: bool = True,
         until: Callable[[Event], bool] | None = None,
     ) -> AsyncIterator[Event]:
-        """Events after ``after_seq``; with ``follow`` keep tailing until ``until(event)``."""
+        """Events after ``after_seq``; with ``follow`` keep tailing until ``until(event)``.
+
+        Store outages are waited out (see :attr:`patience`), resuming from the cursor."""
         return read_events(
-            self.store,
+            self.require_store(),
             session_id,
             after_seq,
             run_id=run_id,
             types=types,
             follow=follow,
             until=until,
+            patience=self.patience,
         )
 
     async def stream_text(
@@ -555,7 +636,7 @@ class SessionClient:
         from agent_session_manager.client.audit import audit_log
 
         return await audit_log(
-            self.store,
+            self.require_store(),
             session_id,
             run_id=run_id,
             since=since,
@@ -573,6 +654,11 @@ class SessionClient:
         return f"{self.ui_base.rstrip('/')}/namespaces/{namespace}/workflows/{wf}"
 
 
+#: A store blip shorter than this is absorbed inside the store's own follow, unseen; a longer
+#: outage comes back here to be reported and waited out with the caller's patience.
+STORE_BLIP_SECONDS = 1.0
+
+
 async def read_events(
     store: EventStore,
     session_id: str,
@@ -582,21 +668,53 @@ async def read_events(
     types: Sequence[str] | None = None,
     follow: bool = True,
     until: Callable[[Event], bool] | None = None,
+    patience: Patience | None = None,
 ) -> AsyncIterator[Event]:
-    """A session's events from the store alone (no Temporal needed): a page walk, or a tail."""
-    if not follow:
-        after = after_seq
-        while batch := await store.events(
-            session_id, after_seq=after, run_id=run_id, types=types, must_exist=True
-        ):
-            for event in batch:
-                yield event
-            after = batch[-1].seq
-        return
-    # aclosing: leaving early must release the live-tail subscription at once.
-    tail = store.follow(session_id, after_seq, run_id=run_id, types=types)
-    async with aclosing(tail) as events:
-        async for event in events:
-            yield event
-            if until is not None and until(event):
-                return
+    """A session's events from the store alone (no Temporal needed): a page walk, or a tail.
+
+    A store outage is waited out with ``patience`` (reported through its ``on_progress``);
+    reading resumes after the last event delivered, so none is lost or delivered twice.
+    """
+    waiter = OutageWaiter(patience or Patience(), lambda _component: store.display_url)
+    cursor = after_seq
+    # Plain page reads, not the live tail, after an outage: they fail (or answer) at once, so
+    # the stream resumes as soon as the store is back, without waiting for the store's
+    # listener to reconnect.
+    catch_up = not follow
+    while True:
+        try:
+            if catch_up:
+                while batch := await store.events(
+                    session_id,
+                    after_seq=cursor,
+                    run_id=run_id,
+                    types=types,
+                    must_exist=not follow,
+                ):
+                    waiter.recovered()
+                    for event in batch:
+                        cursor = event.seq
+                        yield event
+                        if follow and until is not None and until(event):
+                            return
+                if not follow:
+                    return
+                catch_up = False
+            tail = store.follow(
+                session_id,
+                cursor,
+                run_id=run_id,
+                types=types,
+                reconnect_timeout=STORE_BLIP_SECONDS,
+            )
+            # aclosing: leaving early must release the live-tail subscription at once.
+            async with aclosing(tail) as events:
+                async for event in events:
+                    waiter.recovered()
+                    cursor = event.seq
+                    yield event
+                    if until is not None and until(event):
+                        return
+        except AsmError as err:
+            await waiter.wait_out(err)
+            catch_up = True

@@ -11,6 +11,8 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.events` event types, envelope    * :mod:`core.models` session and run ids
 * :mod:`core.capabilities` capabilities       * :mod:`core.usage` token usage
 * :mod:`core.content` large content by reference: :class:`ContentRef` and the inline limit
+* :mod:`core.scrub` redaction and byte caps for text from outside
+* :mod:`core.ownership` claims on session and run ids (enforced by the store)
 
 :mod:`core.temporal` (error conversion, retry policies, the data converter) and
 :mod:`core.search_attributes` (the search-attribute keys) are the modules that import
@@ -102,7 +104,9 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.core.errors import (
     CODES,
-    MAX_ERROR_BODY_CHARS,
+    MAX_DETAILS_BYTES,
+    MAX_ERROR_BODY_BYTES,
+    MAX_MESSAGE_BYTES,
     NON_RETRYABLE_CODES,
     RETRYABLE_CODES,
     SECRET_HEADERS,
@@ -149,10 +153,13 @@ from agent_session_manager.core.models import (
     new_run_id,
     new_session_id,
 )
+from agent_session_manager.core.ownership import RunClaim, SessionClaim
 from agent_session_manager.core.protocol import (
     ACTIVATE,
     CANCEL,
     CANCEL_RUN,
+    CLAIM_RUN_ACTIVITY,
+    CLAIM_SESSION_ACTIVITY,
     COMPLETE,
     DEFAULT_TASK_QUEUE,
     DESCRIBE,
@@ -170,6 +177,15 @@ from agent_session_manager.core.protocol import (
     STORE_CONTENT_ACTIVITY,
     STREAM_PROVIDER_ACTIVITY,
     SUBMIT_RUN,
+)
+from agent_session_manager.core.scrub import (
+    MIN_SECRET_CHARS,
+    REDACTED,
+    cap,
+    json_size,
+    redact,
+    scrub,
+    scrub_value,
 )
 from agent_session_manager.core.status import (
     RUN_TRANSITIONS,
@@ -190,6 +206,8 @@ __all__ = [
     "CANCEL",
     "CANCEL_RUN",
     "CAPABILITY_TYPES",
+    "CLAIM_RUN_ACTIVITY",
+    "CLAIM_SESSION_ACTIVITY",
     "CODES",
     "COMPLETE",
     "DEFAULT_TASK_QUEUE",
@@ -201,19 +219,23 @@ __all__ = [
     "ID_PATTERN",
     "INLINE_LIMIT",
     "INTERRUPT",
-    "MAX_ERROR_BODY_CHARS",
+    "MAX_DETAILS_BYTES",
+    "MAX_ERROR_BODY_BYTES",
     "MAX_ID_CHARS",
     "MAX_INPUT_BYTES",
+    "MAX_MESSAGE_BYTES",
     "MAX_NAME_CHARS",
     "MAX_QUEUED_BYTES",
     "MAX_TAGS",
     "MAX_TAG_CHARS",
     "MAX_TIMEOUT_SECONDS",
+    "MIN_SECRET_CHARS",
     "MULTITASK_STRATEGIES",
     "NON_RETRYABLE_CODES",
     "PAUSE",
     "PROVIDER_CATALOG_ACTIVITY",
     "RECORD_LIFECYCLE_ACTIVITY",
+    "REDACTED",
     "RESUME",
     "RETRYABLE_CODES",
     "ROLLBACK_RUN_ACTIVITY",
@@ -274,6 +296,7 @@ __all__ = [
     "RejectRun",
     "ResourceError",
     "RetrySettings",
+    "RunClaim",
     "RunFinished",
     "RunPatch",
     "RunRef",
@@ -284,6 +307,7 @@ __all__ = [
     "RunView",
     "RuntimeFailure",
     "Seconds",
+    "SessionClaim",
     "SessionLoad",
     "SessionPatch",
     "SessionSpec",
@@ -305,6 +329,7 @@ __all__ = [
     "admit_after_preemption",
     "admit_queued",
     "allowed_targets",
+    "cap",
     "category_of",
     "check_id",
     "check_transition",
@@ -315,6 +340,7 @@ __all__ = [
     "error",
     "invalid",
     "is_retryable",
+    "json_size",
     "lifecycle_event_id",
     "new_run_id",
     "new_session_id",
@@ -323,11 +349,14 @@ __all__ = [
     "parse_event_type",
     "parse_run_status",
     "parse_session_status",
+    "redact",
     "ref_of",
     "run_ended",
     "run_result_from_error",
     "run_started",
     "run_workflow_id",
+    "scrub",
+    "scrub_value",
     "session_id_from_workflow_id",
     "session_workflow_id",
     "travels_by_reference",

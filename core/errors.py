@@ -18,8 +18,11 @@ and clients on any SDK can branch on it.
 
 Stricter than the seed: ``AsmError(code)`` always yields the subclass of the code's category
 (so ``except StateError`` cannot miss one), a subclass refuses a code of another category,
-and provider error details drop credential headers and cap the body (they travel in
-Temporal payloads).
+and an error is small and clean from construction on: message, details and provider error
+are redacted and capped (:mod:`core.scrub`; :data:`MAX_MESSAGE_BYTES`,
+:data:`MAX_DETAILS_BYTES`, :data:`MAX_ERROR_BODY_BYTES`), credential headers are dropped. An
+error travels in Temporal failures, events, spans and logs: a provider's multi-megabyte error
+page would otherwise push a failure over the gRPC limit, and an echoed API key into history.
 
 Programmer misuse (calling an API wrongly from Python) raises ordinary ``TypeError`` /
 ``ValueError``: those are bugs to fix, not outcomes to report.
@@ -28,10 +31,13 @@ Programmer misuse (calling an API wrongly from Python) raises ordinary ``TypeErr
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
+
+from agent_session_manager.core.scrub import redact, scrub, scrub_value
 
 Category = Literal[
     "validation", "state", "resource", "provider", "storage", "runtime", "concurrency", "tool"
@@ -82,6 +88,9 @@ ErrorCode = Literal[
     "tool_not_found",
     "tool_execution_failed",
     "tool_permission_denied",
+    "temporal_unavailable",
+    "storage_full",
+    "session_already_exists",
 ]
 """Every taxonomy code; ``AsmError.code`` is always one of these."""
 
@@ -128,6 +137,7 @@ CODES: dict[ErrorCode, tuple[Category, str]] = {
     "internal_error": ("runtime", "Internal error"),
     "unknown_error": ("runtime", "Unknown error"),
     "policy_violation": ("runtime", "Policy violation"),
+    "temporal_unavailable": ("runtime", "The Temporal server is unreachable"),
     # concurrency
     "max_sessions_exceeded": ("concurrency", "Maximum number of sessions exceeded"),
     "max_runs_exceeded": ("concurrency", "Maximum number of runs exceeded"),
@@ -138,6 +148,9 @@ CODES: dict[ErrorCode, tuple[Category, str]] = {
     "tool_not_found": ("tool", "Tool not found"),
     "tool_execution_failed": ("tool", "Tool execution failed"),
     "tool_permission_denied": ("tool", "Tool permission denied"),
+    # added since the seed
+    "storage_full": ("storage", "The event store's disk is full"),
+    "session_already_exists": ("resource", "The session id belongs to another session"),
 }
 
 #: The only codes Temporal retries. Everything else fails the attempt for good.
@@ -147,7 +160,9 @@ RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
         "provider_rate_limited",
         "provider_unavailable",
         "storage_connection_failed",
+        "storage_full",  # space comes back (a log rotated, a volume grown): wait for it
         "timeout",
+        "temporal_unavailable",
     }
 )
 
@@ -159,8 +174,17 @@ SECRET_HEADERS: frozenset[str] = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"}
 )
 
-#: Longest provider error body kept, in characters; longer bodies are truncated.
-MAX_ERROR_BODY_CHARS = 8192
+#: Largest provider error body kept (its JSON, in UTF-8 bytes); larger bodies are cut.
+MAX_ERROR_BODY_BYTES = 4096
+
+#: Largest error message kept (UTF-8 bytes): it is what a user reads, one line of a log.
+MAX_MESSAGE_BYTES = 1024
+
+#: Largest error details kept (their JSON, UTF-8 bytes); larger details are shrunk.
+MAX_DETAILS_BYTES = 4096
+
+#: Largest header value (and request id) kept from a provider's answer.
+_MAX_HEADER_BYTES = 256
 
 
 class ProviderErrorInfo(BaseModel):
@@ -180,16 +204,30 @@ class ProviderErrorInfo(BaseModel):
     def _drop_secret_headers(cls, v: dict[str, str]) -> dict[str, str]:
         # This lands in Temporal history and in events: a credential echoed by a proxy
         # must never get there (secrets stay in the worker).
-        return {k.lower(): val for k, val in v.items() if k.lower() not in SECRET_HEADERS}
+        # Each kept header is short and redacted, and only the first 64 (a misbehaving proxy
+        # can answer with thousands): headers are context, not content.
+        return {
+            scrub(k.lower(), _MAX_HEADER_BYTES): scrub(val, _MAX_HEADER_BYTES)
+            for k, val in list(v.items())[:64]
+            if k.lower() not in SECRET_HEADERS
+        }
 
     @field_validator("body")
     @classmethod
     def _cap_body(cls, v: Any) -> Any:
         # An HTML error page can be megabytes; the whole error travels in an ApplicationError
-        # payload, and a payload over 2 MB fails the task and retries forever.
-        if isinstance(v, str) and len(v) > MAX_ERROR_BODY_CHARS:
-            return v[:MAX_ERROR_BODY_CHARS] + "…[truncated]"
-        return v
+        # (over the gRPC limit the server never hears of the failure) and in events.
+        return scrub_value(v, MAX_ERROR_BODY_BYTES)
+
+    @field_validator("message")
+    @classmethod
+    def _cap_message(cls, v: str | None) -> str | None:
+        return None if v is None else scrub(v, MAX_MESSAGE_BYTES)
+
+    @field_validator("request_id")
+    @classmethod
+    def _cap_request_id(cls, v: str | None) -> str | None:
+        return None if v is None else scrub(v, _MAX_HEADER_BYTES)
 
     @model_validator(mode="after")
     def _retry_after_from_headers(self) -> ProviderErrorInfo:
@@ -251,10 +289,59 @@ class AsmError(Exception):
         self.code: ErrorCode = code
         self.category = category
         self.message = message or default_message
-        self.details: dict[str, Any] = dict(details or {})
+        self.details = dict(details or {})
         self.retryable = code in RETRYABLE_CODES if retryable is None else retryable
         self.provider_error = provider_error
         super().__init__(self.message)
+
+    # message and details stay bounded and redacted however they are set (callers add to them).
+    @property
+    def message(self) -> str:
+        """What happened and what to do, redacted, at most :data:`MAX_MESSAGE_BYTES`."""
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        """Set the message; it is redacted and capped."""
+        self._message = scrub(value, MAX_MESSAGE_BYTES)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """Machine-readable context, redacted, its JSON at most :data:`MAX_DETAILS_BYTES`."""
+        return self._details
+
+    @details.setter
+    def details(self, value: dict[str, Any]) -> None:
+        """Set the details; they are redacted and shrunk to fit."""
+        bounded = scrub_value(value, MAX_DETAILS_BYTES)
+        if not isinstance(bounded, dict):  # too big to keep its shape: its start, as text
+            bounded = {"truncated": scrub_value(bounded, MAX_DETAILS_BYTES - 20)}
+        self._details = bounded
+
+    def scrubbed(self, secrets: Iterable[str]) -> AsmError:
+        """A copy with every value of ``secrets`` redacted and no exception chain.
+
+        What an activity raises and records: the original's ``__cause__`` (an SDK exception
+        quoting the provider's whole answer) must not ride along into the Temporal failure.
+        """
+        secrets = list(secrets)
+        pe = self.provider_error
+        return error(
+            self.code,
+            redact(self.message, secrets),
+            details=scrub_value(self.details, MAX_DETAILS_BYTES, secrets),
+            retryable=self.retryable,
+            provider_error=None
+            if pe is None
+            else ProviderErrorInfo(
+                status_code=pe.status_code,
+                request_id=None if pe.request_id is None else redact(pe.request_id, secrets),
+                retry_after=pe.retry_after,
+                headers={k: redact(v, secrets) for k, v in pe.headers.items()},
+                body=scrub_value(pe.body, MAX_ERROR_BODY_BYTES, secrets),
+                message=None if pe.message is None else redact(pe.message, secrets),
+            ),
+        )
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"

@@ -55,3 +55,7 @@ PROVIDER_CATALOG_ACTIVITY: Final = "provider_catalog"
 ROLLBACK_RUN_ACTIVITY: Final = "rollback_run"
 #: Local activity that stores content sent inline above the limit and returns its reference.
 STORE_CONTENT_ACTIVITY: Final = "store_content"
+#: Local activity that claims a session id for one session workflow (store-enforced).
+CLAIM_SESSION_ACTIVITY: Final = "claim_session"
+#: Local activity that claims a run id for one session (store-enforced).
+CLAIM_RUN_ACTIVITY: Final = "claim_run"

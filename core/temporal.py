@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 
 import pydantic
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverter,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
     PayloadConverter,
@@ -30,15 +32,18 @@ from temporalio.exceptions import (
     TimeoutError,
     TimeoutType,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 from agent_session_manager.core.errors import (
     CODES,
+    MAX_MESSAGE_BYTES,
     NON_RETRYABLE_CODES,
     AsmError,
     ProviderErrorInfo,
     error,
     parse_error_code,
 )
+from agent_session_manager.core.scrub import scrub
 
 
 def to_application_error(err: AsmError) -> ApplicationError:
@@ -137,6 +142,51 @@ def _jsonish(values: Any) -> list[Any]:
     ]
 
 
+#: What the SDK's transport says when a connection broke rather than the server answering: an
+#: RPC cut mid-flight can surface as ``UNKNOWN``/``CANCELLED`` with one of these in the text.
+_TRANSPORT_WORDS = ("transport error", "tcp connect", "connection", "broken pipe", "h2 protocol")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the Temporal server could not be reached, as opposed to answering.
+
+    ``UNAVAILABLE`` (connection refused, reset, DNS), ``DEADLINE_EXCEEDED`` (no answer in
+    time), a transport failure reported under another status, or a failed first connect (the
+    SDK raises a ``RuntimeError`` for that). A ``NOT_FOUND`` is an answer, never an outage: a
+    caller that mistook one for the other would give up on a run that is still going.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, RPCError):
+            if current.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                return True
+            if current.status in (RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED):
+                text = current.message.lower()
+                return any(word in text for word in _TRANSPORT_WORDS)
+            return False
+        if isinstance(current, ConnectionError):
+            return True
+        if isinstance(current, RuntimeError) and str(current).startswith("Failed client connect"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def temporal_unavailable(exc: BaseException, address: str | None = None) -> AsmError:
+    """The ``temporal_unavailable`` error for ``exc`` (see :func:`is_unreachable`): says where
+    and what to do, so it is never mistaken for a missing run or a provider outage."""
+    where = f"Temporal at {address}" if address else "Temporal"
+    cause = exc.message if isinstance(exc, RPCError) else str(exc)
+    return error(
+        "temporal_unavailable",
+        f"{where} is unreachable ({cause[:300]}); is the server running? Start one with "
+        "`asm dev`, or set ASM_TEMPORAL_ADDRESS to your cluster's frontend",
+        details={"address": address, "cause": cause[:300]},
+    )
+
+
 def retry_policy(
     base: RetryPolicy | None = None, *, extra_non_retryable: tuple[str, ...] = ()
 ) -> RetryPolicy:
@@ -231,7 +281,52 @@ class _PayloadConverter(CompositePayloadConverter):
             return RawValue(payload)
 
 
-data_converter = DataConverter(payload_converter_class=_PayloadConverter)
+#: Causes kept below a failure: enough for "activity failed because the provider said X"; a
+#: deeper chain adds size, not understanding.
+MAX_FAILURE_CAUSES = 3
+
+#: Longest stack trace kept per failure (UTF-8 bytes).
+MAX_STACK_TRACE_BYTES = 4096
+
+#: A failure (with its causes and details) above this is cut to its first entry: the server
+#: takes at most 4 MB per gRPC message, and a failure that does not fit never arrives (the
+#: activity then ends much later, as a misclassified timeout).
+MAX_FAILURE_BYTES = 64 * 1024
+
+
+class _BoundedFailureConverter(DefaultFailureConverter):
+    """The default failure conversion, then every message and stack trace redacted and capped
+    and the cause chain cut, so any exception, however big its chain, fits in a gRPC message.
+
+    :class:`AsmError` is already bounded; this catches the rest (an SDK exception quoting a
+    whole error page, a foreign ``ApplicationError``, a chain of them).
+    """
+
+    def to_failure(
+        self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
+    ) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        node, depth = failure, 0
+        while True:
+            node.message = scrub(node.message, MAX_MESSAGE_BYTES)
+            node.stack_trace = scrub(node.stack_trace, MAX_STACK_TRACE_BYTES)
+            if not node.HasField("cause"):
+                break
+            if depth >= MAX_FAILURE_CAUSES:
+                node.ClearField("cause")
+                break
+            node, depth = node.cause, depth + 1
+        if failure.ByteSize() > MAX_FAILURE_BYTES:
+            failure.ClearField("cause")
+        if failure.ByteSize() > MAX_FAILURE_BYTES:  # details we did not write (another SDK's)
+            failure.stack_trace = ""
+            if failure.HasField("application_failure_info"):
+                failure.application_failure_info.ClearField("details")
+
+
+data_converter = DataConverter(
+    payload_converter_class=_PayloadConverter, failure_converter_class=_BoundedFailureConverter
+)
 """The data converter every client and worker of this project uses (pydantic JSON)."""
 
 

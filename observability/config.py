@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from agent_session_manager.core.errors import AsmError, error
+from agent_session_manager.observability.span_errors import MAX_SPAN_ATTRIBUTE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,25 @@ def _protocol(environ: Mapping[str, str], signal: str) -> str:
     ).strip()
 
 
+def _span_limits(environ: Mapping[str, str]) -> Any:
+    """Attribute values capped (a backstop behind :mod:`.span_errors`): the standard variables'
+    length if set, else :data:`~observability.span_errors.MAX_SPAN_ATTRIBUTE_BYTES`."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    raw = environ.get("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT") or environ.get(
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+    )
+    try:
+        length = int(raw) if raw else MAX_SPAN_ATTRIBUTE_BYTES
+    except ValueError:
+        raise error(
+            "validation_error",
+            f"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT={raw!r}: use a whole number of characters",
+            details={"value": raw},
+        ) from None
+    return SpanLimits(max_attribute_length=length)
+
+
 def _otlp_span_exporter(environ: Mapping[str, str]) -> Any:
     protocol = _protocol(environ, "TRACES")
     try:
@@ -150,7 +170,7 @@ def build(environ: Mapping[str, str] | None = None) -> Telemetry:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
         from temporalio.contrib.opentelemetry import create_tracer_provider
 
-        tracer_provider = create_tracer_provider(resource=resource)
+        tracer_provider = create_tracer_provider(resource=resource, span_limits=_span_limits(env))
         for name in trace_names:
             exporter = _otlp_span_exporter(env) if name == "otlp" else ConsoleSpanExporter()
             tracer_provider.add_span_processor(BatchSpanProcessor(exporter))

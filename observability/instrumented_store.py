@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind
 from agent_session_manager.core.events import EventType
 from agent_session_manager.observability.metrics import instruments
 from agent_session_manager.observability.provider_call import first_token_seen
+from agent_session_manager.observability.span_errors import record_error
 from agent_session_manager.observability.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,19 @@ class InstrumentedStore:
             **{k: v for k, v in attributes.items() if v is not None},
         }
         with tracer().start_as_current_span(
-            f"asm.store.{operation}", kind=SpanKind.CLIENT, attributes=attrs
+            f"asm.store.{operation}",
+            kind=SpanKind.CLIENT,
+            attributes=attrs,
+            # A database error can quote the statement's parameters (event data, content):
+            # recorded bounded and redacted instead.
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
-            yield span
+            try:
+                yield span
+            except Exception as exc:
+                record_error(span, exc)
+                raise
 
     async def append(self, drafts: Sequence[Any]) -> Any:
         first = drafts[0] if drafts else None

@@ -8,11 +8,21 @@ from collections.abc import Mapping
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from agent_session_manager.core.errors import error
+
 
 @functools.cache
 def _prometheus_runtime(bind: str) -> Runtime:
     # One Runtime per process and address: a second one would fail to bind the port.
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    except ValueError as exc:  # the SDK's word for a malformed or busy address
+        raise error(
+            "validation_error",
+            f"ASM_PROMETHEUS_BIND={bind!r}: {exc}; use host:port of a free port "
+            "(e.g. 127.0.0.1:9464), or unset it",
+            details={"variable": "ASM_PROMETHEUS_BIND", "value": bind},
+        ) from exc
 
 
 def temporal_runtime(environ: Mapping[str, str] | None = None) -> Runtime | None:

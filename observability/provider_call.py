@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from agent_session_manager.core.events import EventDraft, EventType
 from agent_session_manager.observability.log_context import log_context
 from agent_session_manager.observability.metrics import instruments
+from agent_session_manager.observability.span_errors import bounded, record_error
 from agent_session_manager.observability.tracing import tracer
 
 T = TypeVar("T")
@@ -111,8 +112,7 @@ def traced_provider_call(
             except ApplicationError as exc:
                 code = exc.type or "internal_error"
                 span.set_attribute("error.type", code)
-                span.set_status(Status(StatusCode.ERROR, f"{code}: {exc.message}"))
-                span.record_exception(exc)
+                record_error(span, exc, f"{code}: {exc.message}")
                 if _will_retry(exc):
                     instruments().retries.add(
                         1, {"asm.provider": spec.provider, "error.type": code}
@@ -123,7 +123,7 @@ def traced_provider_call(
                     span.set_attribute("asm.cancelled", True)
                 else:
                     span.set_attribute("error.type", type(exc).__name__)
-                    span.set_status(Status(StatusCode.ERROR, str(exc)))
+                    span.set_status(Status(StatusCode.ERROR, bounded(str(exc))))
                 raise
             finally:
                 _current_call.reset(token)

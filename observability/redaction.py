@@ -2,7 +2,9 @@
 
 :class:`RedactingFilter` replaces the values of provider secret variables (and the event
 store's database password) in a record's message, its arguments and the formatted exception,
-so a secret that reaches a log call anyway never reaches the output.
+so a secret that reaches a log call anyway never reaches the output; so are credentials
+recognised by their shape (API keys, bearer tokens: :func:`core.scrub.redact`, the same rules
+errors and events follow).
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-REDACTED = "[REDACTED]"
-#: Shorter values are not redacted: replacing "1" or "abc" everywhere would garble logs and
-#: such values are not secrets anyway.
-MIN_SECRET_LENGTH = 6
+from agent_session_manager.core.scrub import MIN_SECRET_CHARS, REDACTED, redact
+
+__all__ = ["REDACTED", "RedactingFilter", "secret_values"]
 _SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
@@ -39,7 +40,7 @@ def secret_values(
             password = None
         if password:
             values.append(str(password))
-    return sorted({v for v in values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+    return sorted({v for v in values if len(v) >= MIN_SECRET_CHARS}, key=len, reverse=True)
 
 
 class RedactingFilter(logging.Filter):
@@ -50,14 +51,10 @@ class RedactingFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        """``text`` with the secrets, and anything shaped like a credential, replaced."""
+        return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: leave it to the formatter to report

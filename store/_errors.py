@@ -6,6 +6,8 @@ Every exception leaving the store is an :class:`agent_session_manager.core.error
   locked past the retry budget → ``storage_connection_failed`` (retryable: Temporal retries the
   activity, and appends are idempotent by event id, so a retry of an in-doubt commit writes
   nothing twice);
+* the disk is full (SQLite ``database or disk is full``, PostgreSQL SQLSTATE 53100) →
+  ``storage_full`` (retryable: space comes back, and the write is idempotent like the others);
 * anything else while writing → ``storage_write_failed``; while reading →
   ``storage_read_failed`` (not retryable: a constraint or SQL error will not heal by itself).
 
@@ -109,6 +111,23 @@ def is_sqlite_locked(exc: BaseException) -> bool:
     )
 
 
+#: SQLite's SQLITE_FULL and SQLITE_IOERR texts (a journal or WAL write that hit ENOSPC is
+#: reported as an I/O error, not always as "full"); PostgreSQL's disk_full SQLSTATE.
+_FULL_TEXTS = ("database or disk is full", "disk I/O error", "No space left on device")
+_PG_FULL_SQLSTATE = "53100"
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """The database has no room to write: a full disk, not a broken query."""
+    if _sqlstate(exc) == _PG_FULL_SQLSTATE:
+        return True
+    return any(
+        any(text in str(e) for text in _FULL_TEXTS)
+        or (isinstance(e, OSError) and e.errno == errno.ENOSPC)
+        for e in _chain(exc)
+    )
+
+
 def is_conflict(exc: BaseException) -> bool:
     """A lost race worth re-running: id uniqueness, deadlock, serialization failure."""
     text = str(exc)
@@ -178,6 +197,13 @@ def translate(exc: BaseException, op: Op, url: str) -> AsmError:
             "storage_connection_failed",
             f"the SQLite database {shown} stayed locked by another writer ({detail}); "
             + connection_hint(url),
+            details=details,
+        )
+    if is_storage_full(exc):
+        return StorageError(
+            "storage_full",
+            f"the event store at {shown} has no space left ({detail}); free disk space or grow "
+            "the volume: writes resume by themselves once there is room",
             details=details,
         )
     if op == "connect" or is_connection_error(exc):

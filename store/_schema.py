@@ -1,4 +1,5 @@
-"""The SQL schema: sessions, runs, events, per-session counters, conversation messages, content.
+"""The SQL schema: sessions, runs, events, per-session sequence counters, conversation messages,
+who owns each session and run id, and content stored by reference.
 
 Tables are defined with sqlmodel on a private registry (so ``SQLModel.metadata`` of other code
 never mixes in), and prefixed ``asm_`` so the store can share a database — Temporal's own
@@ -193,6 +194,31 @@ class ContentRow(_AsmModel, table=True):
     created_at: datetime = Field(sa_type=Timestamp)
 
 
+class SessionOwnerRow(_AsmModel, table=True):
+    """Which session workflow a session id belongs to: claimed once, before anything is written.
+
+    ``owner`` is the workflow's first execution run id (the same across continue-as-new, new
+    for every fresh start); ``legacy`` for sessions that existed before ownership was kept.
+    """
+
+    __tablename__ = "asm_session_owners"
+
+    session_id: str = Field(primary_key=True, max_length=255)
+    owner: str = Field(max_length=64)
+    workflow_id: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=Timestamp)
+
+
+class RunOwnerRow(_AsmModel, table=True):
+    """Which session a run id belongs to: claimed once, before the run is placed."""
+
+    __tablename__ = "asm_run_owners"
+
+    run_id: str = Field(primary_key=True, max_length=255)
+    session_id: str = Field(max_length=255)
+    created_at: datetime = Field(sa_type=Timestamp)
+
+
 METADATA: sa.MetaData = _AsmModel.metadata
 EVENTS: sa.Table = EventRow.__table__  # type: ignore[attr-defined]
 COUNTERS: sa.Table = EventCounterRow.__table__  # type: ignore[attr-defined]
@@ -200,3 +226,5 @@ SESSIONS: sa.Table = SessionTable.__table__  # type: ignore[attr-defined]
 RUNS: sa.Table = RunTable.__table__  # type: ignore[attr-defined]
 MESSAGES: sa.Table = MessageRow.__table__  # type: ignore[attr-defined]
 CONTENT: sa.Table = ContentRow.__table__  # type: ignore[attr-defined]
+SESSION_OWNERS: sa.Table = SessionOwnerRow.__table__  # type: ignore[attr-defined]
+RUN_OWNERS: sa.Table = RunOwnerRow.__table__  # type: ignore[attr-defined]

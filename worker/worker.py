@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from agent_session_manager.activities.content import ContentActivities
 from agent_session_manager.activities.lifecycle import LifecycleActivities
+from agent_session_manager.activities.ownership import OwnershipActivities
 from agent_session_manager.activities.provider import ProviderActivities
 from agent_session_manager.activities.providers import discover
 from agent_session_manager.activities.providers.base import Provider
@@ -52,6 +53,7 @@ async def serve(
     )
     lifecycle = LifecycleActivities(store, providers)
     content = ContentActivities(store)
+    ownership = OwnershipActivities(store)
     # Cancellation reaches an activity only in a heartbeat response: the default throttle
     # (up to 60 s) would make cancel take that long.
     throttle = timedelta(seconds=settings.heartbeat_throttle_seconds)
@@ -65,6 +67,8 @@ async def serve(
             lifecycle.provider_catalog,
             lifecycle.rollback_run,
             content.store_content,
+            ownership.claim_session,
+            ownership.claim_run,
         ],
         max_heartbeat_throttle_interval=throttle,
         default_heartbeat_throttle_interval=throttle,

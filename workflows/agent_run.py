@@ -177,7 +177,9 @@ class AgentRun:
         # The run is over: whatever the code, retrying the *workflow* would not help.
         err.retryable = False
         err.details = {**err.details, "run": result.model_dump(mode="json")}
-        raise to_application_error(err)
+        # Not chained to the activity's failure: ``err`` already says what it said, and the
+        # chain would carry that failure (message, stack, details) a second time.
+        raise to_application_error(err) from None
 
     async def _tell_parent(self, result: RunFinished) -> None:
         """Let the session free the run's slot before this workflow's end is visible."""

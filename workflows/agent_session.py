@@ -44,6 +44,7 @@ from temporalio.common import RawValue
 from agent_session_manager.workflows.content import request_by_reference, spec_by_reference
 from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT
+from agent_session_manager.workflows.ownership import claim_session
 from agent_session_manager.workflows.session_base import SessionBase
 from agent_session_manager.workflows.session_execution import Execution
 from agent_session_manager.workflows.session_runs import SessionRuns
@@ -195,6 +196,7 @@ class AgentSession(SessionBase):
                     details={"provider": spec.provider, "known": sorted(catalog.providers)},
                 )
             )
+        await claim_session(self._state.session_id, enforced=self._execution.owns_ids)
         self._state.capabilities = provider.capabilities
         self._state.default_model = provider.default_model
         self._execution.phase = "creating"

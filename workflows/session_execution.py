@@ -13,6 +13,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.workflow import ChildWorkflowHandle
 
+from agent_session_manager.workflows import ownership
 from agent_session_manager.workflows.agent_run import AgentRun
 
 with workflow.unsafe.imports_passed_through():
@@ -56,6 +57,9 @@ class Execution:
     closing: tuple[SessionStatus, Transition] | None = None
     #: The ``cancel`` signal asked the session to end cancelled.
     cancel: CancelSession | None = None
+    #: This execution claims its ids in the store (patch ``store-ownership``): decided as the
+    #: execution is built, in its first activation, as :mod:`workflows.ownership` requires.
+    owns_ids: bool = field(default_factory=ownership.enforcing)
 
     @property
     def ready(self) -> bool:

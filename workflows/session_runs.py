@@ -19,6 +19,7 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 from agent_session_manager.workflows.agent_run import AgentRun
 from agent_session_manager.workflows.inputs import fail
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT
+from agent_session_manager.workflows.ownership import claim_run
 from agent_session_manager.workflows.session_base import SessionBase
 
 with workflow.unsafe.imports_passed_through():
@@ -99,6 +100,7 @@ class SessionRuns(SessionBase):
             negotiation = self._negotiate(request)
             run_id = request.run_id or new_run_id(workflow.uuid4())
             request = request.model_copy(update={"run_id": run_id})
+            await claim_run(run_id, self._state.session_id, enforced=self._execution.owns_ids)
             self._state.run_count += 1
             view = RunView(run_id=run_id, turn=self._state.run_count, status=RunStatus.PENDING)
             self._state.runs.append(view)

@@ -13,6 +13,7 @@ except the credential (401, 403) and the bill (402).
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from agent_session_manager.core.errors import ErrorCode
@@ -44,3 +45,25 @@ def code_for_status(status: int) -> ErrorCode:
     if 500 <= status < 600:
         return "provider_unavailable"
     return "provider_error"
+
+
+#: Where a web page announces itself, looked for near the start only (a page can be megabytes).
+_PAGE = re.compile(r"<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE)
+_PAGE_WINDOW = 4096
+
+
+def page_message(status: int | None, text: str, kind: str = "HTML") -> str | None:
+    """A short message for an answer that is a web page (a gateway's, not the API's error).
+
+    ``None`` when ``text`` is no page. Such a page's text is no message (it can be megabytes of
+    markup and can echo the request's headers); what it is, is: its status and its size, and
+    that something between the worker and the API failed. The page's start stays in the
+    error's (capped, redacted) body.
+    """
+    if not _PAGE.search(text[:_PAGE_WINDOW]):
+        return None
+    where = f"HTTP {status}" if status is not None else "An answer"
+    return (
+        f"{where} with a {kind} page of {len(text.encode('utf-8', 'replace'))} bytes instead of "
+        "an API error: something between the worker and the API failed"
+    )

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticValidationError
 
 from agent_session_manager.core.errors import (
     CODES,
-    MAX_ERROR_BODY_CHARS,
+    MAX_DETAILS_BYTES,
+    MAX_ERROR_BODY_BYTES,
+    MAX_MESSAGE_BYTES,
     NON_RETRYABLE_CODES,
     RETRYABLE_CODES,
     AsmError,
@@ -26,6 +31,7 @@ from agent_session_manager.core.errors import (
     error,
     is_retryable,
 )
+from agent_session_manager.core.scrub import json_size
 
 SUBCLASSES: dict[str, type[AsmError]] = {
     "validation": ValidationError,
@@ -45,7 +51,7 @@ def test_every_code_has_a_known_category_and_a_default_message() -> None:
         assert message.strip(), code
 
 
-def test_retryable_codes_are_exactly_the_five_transient_ones() -> None:
+def test_retryable_codes_are_exactly_the_transient_ones() -> None:
     assert (
         frozenset(
             {
@@ -53,6 +59,7 @@ def test_retryable_codes_are_exactly_the_five_transient_ones() -> None:
                 "provider_rate_limited",
                 "provider_unavailable",
                 "storage_connection_failed",
+                "storage_full",
                 "timeout",
             }
         )
@@ -200,7 +207,83 @@ def test_provider_error_info_rejects_a_negative_retry_after() -> None:
 
 
 def test_provider_error_info_truncates_a_huge_body() -> None:
-    info = ProviderErrorInfo(body="x" * (MAX_ERROR_BODY_CHARS * 3))
+    info = ProviderErrorInfo(body="x" * (MAX_ERROR_BODY_BYTES * 3))
     assert isinstance(info.body, str)
-    assert len(info.body) < MAX_ERROR_BODY_CHARS + 20
-    assert info.body.endswith("[truncated]")
+    assert len(info.body.encode()) <= MAX_ERROR_BODY_BYTES
+    assert info.body.endswith("truncated]")
+
+
+def test_provider_error_info_shrinks_a_huge_json_body_but_keeps_its_shape() -> None:
+    body = {"type": "error", "error": {"type": "api_error", "message": "é" * 1_000_000}}
+    info = ProviderErrorInfo(body=body, message="m" * 100_000, request_id="r" * 10_000)
+    assert isinstance(info.body, dict)
+    assert info.body["error"]["type"] == "api_error"
+    assert json_size(info.body) <= MAX_ERROR_BODY_BYTES
+    assert info.message is not None and len(info.message.encode()) <= MAX_MESSAGE_BYTES
+    assert info.request_id is not None and len(info.request_id.encode()) <= 256
+
+
+KEY = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def test_an_error_is_capped_and_redacted_at_construction() -> None:
+    err = error(
+        "provider_unavailable",
+        f"upstream said {KEY} " + "x" * 50_000,
+        details={"page": f"<p>x-api-key: {KEY}</p>" * 10_000, "attempt": 2},
+        provider_error=ProviderErrorInfo(body=f"Authorization: Bearer {KEY}" * 10_000),
+    )
+    assert len(err.message.encode()) <= MAX_MESSAGE_BYTES
+    assert json_size(err.details) <= MAX_DETAILS_BYTES
+    assert err.details["attempt"] == 2
+    assert KEY not in repr(err.to_dict())
+    # a later addition is bounded too
+    err.details = {**err.details, "more": KEY * 1000}
+    err.message = err.message + KEY
+    assert json_size(err.details) <= MAX_DETAILS_BYTES
+    assert KEY not in repr(err.to_dict())
+
+
+def test_scrubbed_copy_redacts_configured_secrets_and_drops_the_chain() -> None:
+    secret = "plain-secret-value-123"  # no credential shape: only the configured value finds it
+    try:
+        try:
+            raise RuntimeError("x" * 1_000_000)
+        except RuntimeError as cause:
+            raise error(
+                "provider_unavailable",
+                f"said {secret}",
+                details={"echo": secret},
+                provider_error=ProviderErrorInfo(
+                    body={"echo": secret}, message=secret, headers={"x-echo": secret}
+                ),
+            ) from cause
+    except AsmError as err:
+        clean = err.scrubbed([secret])
+    assert secret not in repr(clean.to_dict())
+    assert clean.code == "provider_unavailable" and clean.retryable
+    assert clean.__cause__ is None and clean.__context__ is None
+
+
+@given(
+    message=st.text(max_size=3000),
+    details=st.dictionaries(st.text(max_size=20), st.text(max_size=3000), max_size=8),
+    body=st.text(max_size=10_000),
+    repeat=st.integers(1, 400),
+)
+@settings(max_examples=60, deadline=None)
+def test_any_error_stays_within_its_caps_and_keyless(
+    message: str, details: dict[str, str], body: str, repeat: int
+) -> None:
+    echo = f" x-api-key: {KEY} "
+    err = error(
+        "provider_unavailable",
+        (message + echo) * repeat,
+        details={**details, "echo": echo * repeat},
+        provider_error=ProviderErrorInfo(body=(body + echo) * repeat, message=message + echo),
+    )
+    assert len(err.message.encode()) <= MAX_MESSAGE_BYTES
+    assert json_size(err.details) <= MAX_DETAILS_BYTES
+    assert err.provider_error is not None
+    assert json_size(err.provider_error.body) <= MAX_ERROR_BODY_BYTES
+    assert KEY not in json.dumps(err.to_dict(), ensure_ascii=False)

@@ -319,3 +319,51 @@ def test_a_payload_with_a_problem_per_item_names_only_the_first_few() -> None:
     assert "more)" in caught.value.message
     assert len(caught.value.message) < 8_000
     assert len(caught.value.details["errors"]) <= 10
+
+
+# --- the failure converter keeps every failure small and clean ---------------------------------
+
+_KEY = "sk-ant-api03-FAILURE-" + "w" * 30
+
+
+def _chain(depth: int, message: str) -> BaseException:
+    """``depth`` exceptions, each raised from the next, the innermost quoting ``message``."""
+    exc: BaseException | None = None
+    for i in range(depth):
+        try:
+            if exc is None:
+                raise RuntimeError(message)
+            raise ValueError(f"level {i}: {message}") from exc
+        except BaseException as raised:
+            exc = raised
+    assert exc is not None
+    return exc
+
+
+def test_a_huge_exception_chain_becomes_a_small_keyless_failure() -> None:
+    page = f"<html><p>x-api-key: {_KEY}</p>" + "é" * 5_000_000
+    try:
+        raise ApplicationError("provider said so", type="SomeForeignError") from _chain(10, page)
+    except ApplicationError as exc:
+        failure = Failure()
+        data_converter.failure_converter.to_failure(exc, PAYLOADS, failure)
+    assert failure.ByteSize() < 64 * 1024
+    depth, node = 0, failure
+    while node.HasField("cause"):
+        node, depth = node.cause, depth + 1
+        assert len(node.message.encode()) <= 1024
+        assert len(node.stack_trace.encode()) <= 4096
+    assert depth == 3
+    assert _KEY not in str(failure)
+    # what the other side reads is still the same failure
+    assert from_failure(data_converter.failure_converter.from_failure(failure, PAYLOADS)).code == (
+        "internal_error"
+    )
+
+
+def test_an_asm_error_crosses_the_converter_unchanged() -> None:
+    err = error("provider_unavailable", "down", details={"attempt": 2})
+    failure = Failure()
+    data_converter.failure_converter.to_failure(to_application_error(err), PAYLOADS, failure)
+    back = from_failure(data_converter.failure_converter.from_failure(failure, PAYLOADS))
+    assert back.to_dict() == err.to_dict()

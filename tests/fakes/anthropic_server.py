@@ -233,7 +233,8 @@ class HttpError:
 
     ``error_type`` defaults from the status (:data:`ERROR_TYPES`); ``retry_after`` becomes the
     ``retry-after`` header (seconds, or an HTTP-date string); ``body`` replaces the JSON body
-    (a ``str`` is sent as ``text/plain``, like a proxy's 502 page).
+    (a ``str`` is sent as ``content_type``, ``text/plain`` by default, like a proxy's 502 page;
+    :func:`html_error_page` builds a big HTML one).
     """
 
     status: int
@@ -242,6 +243,28 @@ class HttpError:
     retry_after: float | str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    content_type: str = "text/plain"
+
+
+def html_error_page(size: int, *, echo: str = "") -> str:
+    """An HTML error page of about ``size`` bytes, as a misbehaving gateway serves one.
+
+    ``echo`` (say, the request's API key) is repeated through the page, first and last
+    included, the way a debug page dumps the request headers: a test can then look for it
+    anywhere the error may have travelled.
+    """
+    head = "<html><head><title>503 Service Unavailable</title></head><body><h1>503</h1>"
+    line = f"<p>upstream unavailable; request header x-api-key: {echo}</p><pre>{echo}</pre>\n"
+    filler = "<div>" + "é∂ gateway trace " * 20 + "</div>\n"
+    parts = [head, line]
+    total = len(head.encode()) + len(line.encode())
+    tail = line + "</body></html>"
+    while total < size - len(tail.encode()):
+        chunk = line if echo and len(parts) % 50 == 0 else filler
+        parts.append(chunk)
+        total += len(chunk.encode())
+    parts.append(tail)
+    return "".join(parts)
 
 
 ScriptItem = Reply | HttpError | Stall | Drop
@@ -925,7 +948,7 @@ class AnthropicFake:
                 request,
                 err.status,
                 err.body.encode(),
-                content_type="text/plain",
+                content_type=err.content_type,
                 extra=headers,
             )
             return
@@ -956,4 +979,5 @@ __all__ = [
     "Thinking",
     "ToolUse",
     "Usage",
+    "html_error_page",
 ]

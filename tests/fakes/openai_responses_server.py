@@ -26,7 +26,8 @@ Replies:
   ``response.output_item.done``, then ``response.completed`` with usage (or
   ``response.failed`` via :func:`failed_turn`). ``hang=True`` stops after the items and keeps
   the connection open until the client goes away (for cancellation tests).
-* :func:`http_error` — a non-2xx JSON error body in OpenAI's shape, optional ``retry-after``.
+* :func:`http_error` — a non-2xx JSON error body in OpenAI's shape, optional ``retry-after``;
+  :func:`html_error` — a non-2xx HTML page, as a gateway in between answers.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "custom_tool_call",
     "failed_turn",
     "function_call",
+    "html_error",
     "http_error",
     "message",
     "reasoning",
@@ -104,11 +106,12 @@ class StreamReply:
 
 @dataclass(frozen=True)
 class ErrorReply:
-    """A non-2xx reply with a JSON body."""
+    """A non-2xx reply with a JSON body (or, as a ``str``, a page: ``content_type``)."""
 
     status: int
-    body: dict[str, Any]
+    body: dict[str, Any] | str
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 Reply = StreamReply | ErrorReply
@@ -334,6 +337,11 @@ def http_error(
     )
 
 
+def html_error(status: int, page: str) -> ErrorReply:
+    """An HTTP error whose body is an HTML page (a gateway's, not the API's)."""
+    return ErrorReply(status, page, content_type="text/html")
+
+
 # --- the server ----------------------------------------------------------------------------
 
 
@@ -477,7 +485,10 @@ class OpenAIResponsesFake:
                 )
                 return
             reply = self._replies.pop(0)
-            if isinstance(reply, ErrorReply):
+            if isinstance(reply, ErrorReply) and isinstance(reply.body, str):
+                headers = {"content-type": reply.content_type, **reply.headers}
+                await self._send(writer, reply.status, reply.body.encode(), headers)
+            elif isinstance(reply, ErrorReply):
                 await self._send_json(writer, reply.status, reply.body, reply.headers)
             else:
                 await self._stream(reader, writer, reply)

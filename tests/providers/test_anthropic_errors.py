@@ -20,7 +20,13 @@ from agent_session_manager.activities.providers.anthropic._errors import (
     map_exception,
     parse_retry_after,
 )
-from agent_session_manager.core.errors import CODES, RETRYABLE_CODES, AsmError
+from agent_session_manager.core.errors import (
+    CODES,
+    MAX_ERROR_BODY_BYTES,
+    MAX_MESSAGE_BYTES,
+    RETRYABLE_CODES,
+    AsmError,
+)
 from agent_session_manager.core.events import EventType
 from tests.fakes.anthropic_server import (
     AnthropicFake,
@@ -30,6 +36,7 @@ from tests.fakes.anthropic_server import (
     Stall,
     StreamError,
     Text,
+    html_error_page,
 )
 from tests.providers.anthropic_support import (  # the fixtures "fake" and "sink"
     API_KEY,
@@ -267,6 +274,20 @@ async def test_proxy_502_with_a_non_json_body_is_unavailable(
     err = await _fail(fake, sink)
     assert err.code == "provider_unavailable"
     assert err.provider_error is not None and err.provider_error.status_code == 502
+
+
+async def test_a_5mb_html_503_is_unavailable_with_a_short_message_and_a_capped_body(
+    fake: AnthropicFake, sink: RecordingSink
+) -> None:
+    fake.script(HttpError(503, body=html_error_page(5 * 1024 * 1024), content_type="text/html"))
+    err = await _fail(fake, sink)
+    assert (err.code, err.retryable) == ("provider_unavailable", True)
+    assert err.provider_error is not None and err.provider_error.status_code == 503
+    assert "text/html page of" in err.message
+    assert len(err.message.encode()) <= MAX_MESSAGE_BYTES
+    assert isinstance(err.provider_error.body, str)
+    assert err.provider_error.body.startswith("<html>")
+    assert len(err.provider_error.body.encode()) <= MAX_ERROR_BODY_BYTES
 
 
 async def test_spend_limit_429_is_quota_not_rate_limit(

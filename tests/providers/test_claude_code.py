@@ -23,7 +23,7 @@ from agent_session_manager.activities.providers.claude_code._transport import (
     claude_binary,
 )
 from agent_session_manager.core.contract import Message
-from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, AsmError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.usage import TokenUsage
 from tests.fakes.anthropic_server import (
@@ -35,6 +35,7 @@ from tests.fakes.anthropic_server import (
     Thinking,
     ToolUse,
     Usage,
+    html_error_page,
 )
 
 MODEL = "claude-sonnet-4-6"
@@ -292,6 +293,22 @@ async def test_429_is_rate_limited_and_retryable(workdir: Path, state: Path) -> 
 
 
 @needs_claude
+async def test_a_5mb_html_503_is_unavailable_with_a_short_message(
+    workdir: Path, state: Path
+) -> None:
+    page = html_error_page(5 * 1024 * 1024, echo="sk-ant-test-PAGE-ECHO-0123456789")
+    async with AnthropicFake() as fake:
+        fake.script(HttpError(503, body=page, content_type="text/html"))
+        with pytest.raises(AsmError) as info:
+            await ClaudeCodeProvider().stream(make_request(fake, workdir, state), RecordingSink())
+    err = info.value
+    assert (err.code, err.retryable) == ("provider_unavailable", True)
+    assert len(err.message.encode()) <= MAX_MESSAGE_BYTES
+    assert len(json.dumps(err.to_dict()).encode()) < 16 * 1024
+    assert "PAGE-ECHO" not in json.dumps(err.to_dict())
+
+
+@needs_claude
 async def test_400_fails_at_once_as_invalid_input(workdir: Path, state: Path) -> None:
     async with AnthropicFake() as fake:
         fake.script(HttpError(400, message="messages: text content blocks must be non-empty"))
@@ -336,6 +353,15 @@ def test_classifier_falls_back_on_the_error_kind_and_text() -> None:
     )
     assert classify_result(status=None, error_kind=None, message="odd").code == "provider_error"
     assert classify_result(status=504, error_kind=None, message="x").code == "provider_timeout"
+
+
+def test_a_gateway_page_as_the_result_is_unavailable_and_summed_up() -> None:
+    # The page's words ("timeout" in a footer, say) are not the failure's.
+    page = "API Error: <html><body>" + "request timeout trace " * 250_000 + "</body></html>"
+    for status in (None, 503):
+        err = classify_result(status=status, error_kind=None, message=page)
+        assert (err.code, err.retryable) == ("provider_unavailable", True)
+        assert "HTML page of" in err.message and len(err.message.encode()) <= MAX_MESSAGE_BYTES
 
 
 @needs_claude

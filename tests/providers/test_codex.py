@@ -27,15 +27,17 @@ from agent_session_manager.activities.providers.codex._transport import (
     codex_binary,
 )
 from agent_session_manager.core.contract import Message
-from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, AsmError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.usage import TokenUsage
+from tests.fakes.anthropic_server import html_error_page
 from tests.fakes.openai_responses_server import (
     OpenAIResponsesFake,
     Usage,
     custom_tool_call,
     failed_turn,
     function_call,
+    html_error,
     http_error,
     message,
     reasoning,
@@ -443,6 +445,22 @@ async def test_http_and_stream_failures_are_classified(
 
 
 @needs_codex
+async def test_a_5mb_html_503_is_unavailable_with_a_short_message(
+    workdir: Path, state: Path
+) -> None:
+    page = html_error_page(5 * 1024 * 1024, echo="sk-test-key")  # make_request's key
+    async with OpenAIResponsesFake() as fake:
+        fake.script(html_error(503, page))
+        with pytest.raises(AsmError) as info:
+            await CodexProvider().stream(make_request(fake, workdir, state), RecordingSink())
+    err = info.value
+    assert (err.code, err.retryable) == ("provider_unavailable", True)
+    assert len(err.message.encode()) <= MAX_MESSAGE_BYTES
+    assert len(json.dumps(err.to_dict()).encode()) < 16 * 1024
+    assert "sk-test-key" not in json.dumps(err.to_dict())
+
+
+@needs_codex
 async def test_a_stalled_stream_is_a_provider_timeout(workdir: Path, state: Path) -> None:
     async with OpenAIResponsesFake() as fake:
         fake.script(turn(message("partial"), hang=True))
@@ -479,6 +497,19 @@ def test_classifier_reads_status_info_and_bodies() -> None:
         }
     )
     assert slow.provider_error is not None and slow.provider_error.retry_after == 1.5
+
+
+def test_a_gateway_page_in_a_turn_error_is_unavailable_and_summed_up() -> None:
+    page = "<html><body>" + "request timeout trace " * 250_000 + "</body></html>"
+    for turn_error in (
+        {"message": f"unexpected status 503 Service Unavailable: {page}"},
+        {"message": page, "codexErrorInfo": {"other": {"httpStatusCode": 502}}},
+    ):
+        err = classify_turn_error(turn_error)
+        assert (err.code, err.retryable) == ("provider_unavailable", True)
+        assert "HTML page of" in err.message and len(err.message.encode()) <= MAX_MESSAGE_BYTES
+        assert err.provider_error is not None and err.provider_error.message is not None
+        assert len(err.provider_error.message.encode()) <= MAX_MESSAGE_BYTES
 
 
 # --- cancellation --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_session_manager.activities.providers._http_status import code_for_status
+from agent_session_manager.activities.providers._http_status import code_for_status, page_message
 from agent_session_manager.activities.providers.anthropic._errors import map_exception
 from agent_session_manager.activities.providers.claude_code._errors import classify_result
 from agent_session_manager.activities.providers.codex._errors import classify_turn_error
@@ -91,3 +91,28 @@ def test_anthropic_classifies_a_status_without_a_class_by_the_shared_map(status:
     response = httpx2.Response(status, request=request, json=body)
     exc = anthropic.APIStatusError("m", response=response, body=body)
     assert map_exception(exc).code == code_for_status(status)
+
+
+PAGE = "<!DOCTYPE html><html><body>" + "<div>é gateway</div>" * 300_000 + "</body></html>"
+
+
+def test_a_web_page_is_summed_up_by_its_status_and_size_not_quoted() -> None:
+    message = page_message(503, PAGE)
+    assert message is not None
+    assert message.startswith(f"HTTP 503 with a HTML page of {len(PAGE.encode())} bytes")
+    assert "<div>" not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["unexpected status 503 Service Unavailable: " + PAGE[:500], "<HTML><HEAD>502</HEAD>"],
+)
+def test_a_page_is_recognised_behind_a_prefix_and_in_any_case(text: str) -> None:
+    assert page_message(None, text) is not None
+
+
+@pytest.mark.parametrize(
+    "text", ["Overloaded", '{"error": {"type": "api_error", "message": "Internal"}}', ""]
+)
+def test_an_api_error_is_no_page(text: str) -> None:
+    assert page_message(500, text) is None

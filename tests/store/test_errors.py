@@ -12,7 +12,7 @@ import pytest
 
 from agent_session_manager.core.errors import StorageError, ValidationError
 from agent_session_manager.core.events import Event, EventDraft
-from agent_session_manager.store import EventStore, open_store
+from agent_session_manager.store import EventStore, open_store, upgrade
 from tests.store.drafts import deltas
 
 
@@ -155,3 +155,28 @@ async def test_in_memory_sqlite_is_refused_with_the_reason() -> None:
     with pytest.raises(ValidationError) as err:
         await open_store("sqlite+aiosqlite://")
     assert err.value.code == "invalid_format" and "use a file" in err.value.message
+
+
+async def test_a_full_sqlite_database_is_retryable_storage_full_and_writes_resume(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'full.db'}"
+    await upgrade(url)
+    s = await open_store(url)
+    try:
+        # The writer engine holds one connection: capping its page count fills the database
+        # as a full disk would (SQLITE_FULL), without needing a tiny filesystem.
+        async with s.engine.connect() as conn:
+            pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
+            await conn.exec_driver_sql(f"PRAGMA max_page_count = {pages + 2}")
+        big = [d.model_copy(update={"data": {"text": "x" * 50_000}}) for d in deltas("s", "r", 8)]
+        with pytest.raises(StorageError) as err:
+            await s.append(big)
+        assert err.value.code == "storage_full" and err.value.retryable
+        assert "free disk space" in err.value.message
+        async with s.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA max_page_count = 1073741823")
+        assert len(await s.append(big)) == 8  # room again: the same write now lands, once
+        assert [e.seq for e in await s.events("s")] == list(range(1, 9))
+    finally:
+        await s.close()

@@ -18,11 +18,11 @@ async def test_connected_clients_use_our_data_converter(env: WorkflowEnvironment
     assert client.namespace == "default"
 
 
-async def test_unreachable_server_is_provider_unavailable_with_what_to_do() -> None:
+async def test_unreachable_server_is_temporal_unavailable_with_what_to_do() -> None:
     address = f"127.0.0.1:{free_port()}"
     with pytest.raises(AsmError) as info:
         await connect_temporal(address, "default")
-    assert info.value.code == "provider_unavailable"
+    assert info.value.code == "temporal_unavailable"
     assert info.value.retryable
     assert "asm dev" in info.value.message and address in info.value.message
 

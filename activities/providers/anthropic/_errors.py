@@ -17,7 +17,10 @@ from typing import Any, Final
 import anthropic
 import httpx2
 
-from agent_session_manager.activities.providers._http_status import code_for_status
+from agent_session_manager.activities.providers._http_status import (
+    code_for_status,
+    page_message,
+)
 from agent_session_manager.core.errors import AsmError, ErrorCode, ProviderErrorInfo, error
 
 PROVIDER_NAME: Final = "anthropic"
@@ -149,6 +152,11 @@ def provider_error_info(exc: BaseException) -> ProviderErrorInfo:
         kept.update({k: v for k, v in headers.items() if k.startswith("anthropic-ratelimit-")})
         mid_stream = exc.status_code < 400
         request_id = exc.request_id or _body_field(exc.body, "request_id")
+        message = exc.api_message or exc.message
+        if isinstance(exc.body, str) and not mid_stream:
+            # Not the API's JSON error: a proxy's or gateway's page (HTML, megabytes maybe).
+            kind = headers.get("content-type", "").split(";")[0].strip() or "HTML"
+            message = page_message(exc.status_code, exc.body, kind) or message
         return ProviderErrorInfo(
             # An ``event: error`` arrives on a 200 response: that 200 is not the error's status.
             status_code=None if mid_stream else exc.status_code,
@@ -156,7 +164,7 @@ def provider_error_info(exc: BaseException) -> ProviderErrorInfo:
             retry_after=parse_retry_after(headers),
             headers=kept,
             body=exc.body,
-            message=exc.api_message or exc.message,
+            message=message,
         )
     if isinstance(exc, anthropic.APIError):
         return ProviderErrorInfo(message=exc.message, body=exc.body)

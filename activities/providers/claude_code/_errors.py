@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 
-from agent_session_manager.activities.providers._http_status import code_for_status
+from agent_session_manager.activities.providers._http_status import (
+    code_for_status,
+    page_message,
+)
 from agent_session_manager.core.errors import AsmError, ErrorCode, ProviderErrorInfo, error
 
 #: ``AssistantMessage.error`` kinds (the CLI's own classification of an API failure).
@@ -32,10 +35,13 @@ def classify_result(
     errors: list[str] | None = None,
 ) -> AsmError:
     """A failed Claude Code result as a taxonomy error."""
+    page = page_message(status, message)  # a gateway's page, quoted: megabytes of markup
     if status is not None:
         code = code_for_status(status)
     elif error_kind in _ERROR_KINDS:
         code = _ERROR_KINDS[error_kind]
+    elif page is not None:  # its words are the page's, not the failure's
+        code = "provider_unavailable"
     elif re.search(r"timeout|timed out", message, re.IGNORECASE):
         code = "provider_timeout"
     elif re.search(r"overloaded|connection|ECONNREFUSED|socket", message, re.IGNORECASE):
@@ -44,7 +50,7 @@ def classify_result(
         code = "provider_error"
     return error(
         code,
-        f"claude-code: {message}",
+        f"claude-code: {page or message}",
         details={"subtype": subtype, "errors": errors or [], "error_kind": error_kind},
         provider_error=ProviderErrorInfo(status_code=status, message=message),
     )

@@ -15,7 +15,10 @@ import json
 import re
 from typing import Any
 
-from agent_session_manager.activities.providers._http_status import code_for_status
+from agent_session_manager.activities.providers._http_status import (
+    code_for_status,
+    page_message,
+)
 from agent_session_manager.activities.providers.codex._transport import RpcError
 from agent_session_manager.core.errors import AsmError, ErrorCode, ProviderErrorInfo, error
 
@@ -68,8 +71,12 @@ def classify_turn_error(turn_error: dict[str, Any]) -> AsmError:
         body = json.loads(message)
     body_error = body.get("error") if isinstance(body, dict) else None
     human = message
+    # A gateway's page forwarded as the message: megabytes of markup, no API error in it.
+    page = None if isinstance(body_error, dict) else page_message(status, message)
     if isinstance(body_error, dict) and body_error.get("message"):
         human = str(body_error["message"])
+    elif page is not None:
+        human = page
 
     code: ErrorCode
     if status is not None:
@@ -82,6 +89,8 @@ def classify_turn_error(turn_error: dict[str, Any]) -> AsmError:
         code = (
             _BODY_TYPES.get(str(body_error.get("type"))) or _BODY_TYPES[str(body_error.get("code"))]
         )
+    elif page is not None:  # its words are the page's, not the failure's
+        code = "provider_unavailable"
     elif re.search(r"timeout|timed out", message, re.IGNORECASE):
         code = "provider_timeout"
     elif variant in {

@@ -1,7 +1,7 @@
 """Content stored by reference: prompts, system prompts and replies, content-addressed.
 
-Revision ID: 0002_content
-Revises: 0001_initial
+Revision ID: 0003_content
+Revises: 0002_ownership
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_content"
-down_revision: str | None = "0001_initial"
+revision: str = "0003_content"
+down_revision: str | None = "0002_ownership"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
