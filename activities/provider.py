@@ -1,10 +1,12 @@
 """The provider activity: one attempt of one run, streamed into the event store.
 
-It reads the conversation from SQL (never from workflow payloads), runs the provider through
-a :class:`~activities.sink.StoreSink`, and on success stores the assistant message together
-with the attempt's last events in one transaction. Failures leave the attempt as an
-``error_occurred`` event and an ``ApplicationError`` whose type is the taxonomy code, so the
-retry policy decides; cancellation flushes what was streamed and re-raises.
+It reads the conversation from SQL (never from workflow payloads), reads its prompt and
+system prompt back when they came by reference (:mod:`activities.content`), runs the provider
+through a :class:`~activities.sink.StoreSink`, and on success stores the assistant message
+together with the attempt's last events in one transaction; a long reply is returned by
+reference. Failures leave the attempt as an ``error_occurred`` event and an
+``ApplicationError`` whose type is the taxonomy code, so the retry policy decides;
+cancellation flushes what was streamed and re-raises.
 
 It also records the run's ``run_started`` and, on success, ``run_completed`` and tells the
 session (signal ``run_finished``): the workflow would otherwise spend a local activity and a
@@ -27,6 +29,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.service import RPCError
 
+from agent_session_manager.activities.content import read_inputs, store_reply
 from agent_session_manager.activities.providers.base import Provider, ProviderRequest
 from agent_session_manager.activities.sink import StoreSink
 from agent_session_manager.activities.store_outage import StoreOutage, activity_deadline
@@ -60,10 +63,6 @@ log = logging.getLogger(__name__)
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-#: The outcome carries at most this much text; the full text is in the event store.
-OUTPUT_LIMIT = 16 * 1024
 
 
 @dataclass
@@ -109,7 +108,6 @@ class ProviderActivities:
             flush_interval=self.flush_interval,
             outage=outage,
         )
-        started = run_started(spec, now=_now())
         try:
             if attempt > 1 and (
                 done := await outage.outlast(
@@ -117,6 +115,10 @@ class ProviderActivities:
                 )
             ):
                 return done
+            inputs = await outage.outlast(
+                lambda: read_inputs(self.store, spec), "reading the run's input"
+            )
+            started = run_started(spec, now=_now(), prompt=inputs.prompt)
             sink.write_first(
                 outage.outlast(lambda: self.store.record(started), "recording run_started")
             )
@@ -129,9 +131,9 @@ class ProviderActivities:
                 attempt=attempt,
                 turn=spec.turn,
                 model=spec.model or provider.default_model,
-                system_prompt=spec.system_prompt,
+                system_prompt=inputs.system_prompt,
                 history=history,
-                messages=spec.messages,
+                messages=inputs.messages,
                 options=spec.provider_options,
                 mock=spec.mock,
                 secrets=self.secrets,
@@ -151,9 +153,13 @@ class ProviderActivities:
                     EventType.ERROR_RECOVERED,
                     {"attempt": attempt, "superseded_attempts": list(range(1, attempt))},
                 )
+            # Like the save below: an outage is waited out, the model is never called again.
+            output, output_ref = await outage.outlast(
+                lambda: store_reply(self.store, result.text), "storing the reply"
+            )
             outcome = ProviderOutcome(
-                output=result.text[:OUTPUT_LIMIT],
-                output_truncated=len(result.text) > OUTPUT_LIMIT,
+                output=output,
+                output_ref=output_ref,
                 stop_reason=result.stop_reason,
                 usage=result.usage,
                 attempt=attempt,
@@ -162,7 +168,8 @@ class ProviderActivities:
             # The assistant message, the attempt's last events and run_completed land
             # atomically.
             await sink.written_first()
-            events, completed = sink.take(), run_ended(spec, ended, now=_now())
+            events = sink.take()
+            completed = run_ended(spec, ended, now=_now(), output=result.text)
             # The reply is complete: from here an outage is waited out, never retried by
             # calling the model again.
             await outage.outlast(
@@ -170,7 +177,7 @@ class ProviderActivities:
                     spec.session_id,
                     spec.run_id,
                     spec.turn,
-                    [*spec.messages, assistant],
+                    [*inputs.messages, assistant],
                     events=events,
                     record=completed,
                 ),
@@ -226,10 +233,12 @@ class ProviderActivities:
         row = await self.store.get_run(run_id)
         if row is None or row.status is not RunStatus.COMPLETED:
             return None
-        output = row.output or ""
+        # The row holds the whole reply. A long one was stored before the row said completed,
+        # unless an older worker completed it: storing again is a no-op write otherwise.
+        output, output_ref = await store_reply(self.store, row.output or "")
         return ProviderOutcome(
-            output=output[:OUTPUT_LIMIT],
-            output_truncated=len(output) > OUTPUT_LIMIT,
+            output=output,
+            output_ref=output_ref,
             stop_reason=row.stop_reason,
             usage=row.usage,
             attempt=row.attempts,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Annotated
 
 import typer
@@ -17,18 +18,26 @@ from agent_session_manager.worker.settings import Settings
 
 
 def run(
-    prompt: str,
+    prompt: Annotated[str, typer.Argument(help="the prompt; '-' reads it from stdin")],
     session: Annotated[str, typer.Option("--session", "-s", help="session id")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="stream the reply")] = False,
     strategy: Annotated[str | None, typer.Option(help="reject|enqueue|interrupt|rollback")] = None,
     wait: Annotated[bool, typer.Option(help="wait for the result")] = True,
 ) -> None:
-    """Submit a run to a session; --follow streams tokens as they are produced."""
-    request = RunRequest(prompt=prompt, strategy=strategy)  # the model checks the strategy
+    """Submit a run to a session; --follow streams tokens as they are produced.
+
+    A prompt of any size works: over 4 KiB it is stored in the event store and the run
+    carries its reference.
+    """
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    # The model checks the strategy; the prompt itself is checked by submit_run, which stores
+    # a long one first (a RunRequest holding it inline would be refused as too large).
+    checked = RunRequest(prompt="-", strategy=strategy)
 
     async def main() -> None:
         async with runtime() as rt:
-            ref = await rt.client.submit_run(session, request=request)
+            ref = await rt.client.submit_run(session, prompt, strategy=checked.strategy)
             err.print(
                 f"run {ref.run_id} {ref.status.value}" + (f" ({ref.note})" if ref.note else "")
             )

@@ -2,6 +2,9 @@
 
 Everything goes through Temporal (start, updates, signals, queries, visibility) except events,
 which are read from the event store by cursor: tokens never travel through workflow history.
+Neither do long prompts, system prompts and replies: the client stores a prompt over
+:data:`~core.content.INLINE_LIMIT` in the event store and sends its reference, and reads a
+reply that came back by reference into ``RunResult.output``.
 Every Temporal failure comes back as the :class:`~core.errors.AsmError` the workflow raised; an
 unreachable Temporal server as ``temporal_unavailable``. The calls that wait (``wait_run``,
 ``result``, the streams) ride out outages of Temporal and of the store (see
@@ -40,6 +43,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 from agent_session_manager.client.outages import Component, OutageWaiter, Patience
 from agent_session_manager.core import search_attributes
 from agent_session_manager.core.capabilities import CapabilityType
+from agent_session_manager.core.content import ContentRef, travels_by_reference
 from agent_session_manager.core.contract import (
     CancelRun,
     CancelSession,
@@ -233,12 +237,14 @@ class SessionClient:
         then); the keywords are ignored when a spec is given.
         """
         if spec is None:
+            system_ref = await self._by_reference(system_prompt)
             spec = SessionSpec(
                 agent_id=agent_id,  # None: the model reports it as required
                 session_id=session_id,
                 provider=provider,
                 model=model,
-                system_prompt=system_prompt,
+                system_prompt=None if system_ref else system_prompt,
+                system_prompt_ref=system_ref,
                 metadata=dict(metadata or {}),
                 tags=list(tags or []),
                 provider_options=dict(provider_options or {}),
@@ -253,6 +259,8 @@ class SessionClient:
                 multitask_strategy=multitask_strategy,
                 continue_as_new_after_runs=continue_as_new_after_runs,
             )
+        elif (system_ref := await self._by_reference(spec.system_prompt)) is not None:
+            spec = spec.model_copy(update={"system_prompt": None, "system_prompt_ref": system_ref})
         session_id = spec.session_id or new_session_id(uuid.uuid4())
         spec = spec.model_copy(update={"session_id": session_id})
         attrs = TypedSearchAttributes(
@@ -291,6 +299,23 @@ class SessionClient:
                 return view
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+    async def _by_reference(self, content: str | None) -> ContentRef | None:
+        """Store ``content`` if it is over the inline limit; its reference, else None."""
+        if content is None or not travels_by_reference(content):
+            return None
+        if self.store is None:
+            raise ValueError(
+                "this SessionClient has no event store: pass one to send a prompt over 4 KiB"
+            )
+        return await self.store.put_content(content)
+
+    async def _with_output(self, result: RunResult) -> RunResult:
+        """``result`` with a reply that came by reference read back into ``output``."""
+        if result.output_ref is None:
+            return result
+        text = await self.require_store().get_text(result.output_ref)
+        return result.model_copy(update={"output": text})
 
     def _handle(self, session_id: str) -> WorkflowHandle[AgentSession, SessionSummary]:
         return self.temporal.get_workflow_handle_for(
@@ -411,12 +436,15 @@ class SessionClient:
         """Submit a run (``submit_run`` update); returns once it is started or queued.
 
         Give the prompt and a :class:`RunRequest`'s fields as keywords, or a whole ``request``
-        (then the others are ignored).
+        (then the others are ignored). A prompt over the inline limit is stored in the event
+        store first and sent by reference, so its size is bounded only by the store.
         """
         if request is None:
+            prompt_ref = await self._by_reference(prompt)
             request = RunRequest(
                 run_id=run_id,
-                prompt=prompt,
+                prompt=None if prompt_ref else prompt,
+                prompt_ref=prompt_ref,
                 messages=list(messages),
                 model=model,
                 timeout_seconds=timeout_seconds,
@@ -428,6 +456,8 @@ class SessionClient:
                 mock=mock,
                 metadata=dict(metadata or {}),
             )
+        elif (prompt_ref := await self._by_reference(request.prompt)) is not None:
+            request = request.model_copy(update={"prompt": None, "prompt_ref": prompt_ref})
         with self._translated(session_id):
             return await self._handle(session_id).execute_update(
                 _update(AgentSession.submit_run), request
@@ -436,9 +466,10 @@ class SessionClient:
     async def wait_run(self, run_id: str, session_id: str | None = None) -> RunResult:
         """Wait for a run to end; failed, timed-out and cancelled runs return, not raise.
 
-        Keeps waiting through outages of Temporal and of the store (see :attr:`patience`):
-        the run goes on in the worker meanwhile. Raises ``run_not_found`` only when Temporal
-        answered that there is no such run.
+        A reply that came back by reference (``output_ref``) is read from the event store
+        into ``output``. Keeps waiting through outages of Temporal and of the store (see
+        :attr:`patience`): the run goes on in the worker meanwhile. Raises ``run_not_found``
+        only when Temporal answered that there is no such run.
         """
         handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
         waiter = self._waiter()
@@ -461,7 +492,7 @@ class SessionClient:
     ) -> RunResult | None:
         """One try at a run's result; None while it is queued. Raises typed errors only."""
         try:
-            return await handle.result()
+            return await self._with_output(await handle.result())
         except WorkflowFailureError as exc:
             failure = from_failure(exc.cause)
         except (RPCError, RuntimeError, ConnectionError) as exc:

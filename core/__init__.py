@@ -10,6 +10,7 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.errors` the error taxonomy       * :mod:`core.status` status machines
 * :mod:`core.events` event types, envelope    * :mod:`core.models` session and run ids
 * :mod:`core.capabilities` capabilities       * :mod:`core.usage` token usage
+* :mod:`core.content` large content by reference: :class:`ContentRef` and the inline limit
 * :mod:`core.scrub` redaction and byte caps for text from outside
 * :mod:`core.ownership` claims on session and run ids (enforced by the store)
 
@@ -36,6 +37,17 @@ from agent_session_manager.core.capabilities import (
     CapabilityType,
     Negotiation,
     parse_capability_type,
+)
+from agent_session_manager.core.content import (
+    DIGEST_PATTERN,
+    INLINE_LIMIT,
+    TEXT_MEDIA_TYPE,
+    ContentRef,
+    Digest,
+    content_bytes,
+    digest_of,
+    ref_of,
+    travels_by_reference,
 )
 from agent_session_manager.core.contract import (
     ID_PATTERN,
@@ -81,6 +93,7 @@ from agent_session_manager.core.contract import (
     SessionState,
     SessionSummary,
     SessionView,
+    StoreContent,
     Tags,
     Transition,
     check_id,
@@ -161,6 +174,7 @@ from agent_session_manager.core.protocol import (
     RUN_STATUS,
     RUN_WORKFLOW,
     SESSION_WORKFLOW,
+    STORE_CONTENT_ACTIVITY,
     STREAM_PROVIDER_ACTIVITY,
     SUBMIT_RUN,
 )
@@ -198,10 +212,12 @@ __all__ = [
     "COMPLETE",
     "DEFAULT_TASK_QUEUE",
     "DESCRIBE",
+    "DIGEST_PATTERN",
     "ENDING_EVENTS",
     "EVENT_CATEGORIES",
     "FAIL",
     "ID_PATTERN",
+    "INLINE_LIMIT",
     "INTERRUPT",
     "MAX_DETAILS_BYTES",
     "MAX_ERROR_BODY_BYTES",
@@ -236,8 +252,10 @@ __all__ = [
     "SESSION_ID_PREFIX",
     "SESSION_TRANSITIONS",
     "SESSION_WORKFLOW",
+    "STORE_CONTENT_ACTIVITY",
     "STREAM_PROVIDER_ACTIVITY",
     "SUBMIT_RUN",
+    "TEXT_MEDIA_TYPE",
     "Admission",
     "AsmError",
     "CancelRun",
@@ -247,6 +265,8 @@ __all__ = [
     "CapabilityType",
     "Category",
     "ConcurrencyError",
+    "ContentRef",
+    "Digest",
     "ErrorCode",
     "Event",
     "EventCategory",
@@ -298,6 +318,7 @@ __all__ = [
     "StartRun",
     "StateError",
     "StorageError",
+    "StoreContent",
     "Tags",
     "TokenUsage",
     "ToolError",
@@ -313,6 +334,8 @@ __all__ = [
     "check_id",
     "check_transition",
     "completed_result",
+    "content_bytes",
+    "digest_of",
     "ended_result",
     "error",
     "invalid",
@@ -327,6 +350,7 @@ __all__ = [
     "parse_run_status",
     "parse_session_status",
     "redact",
+    "ref_of",
     "run_ended",
     "run_result_from_error",
     "run_started",
@@ -335,4 +359,5 @@ __all__ = [
     "scrub_value",
     "session_id_from_workflow_id",
     "session_workflow_id",
+    "travels_by_reference",
 ]

@@ -12,7 +12,10 @@ sides, and any Temporal SDK can drive a session with the JSON they describe::
     workflow AgentRun(RunSpec) -> RunResult
 
 Payloads stay small by design: tokens, transcripts and tool output live in the event store
-and are read by reference (run id), never carried through workflow history.
+and are read by reference (run id), never carried through workflow history. Prompts, system
+prompts and replies over :data:`~core.content.INLINE_LIMIT` travel as a
+:class:`~core.content.ContentRef` (``prompt_ref``, ``system_prompt_ref``, ``output_ref``):
+the content is in the store, the payload holds its digest and size.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pydantic import (
 )
 
 from agent_session_manager.core.capabilities import Capability, CapabilityType, Negotiation
+from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef
 from agent_session_manager.core.errors import ValidationError
 from agent_session_manager.core.status import RunStatus, SessionStatus
 from agent_session_manager.core.usage import TokenUsage
@@ -72,6 +76,8 @@ MAX_TAG_CHARS = 64
 MAX_TIMEOUT_SECONDS = 365 * 24 * 3600.0
 #: Mock scripts sleep at most this long (milliseconds), for the same reason.
 _MAX_MOCK_DELAY_MS = 24 * 3600 * 1000
+#: Mock replies stay at most 100 M characters however the script repeats its text.
+_MAX_MOCK_REPLY_CHARS = 100_000_000
 #: The store's ``stop_reason`` column is ``varchar(64)``.
 _MAX_STOP_REASON_CHARS = 64
 #: Free-text reasons recorded in events.
@@ -216,12 +222,29 @@ class Message(_Model):
 
 
 class MockText(_Model):
-    """Stream ``text`` in chunks of ``chunk_size`` characters, ``delay_ms`` apart."""
+    """Stream ``text`` (``repeat`` times over) in chunks of ``chunk_size`` characters,
+    ``delay_ms`` apart."""
 
     type: Literal["text"] = "text"
     text: str
     chunk_size: int = Field(default=8, ge=1)
     delay_ms: _DelayMs = 0
+    #: A long reply from a short script (the script itself rides in payloads).
+    repeat: int = Field(default=1, ge=1, le=_MAX_MOCK_REPLY_CHARS)
+
+    @model_validator(mode="after")
+    def _bounded_reply(self) -> MockText:
+        # The worker builds the whole text in memory: a hostile repeat must not exhaust it.
+        if len(self.text) * self.repeat > _MAX_MOCK_REPLY_CHARS:
+            raise ValueError(
+                f"text times repeat is {len(self.text) * self.repeat} characters; "
+                f"the mock replies at most {_MAX_MOCK_REPLY_CHARS}"
+            )
+        return self
+
+    def full_text(self) -> str:
+        """The text this step streams."""
+        return self.text * self.repeat
 
 
 class MockThinking(_Model):
@@ -306,6 +329,9 @@ class SessionSpec(_Model):
     provider: Name = "mock"
     model: Name | None = None
     system_prompt: str | None = None
+    system_prompt_ref: ContentRef | None = Field(
+        default=None, description="a system prompt stored in the event store (over 4 KiB)"
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
     tags: Tags = Field(default_factory=list)
     provider_options: dict[str, Any] = Field(
@@ -328,6 +354,8 @@ class SessionSpec(_Model):
 
     @model_validator(mode="after")
     def _small(self) -> SessionSpec:
+        if self.system_prompt is not None and self.system_prompt_ref is not None:
+            raise ValueError("give system_prompt or system_prompt_ref, not both")
         _size_check(self, MAX_INPUT_BYTES, exclude={"carried"})
         return self
 
@@ -358,6 +386,9 @@ class RunRequest(_Model):
 
     run_id: Id | None = Field(default=None, description="idempotency key; generated if absent")
     prompt: str | None = None
+    prompt_ref: ContentRef | None = Field(
+        default=None, description="a prompt stored in the event store (over 4 KiB)"
+    )
     messages: list[Message] = Field(default_factory=list)
     model: Name | None = None
     timeout_seconds: Seconds | None = None
@@ -373,17 +404,27 @@ class RunRequest(_Model):
     def _has_input(self) -> RunRequest:
         if self.prompt is not None and not self.prompt.strip():
             raise ValueError("prompt must not be blank")
-        if self.prompt is None and not self.messages:
+        if self.prompt is not None and self.prompt_ref is not None:
+            raise ValueError("give prompt or prompt_ref, not both")
+        if self.prompt is None and self.prompt_ref is None and not self.messages:
             raise ValueError("a run needs a prompt or at least one message")
         _size_check(self, MAX_INPUT_BYTES)
         return self
 
     def input_messages(self) -> list[Message]:
-        """The run's new messages: ``messages`` then ``prompt`` as a user message."""
+        """The run's new inline messages: ``messages`` then ``prompt`` as a user message
+        (a ``prompt_ref`` is appended by the provider activity, which reads it)."""
         msgs = list(self.messages)
         if self.prompt is not None:
             msgs.append(Message(role="user", content=self.prompt))
         return msgs
+
+    def preview(self, chars: int = 80) -> str:
+        """The start of the run's last input, for summaries in the Temporal UI."""
+        if self.prompt_ref is not None:
+            return f"(prompt of {self.prompt_ref.size} bytes, by reference)"
+        msgs = self.input_messages()
+        return msgs[-1].text()[:chars] if msgs else ""
 
 
 class RunRef(_Model):
@@ -415,7 +456,11 @@ class RunSpec(_Model):
     model: Name | None = None
     turn: int = Field(ge=1)
     system_prompt: str | None = None
+    system_prompt_ref: ContentRef | None = None
     messages: list[Message]
+    prompt_ref: ContentRef | None = Field(
+        default=None, description="the last user message, stored: appended after ``messages``"
+    )
     provider_options: dict[str, Any] = Field(default_factory=dict)
     mock: MockScript | None = None
     retry: RetrySettings = Field(default_factory=RetrySettings)
@@ -435,12 +480,15 @@ class RunSpec(_Model):
 
 
 class RunResult(_Model):
-    """Result of ``AgentRun``; ``output`` is the assistant text, truncated to stay small."""
+    """Result of ``AgentRun``: the assistant text inline, or ``output_ref`` when it is over
+    :data:`~core.content.INLINE_LIMIT` (``SessionClient`` reads it back into ``output``)."""
 
     run_id: str
     session_id: str
     status: RunStatus
     output: str = ""
+    output_ref: ContentRef | None = None
+    #: Only in results recorded before long replies went by reference (cut at 16 KiB then).
     output_truncated: bool = False
     stop_reason: str | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
@@ -486,10 +534,22 @@ class ProviderCall(_Model):
     spec: RunSpec
 
 
+class StoreContent(_Model):
+    """Input of the ``store_content`` local activity: content a caller sent inline.
+
+    Local activity inputs stay in the worker (history records only the result, the
+    reference), which is what lets a session take megabytes out of its payloads.
+    """
+
+    content: str
+    media_type: str = Field(default=TEXT_MEDIA_TYPE, min_length=1, max_length=255)
+
+
 class ProviderOutcome(_Model):
-    """What the provider activity returns (text is truncated; the full text is in SQL)."""
+    """What the provider activity returns: the text inline, or by reference when long."""
 
     output: str = ""
+    output_ref: ContentRef | None = None
     output_truncated: bool = False
     stop_reason: str | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)

@@ -54,26 +54,36 @@ ENDING_EVENTS: dict[RunStatus, EventType] = {
 }
 
 
-def run_started(spec: RunSpec, *, now: str) -> LifecycleRecord:
-    """``run_started`` with the negotiated capabilities and the run's input; status running."""
+def run_started(spec: RunSpec, *, now: str, prompt: str | None = None) -> LifecycleRecord:
+    """``run_started`` with the negotiated capabilities and the run's input; status running.
+
+    A prompt stored by reference appears in the event as its reference (``input_ref``), so
+    readers of the event log never receive megabytes in one event; ``prompt`` (its text, read
+    by the caller) goes to the run's read model, where a reader of the run finds its input.
+    """
+    data: dict[str, Any] = {
+        "provider": spec.provider,
+        "model": spec.model,
+        "turn": spec.turn,
+        "negotiation": spec.negotiation.model_dump() if spec.negotiation else None,
+        "input": [m.model_dump() for m in spec.messages],
+    }
+    if spec.prompt_ref is not None:
+        data["input_ref"] = spec.prompt_ref.model_dump()
+    if prompt is None:
+        prompt = spec.messages[-1].text() if spec.messages else ""
     return LifecycleRecord(
         event_id=lifecycle_event_id(spec.run_id, 1, EventType.RUN_STARTED),
         session_id=spec.session_id,
         run_id=spec.run_id,
         type=EventType.RUN_STARTED.value,
-        data={
-            "provider": spec.provider,
-            "model": spec.model,
-            "turn": spec.turn,
-            "negotiation": spec.negotiation.model_dump() if spec.negotiation else None,
-            "input": [m.model_dump() for m in spec.messages],
-        },
+        data=data,
         provider=spec.provider,
         run_status=RunStatus.RUNNING,
         run_row=RunPatch(
             session_id=spec.session_id,
             turn=spec.turn,
-            input_text=spec.messages[-1].text() if spec.messages else "",
+            input_text=prompt,
             input_messages=spec.messages,
             provider=spec.provider,
             model=spec.model,
@@ -89,6 +99,7 @@ def completed_result(spec: RunSpec, outcome: ProviderOutcome) -> RunResult:
         session_id=spec.session_id,
         status=RunStatus.COMPLETED,
         output=outcome.output,
+        output_ref=outcome.output_ref,
         output_truncated=outcome.output_truncated,
         stop_reason=outcome.stop_reason,
         usage=outcome.usage,
@@ -137,12 +148,20 @@ def run_result_from_error(
     )
 
 
-def run_ended(spec: RunSpec, result: RunResult, *, now: str) -> LifecycleRecord:
-    """The terminal event for ``result.status`` and the run's final read-model row."""
+def run_ended(
+    spec: RunSpec, result: RunResult, *, now: str, output: str | None = None
+) -> LifecycleRecord:
+    """The terminal event for ``result.status`` and the run's final read-model row.
+
+    ``output`` is the reply's full text when ``result`` carries it by reference: the run's
+    read model holds the text, the event only the reference.
+    """
     event = ENDING_EVENTS[result.status]
     data: dict[str, Any] = {"attempts": result.attempts}
     if result.status is RunStatus.COMPLETED:
         data |= {"stop_reason": result.stop_reason, "usage": result.usage.model_dump()}
+        if result.output_ref is not None:
+            data["output_ref"] = result.output_ref.model_dump()
     else:
         data["error"] = result.error
     return LifecycleRecord(
@@ -154,7 +173,7 @@ def run_ended(spec: RunSpec, result: RunResult, *, now: str) -> LifecycleRecord:
         provider=spec.provider,
         run_status=result.status,
         run_row=RunPatch(
-            output=result.output,
+            output=result.output if output is None else output,
             stop_reason=result.stop_reason,
             usage=result.usage,
             error=result.error,

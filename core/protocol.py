@@ -53,6 +53,8 @@ RECORD_LIFECYCLE_ACTIVITY: Final = "record_lifecycle"
 PROVIDER_CATALOG_ACTIVITY: Final = "provider_catalog"
 #: Activity that drops a run's messages from the conversation (strategy ``rollback``).
 ROLLBACK_RUN_ACTIVITY: Final = "rollback_run"
+#: Local activity that stores content sent inline above the limit and returns its reference.
+STORE_CONTENT_ACTIVITY: Final = "store_content"
 #: Local activity that claims a session id for one session workflow (store-enforced).
 CLAIM_SESSION_ACTIVITY: Final = "claim_session"
 #: Local activity that claims a run id for one session (store-enforced).

@@ -1,5 +1,5 @@
 """The SQL schema: sessions, runs, events, per-session sequence counters, conversation messages,
-and who owns each session and run id.
+who owns each session and run id, and content stored by reference.
 
 Tables are defined with sqlmodel on a private registry (so ``SQLModel.metadata`` of other code
 never mixes in), and prefixed ``asm_`` so the store can share a database — Temporal's own
@@ -177,6 +177,23 @@ class MessageRow(_AsmModel, table=True):
     created_at: datetime = Field(sa_type=Timestamp)
 
 
+class ContentRow(_AsmModel, table=True):
+    """Content stored by reference (prompts, system prompts, replies), keyed by its digest.
+
+    Content-addressed, so writing the same content twice is one row, and a row never changes:
+    a reference in a workflow history stays valid as long as the row lives.
+    """
+
+    __tablename__ = "asm_content"
+
+    digest: str = Field(primary_key=True, max_length=71)
+    size: int = Field(sa_type=sa.BigInteger)
+    media_type: str = Field(max_length=255)
+    # Bytes, not text: PostgreSQL text cannot hold NUL, and the digest is of the bytes.
+    body: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = Field(sa_type=Timestamp)
+
+
 class SessionOwnerRow(_AsmModel, table=True):
     """Which session workflow a session id belongs to: claimed once, before anything is written.
 
@@ -208,5 +225,6 @@ COUNTERS: sa.Table = EventCounterRow.__table__  # type: ignore[attr-defined]
 SESSIONS: sa.Table = SessionTable.__table__  # type: ignore[attr-defined]
 RUNS: sa.Table = RunTable.__table__  # type: ignore[attr-defined]
 MESSAGES: sa.Table = MessageRow.__table__  # type: ignore[attr-defined]
+CONTENT: sa.Table = ContentRow.__table__  # type: ignore[attr-defined]
 SESSION_OWNERS: sa.Table = SessionOwnerRow.__table__  # type: ignore[attr-defined]
 RUN_OWNERS: sa.Table = RunOwnerRow.__table__  # type: ignore[attr-defined]

@@ -28,10 +28,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef, content_bytes, ref_of
 from agent_session_manager.core.contract import LifecycleRecord, Message
 from agent_session_manager.core.errors import AsmError, ResourceError, StateError
 from agent_session_manager.core.events import Event, EventDraft
-from agent_session_manager.store import _conversation, _ownership, _read_models, _reads
+from agent_session_manager.store import _content, _conversation, _ownership, _read_models, _reads
 from agent_session_manager.store._append import append_batch, append_group, dedupe
 from agent_session_manager.store._database import Database
 from agent_session_manager.store._engine import resolve_url
@@ -428,6 +429,33 @@ class EventStore(Database):
             raise ResourceError(
                 "run_not_found", f"run {run_id!r} not found", details={"run_id": run_id}
             )
+
+    # --- content by reference ----------------------------------------------------------------
+
+    async def put_content(
+        self, content: str | bytes, media_type: str = TEXT_MEDIA_TYPE
+    ) -> ContentRef:
+        """Store ``content`` (text as UTF-8) and return its reference; idempotent by digest."""
+        body = content_bytes(content)
+        ref = ref_of(body, media_type)
+        now = _now()
+        await self._run_write(lambda conn: _content.put(conn, self.backend, ref, body, now))
+        return ref
+
+    async def get_content(self, ref: ContentRef) -> bytes:
+        """The bytes ``ref`` names, verified against its digest (``not_found`` if absent)."""
+        return await self._run_read(lambda conn: _content.get(conn, ref))
+
+    async def get_text(self, ref: ContentRef) -> str:
+        """:meth:`get_content`, decoded as the UTF-8 text it was stored from."""
+        data = await self.get_content(ref)
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            raise invalid_input(
+                f"content {ref.digest} is {ref.media_type!r} bytes, not UTF-8 text: "
+                "read it with get_content"
+            ) from None
 
 
 async def open_store(url: str | None = None, *, check_schema: bool = True) -> EventStore:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from agent_session_manager.activities.content import ContentActivities
 from agent_session_manager.activities.lifecycle import LifecycleActivities
 from agent_session_manager.activities.ownership import OwnershipActivities
 from agent_session_manager.activities.provider import ProviderActivities
@@ -51,6 +52,7 @@ async def serve(
         store, providers, secrets=provider_secrets() if secrets is None else secrets
     )
     lifecycle = LifecycleActivities(store, providers)
+    content = ContentActivities(store)
     ownership = OwnershipActivities(store)
     # Cancellation reaches an activity only in a heartbeat response: the default throttle
     # (up to 60 s) would make cancel take that long.
@@ -64,6 +66,7 @@ async def serve(
             lifecycle.record_lifecycle,
             lifecycle.provider_catalog,
             lifecycle.rollback_run,
+            content.store_content,
             ownership.claim_session,
             ownership.claim_run,
         ],

@@ -41,6 +41,7 @@ from typing import Any, NoReturn
 from temporalio import workflow
 from temporalio.common import RawValue
 
+from agent_session_manager.workflows.content import request_by_reference, spec_by_reference
 from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT
 from agent_session_manager.workflows.ownership import claim_session
@@ -178,6 +179,7 @@ class AgentSession(SessionBase):
             raise
 
     async def _start(self, spec: SessionSpec) -> None:
+        await spec_by_reference(spec)  # long content leaves the payloads
         catalog: ProviderCatalog = await workflow.execute_local_activity(
             PROVIDER_CATALOG_ACTIVITY,
             result_type=ProviderCatalog,
@@ -329,7 +331,8 @@ class AgentSession(SessionBase):
 
         Takes one :class:`RunRequest`.
         """
-        return await self._runs.submit(argument(args, RunRequest, protocol.SUBMIT_RUN))
+        request = argument(args, RunRequest, protocol.SUBMIT_RUN)
+        return await self._runs.submit(await request_by_reference(request))
 
     @submit_run.validator
     def _validate_submit_run(self, *args: Any) -> None:

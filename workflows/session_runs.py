@@ -188,7 +188,9 @@ class SessionRuns(SessionBase):
             model=request.model or spec.model or self._state.default_model,
             turn=view.turn,
             system_prompt=spec.system_prompt,
+            system_prompt_ref=spec.system_prompt_ref,
             messages=messages,
+            prompt_ref=request.prompt_ref,
             provider_options={**spec.provider_options, **request.provider_options},
             mock=request.mock or spec.mock,
             retry=request.retry or spec.retry,
@@ -203,7 +205,7 @@ class SessionRuns(SessionBase):
                 run_spec,
                 id=run_workflow_id(request.run_id),
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                static_summary=f"turn {view.turn}: {messages[-1].text()[:80]}",
+                static_summary=f"turn {view.turn}: {request.preview()}",
             )
         except Exception as exc:  # e.g. the run id is taken by another session's run
             self._execution.tokens.pop(request.run_id, None)

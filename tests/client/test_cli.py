@@ -23,16 +23,18 @@ async def asm(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60,  # noqa: ASYNC109 - a subprocess deadline, so a hang fails fast
+    stdin: bytes | None = None,
 ) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         *ASM,
         *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         cwd=cwd or REPO,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -117,6 +119,23 @@ async def test_session_run_events_show_and_cancel_through_the_cli(
         code, _, err = await asm("run", "again", "--session", sid, env=e)
     assert code == 1
     assert "invalid_transition" in err
+
+
+async def test_run_reads_a_prompt_of_any_size_from_stdin(
+    env: WorkflowEnvironment, store: EventStore, task_queue: str, run_worker: Any
+) -> None:
+    e = cli_env(env, store, task_queue)
+    prompt = "a long question " * 200_000  # 3.2 MB: only by reference does it fit Temporal
+    script = json.dumps({"steps": [{"type": "text", "text": "short answer"}]})
+    async with run_worker():
+        code, sid, err = await asm("session", "start", "--mock-script", script, env=e)
+        assert code == 0, err
+        sid = sid.strip()
+        code, out, err = await asm("run", "-", "--session", sid, env=e, stdin=prompt.encode())
+        assert code == 0, err
+        assert out.strip() == "short answer"
+        conversation = await store.conversation(sid, before_turn=2)
+        assert conversation[0].content == prompt
 
 
 async def test_session_status_commands_move_the_session_and_ls_finds_it(

@@ -23,6 +23,7 @@ from agent_session_manager.core.contract import (
     MockScript,
     MockText,
     RetrySettings,
+    RunRequest,
     SessionSpec,
     Transition,
     session_workflow_id,
@@ -154,6 +155,22 @@ async def _preempted(client: SessionClient) -> list[Path]:
     return [await _save(client, "session_preempted", f"session-{sid}")]
 
 
+async def _inline_content(client: SessionClient) -> list[Path]:
+    """A caller that is not ``SessionClient`` (any SDK, the ``temporal`` CLI) sends a system
+    prompt and a prompt above the inline limit in the payloads themselves."""
+    sid = "ses_rec_inline"
+    spec = SessionSpec(agent_id="rec", session_id=sid, system_prompt="s" * 6000)
+    handle = await client.temporal.start_workflow(
+        AgentSession.run, spec, id=session_workflow_id(sid), task_queue=client.task_queue
+    )
+    await client._wait_started(handle, sid)
+    ref = await handle.execute_update(AgentSession.submit_run, RunRequest(prompt="p" * 8000))
+    await client.wait_run(ref.run_id, sid)
+    await client.run(sid, "small")
+    await client.complete_session(sid)
+    return [await _save(client, "session_inline_content", f"session-{sid}")]
+
+
 #: Every scenario, by name: ``python -m tests.histories.record [name ...]`` records those.
 SCENARIOS: dict[str, Scenario] = {
     "multi_turn": _multi_turn,
@@ -161,6 +178,7 @@ SCENARIOS: dict[str, Scenario] = {
     "retried": _retried,
     "continued_as_new": _continued_as_new,
     "preempted": _preempted,
+    "inline_content": _inline_content,
 }
 
 

@@ -12,6 +12,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from agent_session_manager.client.session_client import Reset, SessionClient, TextDelta
 from agent_session_manager.core.contract import (
+    Message,
     MockError,
     MockScript,
     MockSleep,
@@ -523,10 +524,12 @@ async def test_the_queue_is_bounded_by_the_bytes_continue_as_new_can_carry(
     async with run_worker():
         sid = (await client.start_session(agent_id="a", mock=slow(chars=3000))).session_id
         first = await client.submit_run(sid, "one")
-        big = "x" * 200_000  # under the per-request limit; three of them are over the queue's
-        queued = [await client.submit_run(sid, big, strategy="enqueue") for _ in range(2)]
+        # Under the per-request limit; three of them are over the queue's. Messages, not a
+        # prompt: a long prompt would travel by reference and weigh a few hundred bytes.
+        big = [Message(role="user", content="x" * 200_000)]
+        queued = [await client.submit_run(sid, messages=big, strategy="enqueue") for _ in range(2)]
         with pytest.raises(AsmError) as info:
-            await client.submit_run(sid, big, strategy="enqueue")
+            await client.submit_run(sid, messages=big, strategy="enqueue")
         view = await client.describe(sid)
         for ref in [*queued, first]:
             await client.cancel_run(sid, ref.run_id)

@@ -78,13 +78,14 @@ class MockProvider:
         content: list[dict[str, Any]] = []
         for index, step in enumerate(script.steps):
             if isinstance(step, MockText):
-                for start in range(0, len(step.text), step.chunk_size):
+                full = step.full_text()
+                for start in range(0, len(full), step.chunk_size):
                     if step.delay_ms:
                         await asyncio.sleep(step.delay_ms / 1000)
-                    chunk = step.text[start : start + step.chunk_size]
+                    chunk = full[start : start + step.chunk_size]
                     await sink.emit(EventType.MESSAGE_STREAMED, {"text": chunk, "index": index})
-                text_parts.append(step.text)
-                content.append({"type": "text", "text": step.text})
+                text_parts.append(full)
+                content.append({"type": "text", "text": full})
             elif isinstance(step, MockThinking):
                 for start in range(0, len(step.text), step.chunk_size):
                     chunk = step.text[start : start + step.chunk_size]
