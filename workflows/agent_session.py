@@ -41,13 +41,17 @@ from typing import Any, NoReturn
 from temporalio import workflow
 from temporalio.common import RawValue
 
-from agent_session_manager.workflows.content import request_by_reference, spec_by_reference
+from agent_session_manager.workflows.content import (
+    CONTENT_BY_REFERENCE,
+    request_by_reference,
+    spec_by_reference,
+)
 from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT
 from agent_session_manager.workflows.ownership import claim_session
 from agent_session_manager.workflows.session_base import SessionBase
 from agent_session_manager.workflows.session_execution import Execution
-from agent_session_manager.workflows.session_runs import SessionRuns
+from agent_session_manager.workflows.session_runs import RUN_EVIDENCE, SessionRuns
 from agent_session_manager.workflows.session_transitions import SessionTransitions, transition_arg
 
 with workflow.unsafe.imports_passed_through():
@@ -120,6 +124,13 @@ class AgentSession(SessionBase):
         super().__init__(spec, state, execution)
         self._runs = SessionRuns(spec, state, execution)
         self._transitions = SessionTransitions(spec, state, execution, self._runs)
+        if execution.owns_ids:
+            # Every later patch is decided here too, in the first activation: a patch first
+            # asked right after a local activity (a claim, a stored content) can land its
+            # marker in the next workflow task when a query splits the task, and then the
+            # history does not replay (see workflows/content.py).
+            workflow.patched(RUN_EVIDENCE)
+            workflow.patched(CONTENT_BY_REFERENCE)
 
     @staticmethod
     def _initial_state(spec: SessionSpec) -> SessionState:
