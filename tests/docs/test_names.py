@@ -62,7 +62,8 @@ def test_documented_asm_options_exist(where: str, command: str) -> None:
     if hasattr(cli, "commands") and words:
         pytest.fail(f"{where}: `{command}` names no command of `asm {cli.name}`")
     options = {o for p in cli.params for o in (*p.opts, *p.secondary_opts)}
-    flags = {w.strip("[]").split("=")[0] for w in words if w.strip("[]").startswith("-")}
+    # A bare `-` is an argument (standard input), not an option.
+    flags = {w.strip("[]").split("=")[0] for w in words if w.strip("[]").startswith("-")} - {"-"}
     assert flags <= options, f"{where}: `{command}` uses {sorted(flags - options)}"
 
 

@@ -48,5 +48,6 @@ async def test_serve_registers_both_workflows_and_every_activity_on_an_instrumen
         "rollback_run",
         "claim_session",
         "claim_run",
+        "store_content",
     }
     assert stores == {InstrumentedStore}
