@@ -78,6 +78,10 @@ MAX_TIMEOUT_SECONDS = 365 * 24 * 3600.0
 _MAX_MOCK_DELAY_MS = 24 * 3600 * 1000
 #: Mock replies stay at most 100 M characters however the script repeats its text.
 _MAX_MOCK_REPLY_CHARS = 100_000_000
+#: A mock's reported token counts (a trillion; far above any real call's).
+_MAX_MOCK_TOKENS = 2**40
+#: Turns are counted in a 32-bit SQL column.
+_MAX_TURN = 2**31 - 1
 #: The store's ``stop_reason`` column is ``varchar(64)``.
 _MAX_STOP_REASON_CHARS = 64
 #: Free-text reasons recorded in events.
@@ -299,6 +303,23 @@ class MockScript(_Model):
     usage: TokenUsage | None = None
     stop_reason: str = Field(default="end_turn", min_length=1, max_length=_MAX_STOP_REASON_CHARS)
 
+    @field_validator("usage")
+    @classmethod
+    def _usage_in_range(cls, usage: TokenUsage | None) -> TokenUsage | None:
+        # A session's total (a 64-bit SQL column) must not overflow however many runs add up.
+        if (
+            usage is not None
+            and max(
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_creation_input_tokens,
+                usage.cache_read_input_tokens,
+            )
+            > _MAX_MOCK_TOKENS
+        ):
+            raise ValueError(f"each token count must be at most {_MAX_MOCK_TOKENS}")
+        return usage
+
 
 # --- retries and limits -----------------------------------------------------------------
 
@@ -456,7 +477,7 @@ class RunSpec(_Model):
     agent_id: Name
     provider: Name
     model: Name | None = None
-    turn: int = Field(ge=1)
+    turn: int = Field(ge=1, le=_MAX_TURN)
     system_prompt: str | None = None
     system_prompt_ref: ContentRef | None = None
     messages: list[Message]

@@ -125,7 +125,7 @@ class SessionTable(_AsmModel, table=True):
         default_factory=dict, sa_column=sa.Column("metadata", JsonType, nullable=False)
     )
     usage: dict[str, Any] = Field(default_factory=dict, sa_type=JsonType)
-    total_tokens: int = Field(default=0)
+    total_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     run_count: int = Field(default=0)
     error: dict[str, Any] | None = Field(default=None, sa_type=JsonType)
     created_at: datetime = Field(sa_type=Timestamp)
@@ -149,7 +149,7 @@ class RunTable(_AsmModel, table=True):
     model: str | None = Field(default=None, max_length=255)
     provider: str | None = Field(default=None, max_length=255)
     usage: dict[str, Any] = Field(default_factory=dict, sa_type=JsonType)
-    total_tokens: int = Field(default=0)
+    total_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     error: dict[str, Any] | None = Field(default=None, sa_type=JsonType)
     attempts: int = Field(default=0)
     meta: dict[str, Any] = Field(

@@ -7,12 +7,16 @@ from datetime import UTC, datetime
 
 import pydantic
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent_session_manager.core.contract import (
     LifecycleRecord,
     Message,
+    MockScript,
     RunPatch,
     RunRequest,
+    RunSpec,
     SessionPatch,
     SessionSpec,
 )
@@ -146,3 +150,25 @@ def test_values_at_the_limits_are_accepted() -> None:
     )
     assert len(spec.session_id or "") == 255
     assert RunRequest(prompt="x" * 200_000, run_id="run_a.b:c-d_e").run_id
+
+
+@given(turn=st.integers(min_value=2**31, max_value=2**70))
+def test_a_run_spec_turn_beyond_the_sql_column_is_invalid(turn: int) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        RunSpec.model_validate(
+            {
+                "run_id": "r",
+                "session_id": "s",
+                "agent_id": "a",
+                "provider": "mock",
+                "turn": turn,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+        )
+
+
+@given(tokens=st.integers(min_value=2**40 + 1, max_value=2**80))
+def test_a_mock_reporting_more_than_a_trillion_tokens_is_invalid(tokens: int) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        MockScript.model_validate({"usage": {"output_tokens": tokens}})
+    assert MockScript.model_validate({"usage": {"output_tokens": 2**40}}).usage is not None

@@ -169,3 +169,25 @@ async def test_runs_are_ordered_by_turn(store: EventStore, sid: str) -> None:
     assert [r.turn for r in await store.runs(sid)] == [1, 2, 3]
     assert await store.get_run(run_of(sid, "none")) is None
     assert await store.get_session(f"{sid}-none") is None
+
+
+async def test_token_totals_beyond_32_bits_are_stored(store: EventStore, sid: str) -> None:
+    # A busy session's total outgrows PostgreSQL's int4 (migration 0004); on int4 the write
+    # itself fails.
+    run = run_of(sid, "big")
+    usage = TokenUsage(input_tokens=2**40, output_tokens=2**40, cache_read_input_tokens=2**40)
+    await store.record(
+        _rec(
+            sid,
+            1,
+            "run_completed",
+            run_id=run,
+            run_status="completed",
+            run_row=RunPatch(turn=1, usage=usage),
+            session_row=SessionPatch(usage=usage, run_count=1),
+        )
+    )
+    done = await store.get_run(run)
+    session = await store.get_session(sid)
+    assert done is not None and done.usage.total_tokens == 3 * 2**40
+    assert session is not None and session.usage == usage
