@@ -98,9 +98,14 @@ class SessionRuns(SessionBase):
                 return self._ref(existing, note="already submitted")  # idempotent by run id
             decision = self._admit(request)  # re-decided: the state may have moved meanwhile
             negotiation = self._negotiate(request)
-            run_id = request.run_id or new_run_id(workflow.uuid4())
-            request = request.model_copy(update={"run_id": run_id})
-            await claim_run(run_id, self._state.session_id, enforced=self._execution.owns_ids)
+            if request.run_id is None:
+                # An id the session draws (a random UUID) is nobody else's: no claim to make.
+                request = request.model_copy(update={"run_id": new_run_id(workflow.uuid4())})
+            else:
+                await claim_run(
+                    request.run_id, self._state.session_id, enforced=self._execution.owns_ids
+                )
+            run_id = request.run_id
             self._state.run_count += 1
             view = RunView(run_id=run_id, turn=self._state.run_count, status=RunStatus.PENDING)
             self._state.runs.append(view)
