@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,dev-server,docs,codex,claude-code]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,dev-server,docs,gateway,codex,claude-code]'
 	touch $(STAMP)
 
 demo: venv  ## run a multi-turn session end to end on the embedded server
