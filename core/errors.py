@@ -91,6 +91,7 @@ ErrorCode = Literal[
     "temporal_unavailable",
     "storage_full",
     "session_already_exists",
+    "budget_exceeded",
 ]
 """Every taxonomy code; ``AsmError.code`` is always one of these."""
 
@@ -151,6 +152,9 @@ CODES: dict[ErrorCode, tuple[Category, str]] = {
     # added since the seed
     "storage_full": ("storage", "The event store's disk is full"),
     "session_already_exists": ("resource", "The session id belongs to another session"),
+    # a budget (tokens or money, per session, agent or tenant per day) is spent: retrying
+    # would spend more, so it is final
+    "budget_exceeded": ("resource", "A spending budget is exhausted"),
 }
 
 #: The only codes Temporal retries. Everything else fails the attempt for good.

@@ -1,5 +1,5 @@
 """The SQL schema: sessions, runs, events, per-session sequence counters, conversation messages,
-who owns each session and run id, and content stored by reference.
+who owns each session and run id, content stored by reference, and the cost ledger.
 
 Tables are defined with sqlmodel on a private registry (so ``SQLModel.metadata`` of other code
 never mixes in), and prefixed ``asm_`` so the store can share a database — Temporal's own
@@ -219,6 +219,44 @@ class RunOwnerRow(_AsmModel, table=True):
     created_at: datetime = Field(sa_type=Timestamp)
 
 
+class LedgerRow(_AsmModel, table=True):
+    """The cost ledger: one row per provider attempt (``core.ledger``), written as it ends.
+
+    Keyed by ``(run_id, attempt)`` so a retried write is a no-op. ``day`` (UTC, ``YYYY-MM-DD``)
+    is a column, not an expression over ``created_at``, so "per agent per day" is an index
+    range on both backends.
+    """
+
+    __tablename__ = "asm_ledger"
+    __table_args__ = (
+        sa.Index("ix_asm_ledger_session_id", "session_id"),
+        sa.Index("ix_asm_ledger_agent_id_day", "agent_id", "day"),
+        sa.Index("ix_asm_ledger_tenant_day", "tenant", "day"),
+        sa.Index("ix_asm_ledger_day", "day"),
+    )
+
+    run_id: str = Field(primary_key=True, max_length=255)
+    attempt: int = Field(sa_column_kwargs={"primary_key": True, "autoincrement": False})
+    session_id: str = Field(max_length=255)
+    agent_id: str = Field(max_length=255)
+    tenant: str | None = Field(default=None, max_length=255)
+    provider: str = Field(max_length=255)
+    model: str | None = Field(default=None, max_length=255)
+    credential: str | None = Field(default=None, max_length=64)
+    input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_write_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_read_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    thinking_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    total_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cost_micros: int | None = Field(default=None, sa_type=sa.BigInteger)
+    price_version: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(max_length=16)
+    error_code: str | None = Field(default=None, max_length=64)
+    day: str = Field(max_length=10)
+    created_at: datetime = Field(sa_type=Timestamp)
+
+
 METADATA: sa.MetaData = _AsmModel.metadata
 EVENTS: sa.Table = EventRow.__table__  # type: ignore[attr-defined]
 COUNTERS: sa.Table = EventCounterRow.__table__  # type: ignore[attr-defined]
@@ -228,3 +266,4 @@ MESSAGES: sa.Table = MessageRow.__table__  # type: ignore[attr-defined]
 CONTENT: sa.Table = ContentRow.__table__  # type: ignore[attr-defined]
 SESSION_OWNERS: sa.Table = SessionOwnerRow.__table__  # type: ignore[attr-defined]
 RUN_OWNERS: sa.Table = RunOwnerRow.__table__  # type: ignore[attr-defined]
+LEDGER: sa.Table = LedgerRow.__table__  # type: ignore[attr-defined]

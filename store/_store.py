@@ -28,11 +28,20 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agent_session_manager.core.budget import Spend
 from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef, content_bytes, ref_of
 from agent_session_manager.core.contract import LifecycleRecord, Message
 from agent_session_manager.core.errors import AsmError, ResourceError, StateError
 from agent_session_manager.core.events import Event, EventDraft
-from agent_session_manager.store import _content, _conversation, _ownership, _read_models, _reads
+from agent_session_manager.core.ledger import LedgerEntry, UsageGroup, UsageTotal
+from agent_session_manager.store import (
+    _content,
+    _conversation,
+    _ledger,
+    _ownership,
+    _read_models,
+    _reads,
+)
 from agent_session_manager.store._append import append_batch, append_group, dedupe
 from agent_session_manager.store._database import Database
 from agent_session_manager.store._engine import resolve_url
@@ -456,6 +465,88 @@ class EventStore(Database):
                 f"content {ref.digest} is {ref.media_type!r} bytes, not UTF-8 text: "
                 "read it with get_content"
             ) from None
+
+    # --- cost ledger -------------------------------------------------------------------------
+
+    async def bill(self, entry: LedgerEntry) -> UsageTotal:
+        """Write one attempt's ledger row (a second write of the same ``(run, attempt)`` is a
+        no-op); a completed attempt marks the run's failed ones ``superseded``. Returns the
+        run's total over all its attempts."""
+        now = _now()
+        return await self._run_write(lambda conn: _ledger.bill(conn, self.backend, entry, now))
+
+    async def spend(
+        self,
+        *,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        tenant: str | None = None,
+        day: str | None = None,
+    ) -> Spend:
+        """Tokens and micro-dollars the matching attempts cost (all of them, when unfiltered)."""
+        filters = _ledger_filters(session_id=session_id, agent_id=agent_id, tenant=tenant, day=day)
+        return await self._run_read(lambda conn: _ledger.spend(conn, **filters))
+
+    async def last_call(self, session_id: str) -> Spend:
+        """The session's most recent attempt's tokens and cost (zero when it has none)."""
+        _ledger_filters(session_id=session_id)
+        return await self._run_read(lambda conn: _ledger.last_call(conn, session_id))
+
+    async def usage_totals(
+        self,
+        group: UsageGroup,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        tenant: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 100,
+    ) -> list[UsageTotal]:
+        """The ledger summed per ``group`` (run, session, agent, tenant, day, model), filtered;
+        days are UTC ``YYYY-MM-DD`` (``since``/``until`` inclusive). Most expensive first."""
+        if group not in _ledger.GROUPS:
+            raise invalid_input(f"group must be one of {', '.join(_ledger.GROUPS)}, got {group!r}")
+        if not 1 <= limit <= MAX_PAGE:
+            raise invalid_input(f"limit must be in 1..{MAX_PAGE}, got {limit}")
+        filters = _ledger_filters(
+            run_id=run_id,
+            session_id=session_id,
+            agent_id=agent_id,
+            tenant=tenant,
+            since=since,
+            until=until,
+        )
+        return await self._run_read(lambda conn: _ledger.totals(conn, group, limit, **filters))
+
+    async def ledger(
+        self,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[LedgerEntry]:
+        """The ledger rows of a run or a session, oldest first."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise invalid_input(f"limit must be in 1..{MAX_PAGE}, got {limit}")
+        filters = _ledger_filters(run_id=run_id, session_id=session_id)
+        return await self._run_read(lambda conn: _ledger.entries(conn, limit, **filters))
+
+
+def _ledger_filters(**filters: str | None) -> dict[str, str | None]:
+    """``filters`` checked against the ledger's columns: ``invalid_input`` otherwise."""
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or len(value) > _ledger.MAX_KEY_CHARS:
+            raise invalid_input(
+                f"{name} must be a non-empty string of at most {_ledger.MAX_KEY_CHARS} "
+                f"characters, got {str(value)[:80]!r}"
+            )
+        if name in ("day", "since", "until") and not _ledger.DAY.fullmatch(value):
+            raise invalid_input(f"{name} must be a UTC day as YYYY-MM-DD, got {value[:80]!r}")
+    return filters
 
 
 async def open_store(url: str | None = None, *, check_schema: bool = True) -> EventStore:
