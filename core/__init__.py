@@ -13,6 +13,8 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.content` large content by reference: :class:`ContentRef` and the inline limit
 * :mod:`core.scrub` redaction and byte caps for text from outside
 * :mod:`core.ownership` claims on session and run ids (enforced by the store)
+* :mod:`core.prices` the versioned price table    * :mod:`core.ledger` cost ledger shapes
+* :mod:`core.budget` spending budgets and the check before each provider call
 
 :mod:`core.temporal` (error conversion, retry policies, the data converter) and
 :mod:`core.search_attributes` (the search-attribute keys) are the modules that import
@@ -29,6 +31,18 @@ from agent_session_manager.core.admission import (
     admit,
     admit_after_preemption,
     admit_queued,
+)
+from agent_session_manager.core.budget import (
+    TENANT_TAG_PREFIX,
+    Budget,
+    BudgetPolicy,
+    Scope,
+    Spend,
+    Verdict,
+    exceeded,
+    judge,
+    parse_budgets,
+    tenant_of,
 )
 from agent_session_manager.core.capabilities import (
     CAPABILITY_TYPES,
@@ -139,6 +153,13 @@ from agent_session_manager.core.events import (
     lifecycle_event_id,
     parse_event_type,
 )
+from agent_session_manager.core.ledger import (
+    USAGE_GROUPS,
+    LedgerEntry,
+    Outcome,
+    UsageGroup,
+    UsageTotal,
+)
 from agent_session_manager.core.lifecycle import (
     ENDING_EVENTS,
     completed_result,
@@ -154,6 +175,13 @@ from agent_session_manager.core.models import (
     new_session_id,
 )
 from agent_session_manager.core.ownership import RunClaim, SessionClaim
+from agent_session_manager.core.prices import (
+    ModelPrice,
+    PriceTable,
+    cost_of,
+    default_prices,
+    parse_prices,
+)
 from agent_session_manager.core.protocol import (
     ACTIVATE,
     CANCEL,
@@ -255,9 +283,13 @@ __all__ = [
     "STORE_CONTENT_ACTIVITY",
     "STREAM_PROVIDER_ACTIVITY",
     "SUBMIT_RUN",
+    "TENANT_TAG_PREFIX",
     "TEXT_MEDIA_TYPE",
+    "USAGE_GROUPS",
     "Admission",
     "AsmError",
+    "Budget",
+    "BudgetPolicy",
     "CancelRun",
     "CancelSession",
     "Capability",
@@ -273,6 +305,7 @@ __all__ = [
     "EventDraft",
     "EventType",
     "Id",
+    "LedgerEntry",
     "LifecycleRecord",
     "Message",
     "MockError",
@@ -282,10 +315,13 @@ __all__ = [
     "MockText",
     "MockThinking",
     "MockToolCall",
+    "ModelPrice",
     "MultitaskStrategy",
     "Name",
     "Negotiation",
+    "Outcome",
     "PreemptRuns",
+    "PriceTable",
     "ProviderCall",
     "ProviderCatalog",
     "ProviderError",
@@ -306,6 +342,7 @@ __all__ = [
     "RunStatus",
     "RunView",
     "RuntimeFailure",
+    "Scope",
     "Seconds",
     "SessionClaim",
     "SessionLoad",
@@ -315,6 +352,7 @@ __all__ = [
     "SessionStatus",
     "SessionSummary",
     "SessionView",
+    "Spend",
     "StartRun",
     "StateError",
     "StorageError",
@@ -323,7 +361,10 @@ __all__ = [
     "TokenUsage",
     "ToolError",
     "Transition",
+    "UsageGroup",
+    "UsageTotal",
     "ValidationError",
+    "Verdict",
     "activity_event_id",
     "admit",
     "admit_after_preemption",
@@ -335,18 +376,24 @@ __all__ = [
     "check_transition",
     "completed_result",
     "content_bytes",
+    "cost_of",
+    "default_prices",
     "digest_of",
     "ended_result",
     "error",
+    "exceeded",
     "invalid",
     "is_retryable",
     "json_size",
+    "judge",
     "lifecycle_event_id",
     "new_run_id",
     "new_session_id",
+    "parse_budgets",
     "parse_capability_type",
     "parse_error_code",
     "parse_event_type",
+    "parse_prices",
     "parse_run_status",
     "parse_session_status",
     "redact",
@@ -359,5 +406,6 @@ __all__ = [
     "scrub_value",
     "session_id_from_workflow_id",
     "session_workflow_id",
+    "tenant_of",
     "travels_by_reference",
 ]

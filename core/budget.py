@@ -41,7 +41,9 @@ _Key = Annotated[str, Field(min_length=1, max_length=255)]
 #: How many agent or tenant budgets one policy may hold (each is a ledger query per call).
 _MAX_KEYS = 1000
 
+#: What a budget applies to: one session (its whole life), an agent or a tenant (per UTC day).
 Scope = Literal["session", "agent", "tenant"]
+#: What :func:`judge` decides about the next provider call.
 Verdict = Literal["ok", "warn", "exceeded"]
 
 

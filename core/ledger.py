@@ -22,6 +22,7 @@ from agent_session_manager.core.usage import TokenUsage
 Outcome = Literal["completed", "failed", "cancelled", "superseded"]
 #: How ``asm usage`` and :meth:`store.EventStore.usage_totals` group entries.
 UsageGroup = Literal["run", "session", "agent", "tenant", "day", "model"]
+#: Every usage group, in display order.
 USAGE_GROUPS: tuple[UsageGroup, ...] = ("run", "session", "agent", "tenant", "day", "model")
 
 

@@ -35,7 +35,7 @@ from agent_session_manager.core.usage import TokenUsage
 _SNAPSHOT = re.compile(r"-(\d{8}|latest)$")
 #: USD per million tokens: non-negative, and far above any real price (a typo such as
 #: 30000 instead of 3 is still accepted; 10^7 is not a price).
-Price = Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=18, decimal_places=6)]
+_Price = Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=18, decimal_places=6)]
 
 
 class ModelPrice(BaseModel):
@@ -43,10 +43,10 @@ class ModelPrice(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    input: Price
-    output: Price
-    cache_write: Price = Decimal(0)
-    cache_read: Price = Decimal(0)
+    input: _Price
+    output: _Price
+    cache_write: _Price = Decimal(0)
+    cache_read: _Price = Decimal(0)
 
     def cost_micros(self, usage: TokenUsage) -> int:
         """What ``usage`` costs at these prices, in micro-dollars (rounded half-up)."""
