@@ -16,6 +16,11 @@ lost) returns the recorded outcome instead of calling the provider again.
 A store outage during the attempt is waited out inside it (:mod:`activities.store_outage`),
 up to the activity's deadline: it never spends one of the provider's attempts, and a reply the
 model has already given is saved once the store is back, not asked for again.
+
+Money: before the call every budget that applies is checked (:mod:`activities.budget`), so a
+call that would pass one is never sent; once the provider was called, the attempt's ledger
+row is written however it ends (:mod:`activities.ledger`), and the outcome (or the error) says
+what the run's attempts cost so far.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.service import RPCError
 
+from agent_session_manager.activities.budget import Budgets
 from agent_session_manager.activities.content import read_inputs, store_reply
+from agent_session_manager.activities.ledger import AttemptBill, Ledger
 from agent_session_manager.activities.providers.base import Provider, ProviderRequest
 from agent_session_manager.activities.sink import StoreSink
 from agent_session_manager.activities.store_outage import StoreOutage, activity_deadline
+from agent_session_manager.core.budget import BudgetPolicy
 from agent_session_manager.core.contract import (
     Message,
     ProviderCall,
@@ -43,7 +51,9 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import EventType
+from agent_session_manager.core.ledger import UsageTotal
 from agent_session_manager.core.lifecycle import completed_result, run_ended, run_started
+from agent_session_manager.core.prices import PriceTable, default_prices
 from agent_session_manager.core.protocol import (
     RUN_FINISHED,
     STREAM_PROVIDER_ACTIVITY,
@@ -65,6 +75,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _cost(total: UsageTotal | None) -> dict[str, Any]:
+    """The run's cost fields of an outcome, from the ledger's total (none: not known)."""
+    if total is None:
+        return {}
+    return {"cost_micros": total.cost_micros, "billed_usage": total.usage}
+
+
 @dataclass
 class ProviderActivities:
     """Activities that call providers; dependencies are injected by the worker."""
@@ -74,9 +91,15 @@ class ProviderActivities:
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     flush_interval: float = 0.05
     tick: float = 0.1
+    prices: PriceTable | None = None
+    """The price table (default: the shipped one, ``core/prices.json``)."""
+    budgets: BudgetPolicy = field(default_factory=BudgetPolicy)
+    """The worker's budgets; a session's own (``SessionSpec.budget``) comes with its runs."""
 
     def __post_init__(self) -> None:
         quiet_failed_attempts()  # our own line per failed attempt replaces the SDK's
+        self._ledger = Ledger(self.store, self.prices or default_prices())
+        self._budgets = Budgets(self.store, self.budgets)
 
     @activity.defn(name=STREAM_PROVIDER_ACTIVITY)
     @traced_provider_call  # one GenAI span + provider metrics per attempt
@@ -108,6 +131,7 @@ class ProviderActivities:
             flush_interval=self.flush_interval,
             outage=outage,
         )
+        bill: AttemptBill | None = None
         try:
             if attempt > 1 and (
                 done := await outage.outlast(
@@ -125,6 +149,8 @@ class ProviderActivities:
             history = await outage.outlast(
                 lambda: self._history(spec.session_id, spec.turn), "reading the conversation"
             )
+            # Before anything is sent: a call that would pass a budget fails here, final.
+            await self._budgets.check(spec, sink, outage)
             request = ProviderRequest(
                 session_id=spec.session_id,
                 run_id=spec.run_id,
@@ -138,12 +164,17 @@ class ProviderActivities:
                 mock=spec.mock,
                 secrets=self.secrets,
             )
+            bill = self._ledger.open(spec, attempt, request.model, self.secrets)
             result = await sink.run_with_ticker(
                 provider.stream(request, sink),
                 tick=self.tick,
                 silence_limit=spec.heartbeat_timeout_seconds,
             )
             note_result(result)  # response model and stop reason for the provider span
+            # Billed before the reply is saved: the run's outcome carries every attempt's cost.
+            billed = await bill.close(
+                sink, outage, "completed", usage=result.usage, model=result.model
+            )
             assistant = Message(
                 role="assistant", content=result.content or result.text or "(no text)"
             )
@@ -163,6 +194,7 @@ class ProviderActivities:
                 stop_reason=result.stop_reason,
                 usage=result.usage,
                 attempt=attempt,
+                **_cost(billed),
             )
             ended = completed_result(spec, outcome)
             # The assistant message, the attempt's last events and run_completed land
@@ -185,9 +217,12 @@ class ProviderActivities:
             )
         except asyncio.CancelledError:
             await asyncio.shield(self._flush_quietly(sink))
+            if bill is not None:
+                await asyncio.shield(bill.close(sink, outage, "cancelled", error_code="cancelled"))
             raise
         except AsmError as err:
             clean = self._failed(err, spec.provider, attempt)
+            await self._bill_failure(bill, sink, outage, clean)
             await self._record_failure(sink, clean)
             # Without the chain: it quotes the provider's whole answer (and maybe the key).
             raise to_application_error(clean) from None
@@ -202,6 +237,7 @@ class ProviderActivities:
                 attempt,
                 cause=exc,
             )
+            await self._bill_failure(bill, sink, outage, crash)
             await self._record_failure(sink, crash)
             raise to_application_error(crash) from None
         await self._tell_session(RunFinished.of(ended, spec.token))
@@ -223,6 +259,22 @@ class ProviderActivities:
             secrets=secret_values(self.secrets, self.secrets),
         )
         return clean
+
+    async def _bill_failure(
+        self, bill: AttemptBill | None, sink: StoreSink, outage: StoreOutage, err: AsmError
+    ) -> None:
+        """Bill a failed attempt (if the provider was called) and note the run's cost so far
+        on its error, where the run's result is built from."""
+        if bill is None:
+            return
+        billed = await bill.close(sink, outage, "failed", error_code=err.code)
+        if billed is not None:
+            cost = _cost(billed)
+            err.details = {
+                **err.details,
+                "cost_micros": cost["cost_micros"],
+                "billed_usage": cost["billed_usage"].model_dump(exclude={"total_tokens"}),
+            }
 
     async def _history(self, session_id: str, turn: int) -> list[Message]:
         if turn == 1:  # nothing before the first turn: skip the read

@@ -16,6 +16,9 @@
   exactly as it was (never merged with later deltas: its commit may have landed, and a retried
   write skips ids that exist, so text merged into it would be lost). What is still unwritten at
   the end goes out with the reply (:meth:`StoreSink.take`), which the activity waits to save.
+* Usage: the sink keeps the last usage the provider reported (``token_usage_updated`` carries
+  the attempt's running totals) and the model it named, so an attempt that fails half-way is
+  still billed for what it used (:mod:`activities.ledger`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from typing import Any
 from agent_session_manager.activities.store_outage import Heartbeat, StoreOutage, is_outage
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import EventDraft, EventType, activity_event_id
+from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store import EventStore
+
+#: ``token_usage_updated`` keys of the four billed token classes (:class:`TokenUsage`).
+_USAGE_KEYS = tuple(TokenUsage.model_fields)
+#: Where providers report reasoning tokens (inside output): Codex, and a generic name.
+_THINKING_KEYS = ("reasoning_output_tokens", "thinking_tokens")
 
 
 class StoreSink:
@@ -70,6 +79,12 @@ class StoreSink:
         self._open_tools: set[str] = set()
         self._first_token_sent = False
         self._before: asyncio.Future[Any] | None = None
+        #: The attempt's usage as last reported by the provider (running totals).
+        self.usage = TokenUsage()
+        #: Reasoning tokens, where the provider reports them (they are part of output).
+        self.thinking_tokens: int | None = None
+        #: The model the provider said it is answering with.
+        self.model: str | None = None
 
     def write_first(self, write: Awaitable[Any]) -> None:
         """Start ``write`` now; whatever this sink writes lands after it.
@@ -101,6 +116,10 @@ class StoreSink:
         """Queue one event, coalescing deltas; flush when the window or the batch is full."""
         self.last_progress = time.monotonic()
         data = data or {}
+        if type is EventType.TOKEN_USAGE_UPDATED and "budget" not in data:
+            self._note_usage(data)
+        elif type is EventType.MESSAGE_SENT and isinstance(data.get("model"), str):
+            self.model = data["model"][:255]
         tool_id = str(data.get("id", ""))
         if type is EventType.TOOL_CALL_STARTED:
             self._open_tools.add(tool_id)
@@ -124,6 +143,16 @@ class StoreSink:
             await self.flush()
             return
         await self._maybe_flush()
+
+    def _note_usage(self, data: dict[str, Any]) -> None:
+        # Running totals: each count present replaces the last; a malformed one is ignored
+        # rather than failing an attempt over its bookkeeping.
+        counts = {k: v for k in _USAGE_KEYS if _count(v := data.get(k))}
+        if counts:
+            self.usage = self.usage.model_copy(update=counts)
+        for key in _THINKING_KEYS:
+            if _count(value := data.get(key)):
+                self.thinking_tokens = value
 
     async def _maybe_flush(self) -> None:
         if (
@@ -204,6 +233,10 @@ class StoreSink:
                 # We are being cancelled: stop the provider and wait for it to let go.
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62
 
 
 def _silence(limit: float) -> AsmError:

@@ -109,6 +109,8 @@ class SessionListing:
     total_tokens: int
     workflow_status: str
     started_at: datetime | None
+    cost_micros: int = 0
+    """What the session's settled runs cost (``AsmCostMicros``; 1e-6 USD)."""
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,7 @@ class SessionClient:
                         total_tokens=sa.get(search_attributes.TOTAL_TOKENS) or 0,
                         workflow_status=wf.status.name if wf.status else "UNKNOWN",
                         started_at=wf.start_time,
+                        cost_micros=sa.get(search_attributes.COST_MICROS) or 0,
                     )
                 )
         return out

@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent_session_manager.core.budget import Budget
 from agent_session_manager.core.capabilities import Capability, CapabilityType, Negotiation
 from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef
 from agent_session_manager.core.errors import ValidationError
@@ -369,6 +370,11 @@ class SessionSpec(_Model):
     max_concurrent_runs: int = Field(default=1, ge=1, le=100)
     max_queued_runs: int = Field(default=100, ge=0, le=10000)
     multitask_strategy: MultitaskStrategy = "reject"
+    budget: Budget | None = Field(
+        default=None,
+        description="tokens and/or micro-dollars this session may spend in all; checked "
+        "before every provider call (budget_exceeded)",
+    )
     #: At most 500: every run of an execution rides in ``describe`` and the update results.
     continue_as_new_after_runs: int = Field(default=200, ge=1, le=500)
     carried: SessionState | None = Field(
@@ -495,6 +501,8 @@ class RunSpec(_Model):
         max_length=64,
         description="evidence: the session settles this run only on a run_finished that has it",
     )
+    budget: Budget | None = Field(default=None, description="the session's own budget")
+    tenant: Name | None = Field(default=None, description="the session's tenant:<name> tag")
 
     @model_validator(mode="after")
     def _small(self) -> RunSpec:
@@ -517,6 +525,12 @@ class RunResult(_Model):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     attempts: int = 0
     error: dict[str, Any] | None = None
+    cost_micros: int = Field(
+        default=0, ge=0, description="every attempt of the run at the price table (1e-6 USD)"
+    )
+    billed_usage: TokenUsage | None = Field(
+        default=None, description="tokens of every attempt (failed ones too), from the ledger"
+    )
 
 
 class RunFinished(RunResult):
@@ -577,6 +591,8 @@ class ProviderOutcome(_Model):
     stop_reason: str | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
     attempt: int = 1
+    cost_micros: int = Field(default=0, ge=0, description="every attempt of the run so far")
+    billed_usage: TokenUsage | None = None
 
 
 class _Patch(_Model):
@@ -662,6 +678,7 @@ class RunView(_Model):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     error: dict[str, Any] | None = None
     stop_reason: str | None = None
+    cost_micros: int = 0
 
 
 class SessionState(_Model):
@@ -674,6 +691,7 @@ class SessionState(_Model):
     runs: list[RunView] = Field(default_factory=list)
     queue: list[RunRequest] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_micros: int = Field(default=0, description="what the session's settled runs cost")
     run_count: int = 0
     event_counter: int = 0
     capabilities: list[Capability] = Field(default_factory=list)
@@ -693,6 +711,7 @@ class SessionView(_Model):
     queued: list[str]
     usage: TokenUsage
     run_count: int
+    cost_micros: int = 0
     continued: int = 0
     error: dict[str, Any] | None = None
     ready: bool = Field(default=True, description="false until the session finished starting")

@@ -104,6 +104,8 @@ def completed_result(spec: RunSpec, outcome: ProviderOutcome) -> RunResult:
         stop_reason=outcome.stop_reason,
         usage=outcome.usage,
         attempts=outcome.attempt,
+        cost_micros=outcome.cost_micros,
+        billed_usage=outcome.billed_usage,
     )
 
 
@@ -114,12 +116,21 @@ def ended_result(spec: RunSpec, status: RunStatus, err: AsmError) -> RunResult:
     given; the attempts come from the provider activity's error.
     """
     attempts = err.details.get("attempt")
+    cost = err.details.get("cost_micros")
+    billed = err.details.get("billed_usage")
+    try:
+        billed_usage = TokenUsage.model_validate(billed) if billed is not None else None
+    except PydanticValidationError:  # not a detail this code wrote
+        billed_usage = None
     return RunResult(
         run_id=spec.run_id,
         session_id=spec.session_id,
         status=status,
         error=err.to_dict(),
         attempts=attempts if isinstance(attempts, int) else 0,
+        # The provider activity's word on what the run's attempts cost (the ledger's sum).
+        cost_micros=cost if type(cost) is int and cost >= 0 else 0,
+        billed_usage=billed_usage,
     )
 
 
@@ -158,6 +169,8 @@ def run_ended(
     """
     event = ENDING_EVENTS[result.status]
     data: dict[str, Any] = {"attempts": result.attempts}
+    if result.cost_micros or result.billed_usage is not None:
+        data["cost_micros"] = result.cost_micros
     if result.status is RunStatus.COMPLETED:
         data |= {"stop_reason": result.stop_reason, "usage": result.usage.model_dump()}
         if result.output_ref is not None:

@@ -24,6 +24,10 @@ TAGS = SearchAttributeKey.for_keyword_list("AsmTags")
 #: Tokens the session has used so far (int).
 TOTAL_TOKENS = SearchAttributeKey.for_int("AsmTotalTokens")
 
+#: What the session's settled runs cost, every attempt counted, in micro-dollars (int):
+#: ``AsmCostMicros > 1000000`` is "more than $1".
+COST_MICROS = SearchAttributeKey.for_int("AsmCostMicros")
+
 #: Every key, in registration order.
 ALL: tuple[SearchAttributeKey[Any], ...] = (
     SESSION_ID,
@@ -32,4 +36,5 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     STATUS,
     TAGS,
     TOTAL_TOKENS,
+    COST_MICROS,
 )

@@ -11,6 +11,8 @@ from agent_session_manager.observability.tracing import INSTRUMENTATION_NAME
 
 # Histogram buckets in seconds (the SDK's defaults are for milliseconds up to 10 s).
 RUN_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+#: The GenAI conventions' advised buckets for gen_ai.client.token.usage.
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 
 
@@ -26,6 +28,8 @@ class Instruments:
     retries: metrics.Counter
     active_sessions: metrics.UpDownCounter
     active_runs: metrics.UpDownCounter
+    token_usage: metrics.Histogram
+    cost: metrics.Counter
 
     @classmethod
     def create(cls, meter: metrics.Meter) -> Instruments:
@@ -73,6 +77,20 @@ class Instruments:
                 "asm.runs.active",
                 unit="{run}",
                 description="Runs started and not yet ended (sum over workers)",
+            ),
+            # The GenAI semantic conventions' client metric: one record per token type per
+            # attempt, whatever the attempt's outcome (failed attempts are billed too).
+            token_usage=meter.create_histogram(
+                "gen_ai.client.token.usage",
+                unit="{token}",
+                description="Tokens per provider attempt, by gen_ai.token.type (input, output)",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            ),
+            cost=meter.create_counter(
+                "asm.provider.cost",
+                unit="{microdollar}",
+                description="What provider attempts cost at the price table (1e-6 USD), by "
+                "provider, model and outcome; unpriced models add nothing",
             ),
         )
 

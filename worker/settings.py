@@ -7,10 +7,14 @@ Secrets (``ANTHROPIC_API_KEY`` …) are read by the worker only, handed to provi
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent_session_manager.core.budget import BudgetPolicy, parse_budgets
+from agent_session_manager.core.errors import error
+from agent_session_manager.core.prices import PriceTable, default_prices, parse_prices
 from agent_session_manager.core.protocol import (
     DEFAULT_TASK_QUEUE,
 )
@@ -43,8 +47,17 @@ class Settings(BaseSettings):
     ui_url: str | None = Field(default=None, description="Temporal UI base URL for links")
     #: Heartbeats are throttled to this; it bounds how fast a cancel reaches a provider.
     heartbeat_throttle_seconds: float = 0.2
+    prices_file: str | None = Field(
+        default=None,
+        description="a JSON price table merged over the shipped one (core/prices.json)",
+    )
+    budgets: str | None = Field(
+        default=None,
+        description="the worker's budgets as JSON (core.budget.BudgetPolicy): per session, "
+        "per agent per day, per tenant per day",
+    )
 
-    @field_validator("temporal_address", "ui_url", mode="before")
+    @field_validator("temporal_address", "ui_url", "prices_file", "budgets", mode="before")
     @classmethod
     def _blank_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -53,3 +66,28 @@ class Settings(BaseSettings):
 def provider_secrets() -> dict[str, str]:
     """The provider credentials present in this process's environment."""
     return {k: v for k in SECRET_ENV_VARS if (v := os.environ.get(k))}
+
+
+def price_table(settings: Settings) -> PriceTable:
+    """The shipped price table, with ``ASM_PRICES_FILE``'s models over it when set."""
+    table = default_prices()
+    if settings.prices_file is None:
+        return table
+    path = Path(settings.prices_file)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise error(
+            "validation_error",
+            f"ASM_PRICES_FILE={settings.prices_file!r} cannot be read ({exc.strerror}); "
+            "point it at a JSON price table or unset it",
+            details={"path": settings.prices_file},
+        ) from None
+    return table.merged(parse_prices(text, f"ASM_PRICES_FILE={settings.prices_file!r}"))
+
+
+def budget_policy(settings: Settings) -> BudgetPolicy:
+    """The worker's budgets from ``ASM_BUDGETS`` (none when unset)."""
+    if settings.budgets is None:
+        return BudgetPolicy()
+    return parse_budgets(settings.budgets, "ASM_BUDGETS")

@@ -19,9 +19,16 @@ from agent_session_manager.activities.ownership import OwnershipActivities
 from agent_session_manager.activities.provider import ProviderActivities
 from agent_session_manager.activities.providers import discover
 from agent_session_manager.activities.providers.base import Provider
+from agent_session_manager.core.budget import BudgetPolicy
+from agent_session_manager.core.prices import PriceTable
 from agent_session_manager.observability.instrumented_store import instrument_store
 from agent_session_manager.store import EventStore
-from agent_session_manager.worker.settings import Settings, provider_secrets
+from agent_session_manager.worker.settings import (
+    Settings,
+    budget_policy,
+    price_table,
+    provider_secrets,
+)
 from agent_session_manager.workflows.agent_run import AgentRun
 from agent_session_manager.workflows.agent_session import AgentSession
 
@@ -36,12 +43,15 @@ async def serve(
     secrets: dict[str, str] | None = None,
     settings: Settings | None = None,
     max_cached_workflows: int = 1000,
+    prices: PriceTable | None = None,
+    budgets: BudgetPolicy | None = None,
 ) -> AsyncIterator[Worker]:
     """Run a worker against ``store`` for the duration of the block, then shut it down.
 
     Defaults: the task queue of ``settings`` (``ASM_TASK_QUEUE``), the providers found by
     discovery, the provider credentials in this process's environment, and the SDK's workflow
-    cache size (0 makes every workflow task replay its history). Tracing comes with
+    cache size (0 makes every workflow task replay its history), the price table and budgets
+    of ``settings`` (``ASM_PRICES_FILE``, ``ASM_BUDGETS``). Tracing comes with
     ``client``: a client connected with the OpenTelemetry plugin hands it to the worker.
     """
     settings = settings or Settings()
@@ -49,7 +59,11 @@ async def serve(
     store = instrument_store(store)
     providers = discover() if providers is None else providers
     provider_activities = ProviderActivities(
-        store, providers, secrets=provider_secrets() if secrets is None else secrets
+        store,
+        providers,
+        secrets=provider_secrets() if secrets is None else secrets,
+        prices=price_table(settings) if prices is None else prices,
+        budgets=budget_policy(settings) if budgets is None else budgets,
     )
     lifecycle = LifecycleActivities(store, providers)
     content = ContentActivities(store)

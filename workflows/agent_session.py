@@ -53,6 +53,7 @@ from agent_session_manager.workflows.session_base import SessionBase
 from agent_session_manager.workflows.session_execution import Execution
 from agent_session_manager.workflows.session_runs import RUN_EVIDENCE, SessionRuns
 from agent_session_manager.workflows.session_transitions import SessionTransitions, transition_arg
+from agent_session_manager.workflows.session_visibility import COST_LEDGER
 
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core import protocol
@@ -131,6 +132,9 @@ class AgentSession(SessionBase):
             # history does not replay (see workflows/content.py).
             workflow.patched(RUN_EVIDENCE)
             workflow.patched(CONTENT_BY_REFERENCE)
+        # Asked before any command, in every execution: show() asks it again (memoized) at
+        # each upsert of the session's attributes.
+        workflow.patched(COST_LEDGER)
 
     @staticmethod
     def _initial_state(spec: SessionSpec) -> SessionState:

@@ -65,6 +65,7 @@ class SessionBase:
             runs=list(s.runs),
             queued=[r.run_id or "" for r in s.queue],
             usage=s.usage,
+            cost_micros=s.cost_micros,
             run_count=s.run_count,
             continued=s.continued,
             error=s.error,

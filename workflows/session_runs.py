@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         admit_after_preemption,
         admit_queued,
     )
+    from agent_session_manager.core.budget import tenant_of
     from agent_session_manager.core.capabilities import CapabilityResolver, Negotiation
     from agent_session_manager.core.contract import (
         CancelRun,
@@ -203,6 +204,8 @@ class SessionRuns(SessionBase):
             heartbeat_timeout_seconds=spec.heartbeat_timeout_seconds,
             negotiation=negotiation,
             token=token,
+            budget=spec.budget,
+            tenant=tenant_of(spec.tags),
         )
         try:
             handle = await workflow.start_child_workflow(
@@ -280,6 +283,8 @@ class SessionRuns(SessionBase):
         view.status = result.status
         view.usage = result.usage
         self._state.usage = self._state.usage + result.usage
+        view.cost_micros = result.cost_micros
+        self._state.cost_micros += result.cost_micros
         view.stop_reason = result.stop_reason
         view.error = _bounded(result.error)
         self._execution.active.pop(view.run_id, None)

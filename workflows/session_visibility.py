@@ -13,10 +13,17 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.contract import SessionState
 
 
+#: Patch: the session's attributes carry ``AsmCostMicros`` (its runs' cost). Decided in the
+#: execution's first activation (``AgentSession.__init__``); histories from before it upsert
+#: the attributes they always did, so they replay.
+COST_LEDGER = "cost-ledger"
+
+
 def show(state: SessionState, *, running: int, tags: list[str]) -> None:
     """Say where the session is: its current details and, when one changed, the attributes.
 
-    Upserting only on a change keeps the history free of no-op search-attribute events.
+    Upserting only on a change keeps the history free of no-op search-attribute events. The
+    cost rides in the same upsert as the token total: no extra command per run.
     """
     workflow.set_current_details(
         f"{state.status.value} · {state.run_count} run(s) · {running} running · "
@@ -29,6 +36,8 @@ def show(state: SessionState, *, running: int, tags: list[str]) -> None:
         search_attributes.STATUS.value_set(state.status.value),
         search_attributes.TOTAL_TOKENS.value_set(state.usage.total_tokens),
     ]
+    if workflow.patched(COST_LEDGER):
+        pairs.append(search_attributes.COST_MICROS.value_set(state.cost_micros))
     if tags:
         pairs.append(search_attributes.TAGS.value_set(tags))
     current = workflow.info().typed_search_attributes
@@ -36,4 +45,4 @@ def show(state: SessionState, *, running: int, tags: list[str]) -> None:
         workflow.upsert_search_attributes(pairs)
 
 
-__all__ = ["show"]
+__all__ = ["COST_LEDGER", "show"]

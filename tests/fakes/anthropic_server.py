@@ -45,8 +45,11 @@ Other routes: any ``HEAD`` → ``200`` (reachability probes); ``POST /v1/message
 ``/v1/`` request needs a credential, ``x-api-key: <key>`` or ``Authorization: Bearer <key>``
 (both accepted; checked against ``api_key`` when one is given), else ``401``.
 
-Observations: :attr:`AnthropicFake.requests` (method, path, lower-cased headers, body, parsed
-JSON, arrival time), :attr:`AnthropicFake.disconnects` (a client that went away while a response
+Observations: :attr:`AnthropicFake.served` (per reply, the usage the client was told: what
+``message_start`` and, if it was sent, ``message_delta`` said;
+:attr:`AnthropicFake.served_usage` sums them — what a provider would bill),
+:attr:`AnthropicFake.requests` (method, path, lower-cased headers, body, parsed JSON, arrival
+time), :attr:`AnthropicFake.disconnects` (a client that went away while a response
 was in progress, with the ``time.monotonic()`` it was noticed and the SSE events sent so far),
 and :meth:`AnthropicFake.wait_for_requests` / :meth:`AnthropicFake.wait_for_disconnect`.
 """
@@ -474,6 +477,9 @@ class AnthropicFake:
         self.models = models
         self.requests: list[RecordedRequest] = []
         self.disconnects: list[Disconnect] = []
+        self.served: list[dict[str, int]] = []
+        """Per reply that got as far as ``message_start``: the usage it reported (running
+        totals, as the client sees them)."""
         self._queue: list[ScriptItem] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -506,6 +512,17 @@ class AnthropicFake:
         """``http://127.0.0.1:<port>``: the SDK's ``base_url``, Claude Code's
         ``ANTHROPIC_BASE_URL``."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def served_usage(self) -> dict[str, int]:
+        """Every reply's reported usage summed: the tokens this fake billed."""
+        keys = (
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        )
+        return {k: sum(u.get(k, 0) for u in self.served) for k in keys}
 
     # -- scripting
 
@@ -796,12 +813,24 @@ class AnthropicFake:
             **reply.headers,
         }
         sent = 0
+        usage = reply.usage
+        told: dict[str, int] = {}
         try:
             await conn.write(_head(200, headers))
             for event in events[:cut]:
                 if reply.delay:
                     await conn.pause(reply.delay)
                 await conn.write(event)
+                if sent == 0:  # message_start: input and cache counts, one output token
+                    told = {
+                        "input_tokens": usage.input_tokens,
+                        "output_tokens": 1,
+                        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                        "cache_read_input_tokens": usage.cache_read_input_tokens,
+                    }
+                    self.served.append(told)
+                elif sent == content_end:  # message_delta: the cumulative output count
+                    told["output_tokens"] = self._output_tokens(reply)
                 sent += 1
             if isinstance(interrupt, StreamError):
                 error = {
@@ -873,6 +902,7 @@ class AnthropicFake:
         if reply.delay:
             await self._guard(conn, request, conn.pause(reply.delay))
         await self._send_json(conn, request, 200, body, extra=reply.headers)
+        self.served.append(dict(body["usage"]))
         return True
 
     async def _guard(self, conn: _Connection, request: RecordedRequest, waiting: Any) -> None:

@@ -51,6 +51,7 @@ async def test_text_streams_deltas_in_order_and_reports_usage(
 
     assert sink.types == [
         E.MESSAGE_SENT,
+        E.TOKEN_USAGE_UPDATED,  # message_start's usage: billed even if the stream breaks
         E.MESSAGE_STREAMED,
         E.MESSAGE_STREAMED,
         E.MESSAGE_STREAMED,
@@ -66,7 +67,14 @@ async def test_text_streams_deltas_in_order_and_reports_usage(
     expected_usage = TokenUsage(
         input_tokens=25, output_tokens=7, cache_creation_input_tokens=3, cache_read_input_tokens=11
     )
-    (usage_event,) = sink.of(E.TOKEN_USAGE_UPDATED)
+    started, usage_event = sink.of(E.TOKEN_USAGE_UPDATED)
+    assert started == {
+        "input_tokens": 25,
+        "output_tokens": 1,  # what message_start says before any output
+        "cache_creation_input_tokens": 3,
+        "cache_read_input_tokens": 11,
+        "total_tokens": 40,
+    }
     assert {k: usage_event[k] for k in ("input_tokens", "output_tokens")} == {
         "input_tokens": 25,
         "output_tokens": 7,

@@ -3,7 +3,9 @@
 =======================  ==============================================================
 SSE                      event emitted
 =======================  ==============================================================
-message_start            ``message_sent`` {message_id, model}: the API accepted the request
+message_start            ``message_sent`` {message_id, model}: the API accepted the request,
+                         then ``token_usage_updated`` with its usage (input and cache
+                         counts are billed from here on, even if the stream breaks)
 text_delta               ``message_streamed`` {text, index}
 thinking_delta           ``message_streamed`` {text, index, kind: "thinking"}
 tool_use block start     ``tool_call_started`` {id, name}
@@ -75,6 +77,7 @@ class EventMapper:
             await self.sink.emit(
                 EventType.MESSAGE_SENT, {"message_id": self.message_id, "model": self.model}
             )
+            await self.sink.emit(EventType.TOKEN_USAGE_UPDATED, self.token_usage().model_dump())
         elif kind == "content_block_start":
             block = _as_dict(event.content_block)
             self.blocks[event.index] = block

@@ -1,0 +1,173 @@
+"""Billing one provider attempt: its ledger row, written as the attempt ends, however it ends.
+
+The provider activity opens an :class:`AttemptBill` when it is about to call the provider and
+closes it exactly once: with the reply's usage when the call completed, or with what the
+stream had reported by then (:attr:`activities.sink.StoreSink.usage`: Anthropic's
+``message_start``/``message_delta`` usage, the CLIs' usage events, the mock's scripted usage)
+when it failed or was cancelled — a provider bills those tokens too. An attempt that never
+called the provider (a budget refused it, its input could not be read) has no row.
+
+The write goes through the attempt's :class:`~activities.store_outage.StoreOutage`: an event
+store that is down is waited out, on the activity's own deadline, never by failing the
+attempt (which would spend one of the provider's retries and call the model again). Rows are
+keyed ``(run_id, attempt)``, so writing again after a commit in doubt is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from agent_session_manager.activities.sink import StoreSink
+from agent_session_manager.activities.store_outage import StoreOutage
+from agent_session_manager.core.contract import RunSpec
+from agent_session_manager.core.ledger import LedgerEntry, Outcome, UsageTotal
+from agent_session_manager.core.prices import PriceTable, cost_of, default_prices
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.observability.cost import record_attempt
+from agent_session_manager.store import EventStore
+
+log = logging.getLogger(__name__)
+
+#: The credentials each provider may use, by the name of the secret (the alias the ledger
+#: keeps: which key paid, never the key).
+CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"),
+    "claude-code": ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"),
+    "codex": ("OPENAI_API_KEY",),
+}
+#: How long a cancelled attempt waits for a store that is out before giving its row up (its
+#: cancellation is waited for by the run, and by a user who pressed cancel).
+CANCELLED_WRITE_SECONDS = 5.0
+
+
+def credential_alias(provider: str, secrets: dict[str, str]) -> str | None:
+    """The name of the secret ``provider`` uses on this worker (``None``: none needed/set)."""
+    return next((name for name in CREDENTIALS.get(provider, ()) if secrets.get(name)), None)
+
+
+@dataclass
+class Ledger:
+    """Prices and writes attempts; one per worker (the activity's dependency)."""
+
+    store: EventStore
+    prices: PriceTable = field(default_factory=default_prices)
+    _unpriced_warned: set[str] = field(default_factory=set)
+
+    def open(
+        self, spec: RunSpec, attempt: int, model: str | None, secrets: dict[str, str]
+    ) -> AttemptBill:
+        """The bill of an attempt about to call its provider."""
+        return AttemptBill(
+            ledger=self,
+            spec=spec,
+            attempt=attempt,
+            model=model,
+            credential=credential_alias(spec.provider, secrets),
+        )
+
+    def price(self, model: str | None, usage: TokenUsage) -> int | None:
+        """``usage``'s cost, or ``None`` with a warning (once per model) when unpriced."""
+        cost = cost_of(self.prices, model, usage)
+        if cost is None and (model or "") not in self._unpriced_warned:
+            self._unpriced_warned.add(model or "")
+            log.warning(
+                "no price for model %r in price table %s: its attempts are recorded with "
+                "their tokens and a null cost; add it with ASM_PRICES_FILE",
+                model,
+                self.prices.version,
+            )
+        return cost
+
+
+@dataclass
+class AttemptBill:
+    """One attempt's ledger row, written once by :meth:`close`."""
+
+    ledger: Ledger
+    spec: RunSpec
+    attempt: int
+    model: str | None
+    credential: str | None
+    run_total: UsageTotal | None = None
+    closed: bool = False
+
+    def entry(
+        self,
+        outcome: Outcome,
+        usage: TokenUsage,
+        *,
+        thinking_tokens: int | None = None,
+        model: str | None = None,
+        error_code: str | None = None,
+    ) -> LedgerEntry:
+        """The attempt's row."""
+        model = model or self.model
+        cost = self.ledger.price(model, usage)
+        return LedgerEntry(
+            run_id=self.spec.run_id,
+            attempt=self.attempt,
+            session_id=self.spec.session_id,
+            agent_id=self.spec.agent_id,
+            tenant=self.spec.tenant,
+            provider=self.spec.provider,
+            model=model,
+            credential=self.credential,
+            usage=usage,
+            thinking_tokens=thinking_tokens,
+            cost_micros=cost,
+            price_version=None if cost is None else self.ledger.prices.version,
+            outcome=outcome,
+            error_code=error_code,
+            day=datetime.now(UTC).date().isoformat(),
+        )
+
+    async def close(
+        self,
+        sink: StoreSink,
+        outage: StoreOutage,
+        outcome: Outcome,
+        *,
+        usage: TokenUsage | None = None,
+        model: str | None = None,
+        error_code: str | None = None,
+    ) -> UsageTotal | None:
+        """Write the row (once); the run's total over all its attempts, ``None`` if the store
+        could not take it before the activity's deadline (the row is then lost: logged)."""
+        if self.closed:
+            return self.run_total
+        self.closed = True
+        entry = self.entry(
+            outcome,
+            sink.usage if usage is None else usage,
+            thinking_tokens=sink.thinking_tokens,
+            model=model or sink.model,
+            error_code=error_code,
+        )
+        record_attempt(entry)
+        if outcome == "cancelled":
+            # Bounded: a cancel must not wait for a store outage to end.
+            outage = StoreOutage(
+                outage.heartbeat,
+                deadline=min(outage.deadline, time.monotonic() + CANCELLED_WRITE_SECONDS),
+            )
+        try:
+            self.run_total = await outage.outlast(
+                lambda: self.ledger.store.bill(entry), f"billing attempt {self.attempt}"
+            )
+        except Exception:
+            log.error(
+                "ledger row of run %s attempt %d not written (%s, %d tokens)",
+                self.spec.run_id,
+                self.attempt,
+                outcome,
+                entry.usage.total_tokens,
+                exc_info=True,
+            )
+            return None
+        return self.run_total
+
+
+__all__ = ["CREDENTIALS", "AttemptBill", "Ledger", "credential_alias"]

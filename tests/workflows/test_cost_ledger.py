@@ -1,0 +1,228 @@
+"""Issue 18 acceptance: the cost ledger counts every attempt, budgets stop spending before it
+happens, and a visibility query finds the sessions that cost more than $1 today.
+
+Real dev server, real ``anthropic`` SDK against the wire-level
+:class:`~tests.fakes.anthropic_server.AnthropicFake` (which reports the usage it served), real
+SQLite event store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.budget import Budget, BudgetPolicy
+from agent_session_manager.core.contract import MockScript, MockText, RetrySettings, SessionSpec
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.prices import PriceTable, default_prices, parse_prices
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store import EventStore
+from tests.fakes.anthropic_server import AnthropicFake, Drop, Reply, StreamError, Text, Usage
+
+API_KEY = "sk-ant-ledger-SECRET"
+MODEL = "claude-sonnet-4-6"
+FAST_RETRY = RetrySettings(initial_interval_seconds=0.1, maximum_interval_seconds=1)
+
+
+def secrets_for(fake: AnthropicFake) -> dict[str, str]:
+    return {"ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake.base_url}
+
+
+def anthropic_spec(**overrides: Any) -> SessionSpec:
+    fields: dict[str, Any] = {
+        "agent_id": f"agent-{uuid.uuid4().hex[:8]}",
+        "provider": "anthropic",
+        "model": MODEL,
+        "retry": FAST_RETRY,
+        **overrides,
+    }
+    return SessionSpec(**fields)
+
+
+def as_usage(served: dict[str, int]) -> TokenUsage:
+    return TokenUsage(**served)
+
+
+async def test_three_mid_stream_failures_are_billed_exactly_as_the_fake_served_them(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    usage = Usage(input_tokens=1200, cache_creation_input_tokens=300, cache_read_input_tokens=4000)
+    async with AnthropicFake(api_key=API_KEY) as fake:
+        fake.script(
+            # After the content, before message_delta: input and cache counts were reported.
+            Reply([Text("Partial ", "one")], usage=usage, interrupt=StreamError()),
+            # Cut mid-body after message_start, ping and a block start.
+            Reply([Text("Partial ", "two")], usage=usage, interrupt=Drop(after_events=4)),
+            # After message_delta: the output count was reported too, then the stream broke.
+            Reply(
+                [Text("Partial ", "three")],
+                usage=Usage(input_tokens=1200, output_tokens=9),
+                interrupt=StreamError(after_events=7),
+            ),
+            Reply([Text("Finally", " done.")], usage=Usage(input_tokens=1200, output_tokens=25)),
+        )
+        async with run_worker(secrets=secrets_for(fake)):
+            sid = (await client.start_session(anthropic_spec())).session_id
+            ref = await client.submit_run(sid, "Count every attempt")
+            result = await client.wait_run(ref.run_id, sid)
+            view = await client.describe(sid)
+        served = as_usage(fake.served_usage)
+        assert len(fake.served) == 4
+
+    assert result.status is RunStatus.COMPLETED and result.attempts == 4
+    rows = await store.ledger(run_id=ref.run_id)
+    assert [r.attempt for r in rows] == [1, 2, 3, 4]
+    assert [r.outcome for r in rows] == ["superseded", "superseded", "superseded", "completed"]
+    assert {r.credential for r in rows} == {"ANTHROPIC_API_KEY"}
+    # Exactly what the fake served, summed over the four attempts.
+    billed = TokenUsage.accumulate(r.usage for r in rows)
+    assert billed == served
+    assert served.input_tokens == 4 * 1200  # sanity: the failures were counted, not skipped
+    (total,) = await store.usage_totals("run", run_id=ref.run_id)
+    assert total.usage == served and total.attempts == 4
+    # The price table applied to those tokens, per attempt, in micro-dollars.
+    prices = default_prices()
+    price = prices.price(MODEL)
+    assert price is not None
+    expected = sum(price.cost_micros(r.usage) for r in rows)
+    assert [r.cost_micros for r in rows] == [price.cost_micros(r.usage) for r in rows]
+    assert {r.price_version for r in rows} == {prices.version}
+    assert total.cost_micros == expected > 0
+    assert result.cost_micros == expected
+    assert result.billed_usage == served
+    assert result.usage == TokenUsage(input_tokens=1200, output_tokens=25)  # the reply's own
+    assert view.cost_micros == expected
+    # Nothing secret in the ledger.
+    assert all(API_KEY not in r.model_dump_json() for r in rows)
+
+
+async def test_a_session_budget_stops_before_the_call_that_would_pass_it(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    per_call = Usage(input_tokens=30, output_tokens=10)  # 40 tokens a call
+    async with AnthropicFake(api_key=API_KEY) as fake:
+        fake.script(*(Reply([Text("ok")], usage=per_call) for _ in range(3)))
+        async with run_worker(secrets=secrets_for(fake)):
+            sid = (
+                await client.start_session(anthropic_spec(budget=Budget(tokens=100, warn_at=0.5)))
+            ).session_id
+            first = await client.wait_run((await client.submit_run(sid, "one")).run_id, sid)
+            second = await client.wait_run((await client.submit_run(sid, "two")).run_id, sid)
+            third_ref = await client.submit_run(sid, "three")
+            third = await client.wait_run(third_ref.run_id, sid)
+        requests = len(fake.message_requests)
+
+    assert first.status is RunStatus.COMPLETED and second.status is RunStatus.COMPLETED
+    # 80 tokens spent; the next call is projected at the last one (40): 120 > 100.
+    assert third.status is RunStatus.FAILED
+    assert third.error is not None and third.error["code"] == "budget_exceeded"
+    assert third.error["details"]["scope"] == "session"
+    assert third.attempts == 1  # final: not retried
+    assert requests == 2  # nothing was sent for the third call
+    assert await store.ledger(run_id=third_ref.run_id) == []
+    assert (await store.spend(session_id=sid)).tokens == 80 <= 100
+    # The second call was projected at 80 of 100 (>= 50%): it carried a warning.
+    events = await store.events(sid, limit=10_000)
+    warnings = [e for e in events if e.type is EventType.TOKEN_USAGE_UPDATED and "budget" in e.data]
+    assert warnings and warnings[0].data["budget"]["scope"] == "session"
+
+
+async def test_an_agent_daily_budget_in_money_is_enforced_across_sessions(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    # Sonnet: 100 input tokens = 300 micro-dollars a call; the agent may spend 500 a day.
+    policy = BudgetPolicy(agents={agent: Budget(cost_micros=500)})
+    async with AnthropicFake(api_key=API_KEY) as fake:
+        fake.script(Reply([Text("ok")], usage=Usage(input_tokens=100, output_tokens=0)))
+        async with run_worker(secrets=secrets_for(fake), budgets=policy):
+            one = (await client.start_session(anthropic_spec(agent_id=agent))).session_id
+            first = await client.wait_run((await client.submit_run(one, "a")).run_id, one)
+            two = (await client.start_session(anthropic_spec(agent_id=agent))).session_id
+            # A fresh session has no last call (projected 0), but 300 of 500 is spent: its
+            # first call may go; make it expensive enough to end the day's budget.
+            fake.script(Reply([Text("ok")], usage=Usage(input_tokens=100, output_tokens=0)))
+            second = await client.wait_run((await client.submit_run(two, "b")).run_id, two)
+            third = await client.wait_run((await client.submit_run(two, "c")).run_id, two)
+        requests = len(fake.message_requests)
+    assert first.status is RunStatus.COMPLETED and second.status is RunStatus.COMPLETED
+    assert third.error is not None and third.error["code"] == "budget_exceeded"
+    assert third.error["details"]["scope"] == "agent"
+    assert requests == 2
+
+
+async def test_sessions_of_an_agent_that_cost_more_than_a_dollar_today(
+    client: SessionClient, store: EventStore, run_worker: Any, temporal: Client
+) -> None:
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    # The mock's model priced for this test: $1 = 10^6 micro-dollars; 1 input token = $0.25.
+    prices: PriceTable = default_prices().merged(
+        parse_prices(
+            '{"version": "test-1", "models": {"mock-1": {"input": "250000", "output": "0"}}}',
+            "test",
+        )
+    )
+
+    def mock(tokens: int) -> MockScript:
+        return MockScript(steps=[MockText(text="ok")], usage=TokenUsage(input_tokens=tokens))
+
+    async with run_worker(prices=prices):
+        expensive = (await client.start_session(SessionSpec(agent_id=agent))).session_id
+        cheap = (await client.start_session(SessionSpec(agent_id=agent))).session_id
+        other = (await client.start_session(SessionSpec(agent_id=f"{agent}-x"))).session_id
+        for sid, tokens in ((expensive, 5), (cheap, 3), (other, 9)):  # $1.25, $0.75, $2.25
+            ref = await client.submit_run(sid, "spend", mock=mock(tokens))
+            assert (await client.wait_run(ref.run_id, sid)).status is RunStatus.COMPLETED
+        today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
+        query = f"AsmAgentId = '{agent}' AND AsmCostMicros > 1000000 AND StartTime >= '{today}'"
+        found: list[str] = []
+        for _ in range(100):  # visibility is eventually consistent
+            found = [s.session_id for s in await client.list_sessions(query)]
+            if found == [expensive]:
+                break
+            await asyncio.sleep(0.1)
+        described = await client.describe(expensive)
+    assert found == [expensive]
+    assert described.cost_micros == 1_250_000
+    listed = await client.list_sessions(f"AsmAgentId = '{agent}'")
+    assert {s.session_id: s.cost_micros for s in listed} == {
+        expensive: 1_250_000,
+        cheap: 750_000,
+    }
+    (by_agent,) = await store.usage_totals("agent", agent_id=agent)
+    assert by_agent.cost_micros == 2_000_000
+
+
+async def test_an_unknown_model_is_billed_with_its_tokens_and_no_cost(
+    client: SessionClient, store: EventStore, run_worker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with run_worker():
+        sid = (
+            await client.start_session(SessionSpec(agent_id="agent-unpriced", model="mock-9000"))
+        ).session_id
+        ref = await client.submit_run(
+            sid,
+            "hi",
+            mock=MockScript(steps=[MockText(text="ok")], usage=TokenUsage(input_tokens=7)),
+        )
+        result = await client.wait_run(ref.run_id, sid)
+    (row,) = await store.ledger(run_id=ref.run_id)
+    assert row.model == "mock-9000" and row.usage.input_tokens == 7
+    assert row.cost_micros is None and row.price_version is None
+    assert result.cost_micros == 0
+    (total,) = await store.usage_totals("model", session_id=sid)
+    assert total.unpriced_attempts == 1
+    assert any("no price for model 'mock-9000'" in r.getMessage() for r in caplog.records)
+
+
+def test_budget_exceeded_is_final() -> None:
+    err = AsmError("budget_exceeded", "spent")
+    assert err.category == "resource" and not err.retryable
