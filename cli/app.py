@@ -6,7 +6,8 @@ module (:mod:`.sessions`, :mod:`.runs`, :mod:`.server`, :mod:`.admin`).
 Exit codes: 0 success, 1 a reported error (taxonomy code and what to do next), 2 usage,
 75 (``EX_TEMPFAIL``) a component is unreachable (Temporal: ``temporal_unavailable``; the event
 store: ``storage_connection_failed``), so the same command may work later, 130 interrupted.
-With ``--json`` or ``--jsonl`` an error is one JSON object on stderr: ``{"error": {code, …}}``.
+With ``--json``, ``--jsonl`` or ``-o json`` an error is one JSON object on stderr:
+``{"error": {code, …}}``.
 
 The process ends through ``os._exit`` after flushing, because a process that
 used a Temporal client can abort at interpreter exit (temporalio/sdk-python#300) and turn a
@@ -15,6 +16,7 @@ success into exit 134.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -24,7 +26,7 @@ import traceback
 import typer
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 
-from agent_session_manager.cli import admin, runs, server, sessions
+from agent_session_manager.cli import admin, runs, server, sessions, usage
 from agent_session_manager.cli.output import err
 from agent_session_manager.client.outages import OUTAGE_CODES
 from agent_session_manager.core.errors import AsmError
@@ -48,6 +50,19 @@ app.command()(runs.run)
 app.command()(runs.events)
 app.command()(admin.setup)
 app.command()(admin.audit)
+app.command()(usage.usage)
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for JSON (``--json``, ``--jsonl``, ``-o json``)."""
+    pairs = itertools.pairwise(args)
+    return (
+        "--json" in args
+        or "--jsonl" in args
+        or "--output=json" in args
+        or "-ojson" in args
+        or any(a in ("-o", "--output") and b == "json" for a, b in pairs)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         # Standalone mode: typer prints usage errors itself and exits 2.
         app(args=argv, standalone_mode=True)
     except AsmError as exc:
-        if "--json" in args or "--jsonl" in args:
+        if wants_json(args):
             print(json.dumps({"error": exc.to_dict()}, default=str), file=sys.stderr)
         else:
             err.print(f"[red]error[/] [bold]{exc.code}[/]: ", end="", highlight=False)
