@@ -139,3 +139,16 @@ def test_judge_never_lets_a_projection_over_the_limit_through(
 ) -> None:
     verdict = judge(Budget(tokens=limit), Spend(tokens=spent), Spend(tokens=nxt))
     assert (verdict == "exceeded") == (spent >= limit or spent + nxt > limit)
+
+
+@given(budget=_budget_like | _json)
+def test_a_session_spec_budget_is_valid_or_refused_by_the_model(budget: Any) -> None:
+    from pydantic import ValidationError as PydanticValidationError
+
+    from agent_session_manager.core.contract import SessionSpec
+
+    try:
+        spec = SessionSpec.model_validate({"agent_id": "a", "budget": budget})
+    except PydanticValidationError:
+        return  # the workflow's input decoder turns this into validation_error
+    assert spec.budget is None or spec.budget.tokens or spec.budget.cost_micros

@@ -124,6 +124,12 @@ BAD_STARTS: dict[str, list[Any]] = {
         {**GOOD, "mock": {"steps": [{"type": "text", "text": "x", "delay_ms": 2**40}]}}
     ],
     "stop_reason over its column": [{**GOOD, "mock": {"stop_reason": "s" * 65}}],
+    "budget without a limit": [{**GOOD, "budget": {}}],
+    "budget of no tokens": [{**GOOD, "budget": {"tokens": 0}}],
+    "budget over 64 bits": [{**GOOD, "budget": {"cost_micros": 2**64}}],
+    "budget warn_at NaN": [raw(b'{"agent_id": "a", "budget": {"tokens": 5, "warn_at": NaN}}')],
+    "budget null inside": [{**GOOD, "budget": {"tokens": None, "cost_micros": None}}],
+    "budget a string": [{**GOOD, "budget": "lots"}],
 }
 
 
