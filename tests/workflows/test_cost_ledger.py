@@ -223,6 +223,34 @@ async def test_an_unknown_model_is_billed_with_its_tokens_and_no_cost(
     assert any("no price for model 'mock-9000'" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_cancelled_attempt_is_billed_for_what_was_reported_before_the_cancel(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    async with AnthropicFake(api_key=API_KEY) as fake:
+        fake.script(
+            Reply(
+                [Text(*[f"token{i} " for i in range(200)])],
+                usage=Usage(input_tokens=321, cache_read_input_tokens=12),
+                delay=0.05,
+            )
+        )
+        async with run_worker(secrets=secrets_for(fake)):
+            sid = (await client.start_session(anthropic_spec())).session_id
+            ref = await client.submit_run(sid, "a long answer, please")
+            async for _ in client.stream_text(sid, ref.run_id):
+                break  # it is streaming: message_start's usage has been reported
+            await client.cancel_run(sid, ref.run_id)
+            result = await client.wait_run(ref.run_id, sid)
+        served = as_usage(fake.served_usage)
+    assert result.status is RunStatus.CANCELLED
+    (row,) = await store.ledger(run_id=ref.run_id)
+    assert row.outcome == "cancelled" and row.error_code == "cancelled"
+    assert row.usage == served == TokenUsage(
+        input_tokens=321, output_tokens=1, cache_read_input_tokens=12
+    )
+    assert row.cost_micros is not None and row.cost_micros > 0
+
+
 def test_budget_exceeded_is_final() -> None:
     err = AsmError("budget_exceeded", "spent")
     assert err.category == "resource" and not err.retryable
