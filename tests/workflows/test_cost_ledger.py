@@ -245,8 +245,10 @@ async def test_a_cancelled_attempt_is_billed_for_what_was_reported_before_the_ca
     assert result.status is RunStatus.CANCELLED
     (row,) = await store.ledger(run_id=ref.run_id)
     assert row.outcome == "cancelled" and row.error_code == "cancelled"
-    assert row.usage == served == TokenUsage(
-        input_tokens=321, output_tokens=1, cache_read_input_tokens=12
+    assert (
+        row.usage
+        == served
+        == TokenUsage(input_tokens=321, output_tokens=1, cache_read_input_tokens=12)
     )
     assert row.cost_micros is not None and row.cost_micros > 0
 
