@@ -294,6 +294,7 @@ class ProviderActivities:
             stop_reason=row.stop_reason,
             usage=row.usage,
             attempt=row.attempts,
+            **_cost(await self.store.run_total(run_id)),
         )
 
     async def _tell_session(self, result: RunResult) -> None:

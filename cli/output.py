@@ -18,6 +18,11 @@ out = Console()
 err = Console(stderr=True)
 
 
+def dollars(micros: int) -> str:
+    """Micro-dollars as dollars, every digit kept (no float rounding)."""
+    return f"${micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
 def print_view(view: SessionView, link: str | None = None) -> None:
     """A session's status line, its runs as a table, and its Temporal UI link."""
     table = Table(title=f"session {view.session_id}", show_lines=False)
@@ -30,7 +35,9 @@ def print_view(view: SessionView, link: str | None = None) -> None:
     out.print(
         f"[bold]{view.session_id}[/] agent={view.agent_id} provider={view.provider} "
         f"status=[bold]{view.status.value}[/] runs={view.run_count} "
-        f"tokens={view.usage.total_tokens}" + (f" queued={len(view.queued)}" if view.queued else "")
+        f"tokens={view.usage.total_tokens}"
+        + (f" cost={dollars(view.cost_micros)}" if view.cost_micros else "")
+        + (f" queued={len(view.queued)}" if view.queued else "")
     )
     if view.runs:
         out.print(table)

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agent_session_manager.cli.output import out
+from agent_session_manager.cli.output import dollars, out
 from agent_session_manager.core.errors import error
 from agent_session_manager.core.ledger import UsageTotal
 from agent_session_manager.store import open_store
@@ -57,11 +57,6 @@ def parse_day(value: str, option: str) -> str:
             f"{option} {value[:40]!r} is not a day: give YYYY-MM-DD, today, yesterday or Nd "
             "(N days ago, UTC)",
         ) from None
-
-
-def dollars(micros: int) -> str:
-    """Micro-dollars as dollars, every digit kept (no float rounding)."""
-    return f"${micros // 1_000_000}.{micros % 1_000_000:06d}"
 
 
 def usage(

@@ -475,6 +475,11 @@ class EventStore(Database):
         now = _now()
         return await self._run_write(lambda conn: _ledger.bill(conn, self.backend, entry, now))
 
+    async def run_total(self, run_id: str) -> UsageTotal:
+        """Every ledger row of ``run_id`` summed (zero attempts when it has none)."""
+        _ledger_filters(run_id=run_id)
+        return await self._run_read(lambda conn: _ledger.run_total(conn, run_id))
+
     async def spend(
         self,
         *,

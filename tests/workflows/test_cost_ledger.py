@@ -104,6 +104,33 @@ async def test_three_mid_stream_failures_are_billed_exactly_as_the_fake_served_t
     assert all(API_KEY not in r.model_dump_json() for r in rows)
 
 
+async def test_a_run_that_exhausts_its_retries_carries_the_cost_of_every_attempt(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    retry = RetrySettings(max_attempts=2, initial_interval_seconds=0.1)
+    async with AnthropicFake(api_key=API_KEY) as fake:
+        fake.script(
+            *(
+                Reply([Text("no")], usage=Usage(input_tokens=500), interrupt=StreamError())
+                for _ in range(2)
+            )
+        )
+        async with run_worker(secrets=secrets_for(fake)):
+            sid = (await client.start_session(anthropic_spec(retry=retry))).session_id
+            ref = await client.submit_run(sid, "fail twice")
+            result = await client.wait_run(ref.run_id, sid)
+            view = await client.describe(sid)
+        served = as_usage(fake.served_usage)
+    assert result.status is RunStatus.FAILED and result.attempts == 2
+    rows = await store.ledger(run_id=ref.run_id)
+    assert [r.outcome for r in rows] == ["failed", "failed"]
+    assert TokenUsage.accumulate(r.usage for r in rows) == served
+    expected = sum(r.cost_micros or 0 for r in rows)
+    assert expected > 0
+    assert result.cost_micros == expected and result.billed_usage == served
+    assert view.cost_micros == expected
+
+
 async def test_a_session_budget_stops_before_the_call_that_would_pass_it(
     client: SessionClient, store: EventStore, run_worker: Any
 ) -> None:
