@@ -67,6 +67,7 @@ from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event, EventT
 from agent_session_manager.core.lifecycle import run_result_from_error
 from agent_session_manager.core.models import new_session_id
 from agent_session_manager.core.protocol import CANCEL, DEFAULT_TASK_QUEUE, SESSION_WORKFLOW
+from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import (
     data_converter,
     from_failure,
@@ -487,7 +488,11 @@ class SessionClient:
         return await self._transition(_update(AgentSession.fail), session_id, arg)
 
     async def cancel_session(self, session_id: str, reason: str | None = None) -> None:
-        """Signal ``cancel``: every run is cancelled, then the session ends ``cancelled``."""
+        """Signal ``cancel``: every run is cancelled, then the session ends ``cancelled``.
+
+        Its workflow ends Canceled in Temporal, the reason as the cancel request's cause
+        (:meth:`result` still returns its summary).
+        """
         with self._translated(session_id):
             # Signals reach the session through one dynamic handler that records a malformed one
             # instead of failing the workflow task, so there is no method to refer to: the name
@@ -495,12 +500,23 @@ class SessionClient:
             await self._handle(session_id).signal(CANCEL, CancelSession(reason=reason))
 
     async def result(self, session_id: str) -> SessionSummary:
-        """Wait for the session workflow to end and return its summary (through outages)."""
+        """Wait for the session workflow to end and return its summary (through outages).
+
+        A cancelled session returns its summary too (status ``cancelled``), though its
+        workflow ends Canceled, with no result: the summary is then its ``describe``.
+        """
         handle = self._handle(session_id)
 
         async def once() -> SessionSummary:
             with self._translated(session_id):
-                return await handle.result()
+                try:
+                    return await handle.result()
+                except WorkflowFailureError as exc:
+                    if from_failure(exc.cause).code != "cancelled":
+                        raise
+                    # Answered by a worker replaying the closed workflow.
+                    view = await handle.query(AgentSession.describe)
+                    return SessionSummary.model_validate(view.model_dump())
 
         return await self._waiter().call(once)
 
@@ -621,12 +637,19 @@ class SessionClient:
             # Temporal answered that the run's workflow does not exist (yet).
             return await self._queued_outcome(run_id, session_id, exc)
         row = await self.store.get_run(run_id) if self.store is not None else None
-        return run_result_from_error(
+        result = run_result_from_error(
             failure,
             run_id=run_id,
             session_id=row.session_id if row else (session_id or ""),
             usage=TokenUsage.model_validate(row.usage) if row and row.usage else None,
         )
+        if row is not None and row.status is RunStatus.CANCELLED and "run" not in failure.details:
+            # A run's workflow ends Canceled, which carries no result: what the run recorded
+            # (the cancel's reason, the attempts it made) is in its row.
+            result = result.model_copy(
+                update={"error": row.error or result.error, "attempts": row.attempts}
+            )
+        return result
 
     async def _queued_outcome(
         self, run_id: str, session_id: str | None, cause: RPCError

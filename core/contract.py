@@ -401,6 +401,14 @@ class CancelSession(_Model):
     reason: _Reason | None = None
 
 
+class CancelRequest(_Model):
+    """Input of the ``request_cancel`` local activity: cancel this execution, saying why."""
+
+    workflow_id: str
+    run_id: str
+    reason: str
+
+
 # --- runs --------------------------------------------------------------------------------
 
 
@@ -680,6 +688,9 @@ class SessionState(_Model):
     default_model: str | None = Field(default=None, description="the provider's default model")
     continued: int = Field(default=0, description="how many times the session continued-as-new")
     error: dict[str, Any] | None = None
+    outcomes: dict[RunStatus, int] = Field(
+        default_factory=dict, description="runs ended so far, by status (kept across continues)"
+    )
 
 
 class SessionView(_Model):
@@ -696,6 +707,10 @@ class SessionView(_Model):
     continued: int = 0
     error: dict[str, Any] | None = None
     ready: bool = Field(default=True, description="false until the session finished starting")
+    outcomes: dict[RunStatus, int] = Field(
+        default_factory=dict,
+        description="runs ended, by status: completed, failed, cancelled, timeout",
+    )
 
 
 class SessionSummary(SessionView):

@@ -59,3 +59,6 @@ STORE_CONTENT_ACTIVITY: Final = "store_content"
 CLAIM_SESSION_ACTIVITY: Final = "claim_session"
 #: Local activity that claims a run id for one session (store-enforced).
 CLAIM_RUN_ACTIVITY: Final = "claim_run"
+#: Local activity that asks Temporal to cancel a workflow (a session cancelled by signal ends
+#: Canceled, with its reason, like one cancelled through Temporal).
+REQUEST_CANCEL_ACTIVITY: Final = "request_cancel"

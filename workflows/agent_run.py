@@ -80,6 +80,18 @@ async def _decided(ending: Coroutine[Any, Any, RunResult]) -> RunResult:
             workflow.logger.info("cancel arrived after the run's outcome was decided; ignored")
 
 
+def _cancelled() -> AsmError:
+    """The error a cancelled run ends with, saying why when the cancel request said.
+
+    The reason comes with Temporal's cancel request (``cancel_run``'s, or ``temporal workflow
+    cancel --reason``'s): it lands in ``run_cancelled``, the run's row and its result.
+    """
+    reason = workflow.cancellation_reason()
+    if not reason:
+        return error("cancelled", "run cancelled")
+    return error("cancelled", f"run cancelled: {reason[:500]}", details={"reason": reason[:500]})
+
+
 @workflow.defn(name=RUN_WORKFLOW)
 class AgentRun:
     """One run: provider activity, retries, deadline, cancellation, lifecycle events."""
@@ -148,11 +160,11 @@ class AgentRun:
             results = await asyncio.gather(activity, return_exceptions=True)
             if isinstance(results[0], ProviderOutcome):  # it finished as the cancel arrived
                 return self._completed(spec, results[0])
-            await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
+            await self._end(spec, RunStatus.CANCELLED, _cancelled())
             raise
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
-                await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
+                await self._end(spec, RunStatus.CANCELLED, _cancelled())
                 raise asyncio.CancelledError() from exc
             return await _decided(self._end(spec, RunStatus.FAILED, from_failure(exc)))
         return self._completed(spec, outcome)
