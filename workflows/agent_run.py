@@ -17,6 +17,7 @@ on the final error (``details["run"]``) for :func:`core.lifecycle.run_result_fro
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from agent_session_manager.core.status import RunStatus
     from agent_session_manager.core.temporal import from_failure, retry_policy, to_application_error
+
+_FROM_WORKFLOW = re.compile(r"^Cancel requested by workflow with run id \S+ with reason: ")
 
 #: Without a deadline a run still needs *some* bound; a day is far beyond any model call.
 NO_DEADLINE = timedelta(hours=24)
@@ -89,6 +92,9 @@ def _cancelled() -> AsmError:
     reason = workflow.cancellation_reason()
     if not reason:
         return error("cancelled", "run cancelled")
+    # A cancel sent by another workflow (the session) reaches us worded by the server:
+    # "Cancel requested by workflow with run id … with reason: <reason>". Keep the reason.
+    reason = _FROM_WORKFLOW.sub("", reason, count=1) or reason
     return error("cancelled", f"run cancelled: {reason[:500]}", details={"reason": reason[:500]})
 
 
