@@ -61,6 +61,7 @@ from agent_session_manager.core.contract import (
     MULTITASK_STRATEGIES,
     SEARCH_ATTRIBUTE_VALUE_BYTES,
     SERVER_UPDATE_PAYLOADS_BYTES,
+    AttemptFailed,
     CancelRequest,
     CancelRun,
     CancelSession,
@@ -157,6 +158,7 @@ from agent_session_manager.core.models import (
 from agent_session_manager.core.ownership import RunClaim, SessionClaim
 from agent_session_manager.core.protocol import (
     ACTIVATE,
+    ATTEMPT_FAILED,
     CANCEL,
     CANCEL_RUN,
     CLAIM_RUN_ACTIVITY,
@@ -205,6 +207,7 @@ from agent_session_manager.core.usage import (
 
 __all__ = [
     "ACTIVATE",
+    "ATTEMPT_FAILED",
     "CANCEL",
     "CANCEL_RUN",
     "CAPABILITY_TYPES",
@@ -261,6 +264,7 @@ __all__ = [
     "TEXT_MEDIA_TYPE",
     "Admission",
     "AsmError",
+    "AttemptFailed",
     "CancelRequest",
     "CancelRun",
     "CancelSession",

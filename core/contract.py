@@ -39,7 +39,7 @@ from pydantic import (
 
 from agent_session_manager.core.capabilities import Capability, CapabilityType, Negotiation
 from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef
-from agent_session_manager.core.errors import ValidationError
+from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, ValidationError
 from agent_session_manager.core.status import RunStatus, SessionStatus
 from agent_session_manager.core.usage import TokenUsage
 
@@ -399,6 +399,15 @@ class CancelSession(_Model):
     """Argument of the ``cancel`` signal."""
 
     reason: _Reason | None = None
+
+
+class AttemptFailed(_Model):
+    """Argument of the ``attempt_failed`` signal: one failed attempt of a run, as its error."""
+
+    attempt: int = Field(ge=1, le=2**31)
+    code: str = Field(max_length=64)
+    message: str = Field(max_length=4 * MAX_MESSAGE_BYTES)
+    retryable: bool
 
 
 class CancelRequest(_Model):

@@ -40,6 +40,9 @@ INTERRUPT: Final = "interrupt"
 CANCEL: Final = "cancel"
 #: Signal a run sends its session as it ends, so the slot is free before the end is visible.
 RUN_FINISHED: Final = "run_finished"
+#: Signal the provider activity sends its run when an attempt fails: the run's history (its
+#: page in the Temporal UI) keeps every attempt's error, where Temporal keeps only the last.
+ATTEMPT_FAILED: Final = "attempt_failed"
 #: Session query: the session's status, runs and totals.
 DESCRIBE: Final = "describe"
 #: Run query: the run's current status.

@@ -26,11 +26,12 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from agent_session_manager.workflows.inputs import argument, no_arguments, unknown
+from agent_session_manager.workflows.inputs import argument, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.contract import (
+        AttemptFailed,
         ProviderCall,
         ProviderOutcome,
         RetrySettings,
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.errors import AsmError, error
     from agent_session_manager.core.lifecycle import completed_result, ended_result, run_ended
     from agent_session_manager.core.protocol import (
+        ATTEMPT_FAILED,
         RUN_FINISHED,
         RUN_STATUS,
         RUN_WORKFLOW,
@@ -115,6 +117,29 @@ class AgentRun:
     def _unknown_query(self, name: str, args: Sequence[RawValue]) -> None:
         """Answers every query this workflow does not define with a typed error."""
         unknown("query", name, [RUN_STATUS])
+
+    @workflow.signal(dynamic=True)
+    def _signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Every signal arrives here, raw: ``attempt_failed``, from the provider activity.
+
+        The signal itself is the record (the run's history keeps every attempt's error, where
+        Temporal keeps only the last failure); the current details say it while retries go on.
+        Anything else, or a payload that does not decode, is logged and dropped: a signal is
+        applied again on every replay, so it must never raise.
+        """
+        if name != ATTEMPT_FAILED:
+            workflow.logger.warning("run: unknown signal %s dropped", name[:80])
+            return
+        try:
+            failed = parse(args, AttemptFailed, name)
+        except AsmError as err:
+            workflow.logger.warning("run: signal %s dropped: %s", name, err.message)
+            return
+        if self._status is RunStatus.RUNNING:
+            then = "retrying" if failed.retryable else "giving up"
+            workflow.set_current_details(
+                f"attempt {failed.attempt} failed: [{failed.code}] {failed.message[:300]} · {then}"
+            )
 
     @workflow.update(dynamic=True)
     async def _unknown_update(self, name: str, args: Sequence[RawValue]) -> None:

@@ -5,6 +5,7 @@ its taxonomy code first; the current details count every outcome."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType as HistoryEventType
@@ -167,3 +168,48 @@ async def test_a_failed_run_reads_code_first_without_stack_and_every_outcome_is_
         RunStatus.CANCELLED: 1,
     }
     assert "3 run(s): 1 completed, 1 failed, 1 cancelled, 0 timed out" in details
+
+
+async def test_every_failed_attempts_error_is_in_the_runs_history(
+    client: SessionClient, temporal: Client, run_worker: Any
+) -> None:
+    flaky = MockScript(
+        steps=[
+            MockError(code="provider_unavailable", message="overloaded", attempts=[1]),
+            MockError(code="provider_rate_limited", message="slow down", attempts=[2]),
+            MockText(text="third time lucky"),
+        ]
+    )
+    retry = RetrySettings(initial_interval_seconds=0.1, maximum_interval_seconds=0.2)
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a", retry=retry)).session_id
+        result = await client.run(sid, "go", mock=flaky)
+    assert result.status is RunStatus.COMPLETED and result.attempts == 3
+    run = temporal.get_workflow_handle(run_workflow_id(result.run_id))
+    signals = await history_events(run, HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+    failed = [
+        json.loads(e.workflow_execution_signaled_event_attributes.input.payloads[0].data)
+        for e in signals
+        if e.workflow_execution_signaled_event_attributes.signal_name == "attempt_failed"
+    ]
+    assert [(f["attempt"], f["code"], f["message"]) for f in failed] == [
+        (1, "provider_unavailable", "overloaded"),
+        (2, "provider_rate_limited", "slow down"),
+    ]
+
+
+async def test_a_stray_or_malformed_signal_to_a_run_is_dropped(
+    client: SessionClient, temporal: Client, run_worker: Any
+) -> None:
+    async with run_worker():
+        sid = (await client.start_session(agent_id="a", mock=SLOW)).session_id
+        ref = await client.submit_run(sid, "go")
+        run = temporal.get_workflow_handle(run_workflow_id(ref.run_id))
+        await run.signal("attempt_failed", {"attempt": "many"})
+        await run.signal("attempt_failed")
+        await run.signal("no_such_signal", 1)
+        await client.cancel_run(sid, ref.run_id)
+        result = await client.wait_run(ref.run_id, sid)
+    assert result.status is RunStatus.CANCELLED
+    failed = await history_events(run, HistoryEventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+    assert failed == []
