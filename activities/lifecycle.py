@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from temporalio import activity
+from temporalio.service import RPCError, RPCStatusCode
 
 from agent_session_manager.activities.providers.base import Provider, info
 from agent_session_manager.core.contract import (
+    CancelRequest,
     LifecycleRecord,
     ProviderCatalog,
 )
@@ -20,6 +22,7 @@ from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.protocol import (
     PROVIDER_CATALOG_ACTIVITY,
     RECORD_LIFECYCLE_ACTIVITY,
+    REQUEST_CANCEL_ACTIVITY,
     ROLLBACK_RUN_ACTIVITY,
 )
 from agent_session_manager.core.temporal import to_application_error
@@ -49,6 +52,23 @@ class LifecycleActivities:
     async def provider_catalog(self) -> ProviderCatalog:
         """The providers this worker runs, with their capabilities."""
         return ProviderCatalog(providers={name: info(p) for name, p in self.providers.items()})
+
+    @activity.defn(name=REQUEST_CANCEL_ACTIVITY)
+    async def request_cancel(self, req: CancelRequest) -> None:
+        """Ask Temporal to cancel ``req``'s execution, with ``req.reason`` as the request's cause.
+
+        A workflow can end Canceled only when Temporal was asked to cancel it, and the server
+        refuses a workflow's request to cancel itself: a session cancelled by its ``cancel``
+        signal asks from here, so it ends Canceled like one cancelled with ``temporal workflow
+        cancel``, the reason in its history (the Temporal UI shows it, and ``Canceled`` filters
+        find it). An execution that has already closed has nothing left to cancel.
+        """
+        handle = activity.client().get_workflow_handle(req.workflow_id, run_id=req.run_id)
+        try:
+            await handle.cancel(reason=req.reason)
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise  # retried by the local activity's policy: Temporal will answer
 
     @activity.defn(name=ROLLBACK_RUN_ACTIVITY)
     async def rollback_run(self, run_id: str) -> None:

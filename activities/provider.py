@@ -42,19 +42,22 @@ from agent_session_manager.activities.sink import StoreSink
 from agent_session_manager.activities.store_outage import StoreOutage, activity_deadline
 from agent_session_manager.core.budget import BudgetPolicy
 from agent_session_manager.core.contract import (
+    AttemptFailed,
     Message,
     ProviderCall,
     ProviderOutcome,
     RunFinished,
     RunResult,
+    run_workflow_id,
     session_workflow_id,
 )
-from agent_session_manager.core.errors import AsmError, error
+from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, AsmError, error
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.ledger import UsageTotal
 from agent_session_manager.core.lifecycle import completed_result, run_ended, run_started
 from agent_session_manager.core.prices import PriceTable, default_prices
 from agent_session_manager.core.protocol import (
+    ATTEMPT_FAILED,
     RUN_FINISHED,
     STREAM_PROVIDER_ACTIVITY,
 )
@@ -224,6 +227,7 @@ class ProviderActivities:
             clean = self._failed(err, spec.provider, attempt)
             await self._bill_failure(bill, sink, outage, clean)
             await self._record_failure(sink, clean)
+            await self._tell_run(spec.run_id, clean)
             # Without the chain: it quotes the provider's whole answer (and maybe the key).
             raise to_application_error(clean) from None
         except Exception as exc:
@@ -239,6 +243,7 @@ class ProviderActivities:
             )
             await self._bill_failure(bill, sink, outage, crash)
             await self._record_failure(sink, crash)
+            await self._tell_run(spec.run_id, crash)
             raise to_application_error(crash) from None
         await self._tell_session(RunFinished.of(ended, spec.token))
         return outcome
@@ -304,6 +309,21 @@ class ProviderActivities:
             await handle.signal(RUN_FINISHED, result)
         except RPCError as exc:  # no such session (a run started on its own): nothing to tell
             log.info("run %s: session not signalled: %s", result.run_id, exc.message)
+
+    async def _tell_run(self, run_id: str, err: AsmError) -> None:
+        """Leave this attempt's error in the run's history (Temporal keeps only the last
+        attempt's failure), where the run's page in the Temporal UI shows it."""
+        failed = AttemptFailed(
+            attempt=activity.info().attempt,
+            code=err.code,
+            message=err.message[: 4 * MAX_MESSAGE_BYTES],
+            retryable=err.retryable,
+        )
+        try:
+            handle = activity.client().get_workflow_handle(run_workflow_id(run_id))
+            await handle.signal(ATTEMPT_FAILED, failed)
+        except (RPCError, RuntimeError) as exc:  # the run is gone, or no client (a unit test)
+            log.info("run %s: attempt failure not signalled: %s", run_id, exc)
 
     async def _flush_quietly(self, sink: StoreSink) -> None:
         try:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         SessionClient,
         SessionListing,
         TextDelta,
+        ThinkingDelta,
     )
     from agent_session_manager.core import (
         AsmError,
@@ -48,7 +49,16 @@ if TYPE_CHECKING:
 #: public name -> the subpackage it comes from.
 _ORIGIN = {
     **dict.fromkeys(
-        ["Outage", "Patience", "Reset", "SessionClient", "SessionListing", "TextDelta"], "client"
+        [
+            "Outage",
+            "Patience",
+            "Reset",
+            "SessionClient",
+            "SessionListing",
+            "TextDelta",
+            "ThinkingDelta",
+        ],
+        "client",
     ),
     **dict.fromkeys(
         [
@@ -93,6 +103,7 @@ __all__ = [
     "SessionSummary",
     "SessionView",
     "TextDelta",
+    "ThinkingDelta",
     "TokenUsage",
 ]
 

@@ -81,7 +81,7 @@ async def collect_text(client: SessionClient, sid: str, run_id: str) -> str:
     async for piece in client.stream_text(sid, run_id):
         if isinstance(piece, Reset):
             text = ""
-        elif isinstance(piece, TextDelta) and piece.kind is None:
+        elif isinstance(piece, TextDelta):
             text += piece.text
     return text
 

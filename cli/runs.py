@@ -45,7 +45,7 @@ def run(
                 async for piece in rt.client.stream_text(session, ref.run_id):
                     if isinstance(piece, Reset):
                         out.print(f"\n(attempt {piece.attempt}: retrying)", style="yellow")
-                    elif piece.kind is None:
+                    else:
                         out.print(piece.text, end="", markup=False, highlight=False)
                 out.print()
             if wait:

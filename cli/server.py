@@ -11,7 +11,7 @@ import typer
 
 from agent_session_manager.cli.output import out
 from agent_session_manager.cli.runtime import DEV_UI_PORT, runtime
-from agent_session_manager.client.session_client import Reset, TextDelta
+from agent_session_manager.client.session_client import Reset
 from agent_session_manager.core.contract import SessionSpec
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.observability import config as telemetry
@@ -133,7 +133,7 @@ def demo(
                 async for piece in rt.client.stream_text(sid, ref.run_id):
                     if isinstance(piece, Reset):
                         out.print(f"\n[yellow](attempt {piece.attempt}: retrying)[/] ", end="")
-                    elif isinstance(piece, TextDelta) and piece.kind is None:
+                    else:
                         out.print(piece.text, end="", markup=False, highlight=False)
                 result = await rt.client.wait_run(ref.run_id, sid)
                 u = result.usage

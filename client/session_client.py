@@ -24,7 +24,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import AbstractContextManager, aclosing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from urllib.parse import quote
@@ -37,9 +37,10 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from temporalio.workflow import UpdateMethodMultiParam
 
+from agent_session_manager.client.connect import resolve
 from agent_session_manager.client.outages import Component, OutageWaiter, Patience
 from agent_session_manager.core import search_attributes
 from agent_session_manager.core.capabilities import CapabilityType
@@ -66,9 +67,16 @@ from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event, EventT
 from agent_session_manager.core.lifecycle import run_result_from_error
 from agent_session_manager.core.models import new_session_id
 from agent_session_manager.core.protocol import CANCEL, DEFAULT_TASK_QUEUE, SESSION_WORKFLOW
-from agent_session_manager.core.temporal import from_failure, is_unreachable, temporal_unavailable
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.temporal import (
+    data_converter,
+    from_failure,
+    is_unreachable,
+    temporal_unavailable,
+)
 from agent_session_manager.core.usage import TokenUsage
-from agent_session_manager.store import EventStore
+from agent_session_manager.observability.temporal_plugin import temporal_plugins
+from agent_session_manager.store import EventStore, open_store
 from agent_session_manager.workflows.agent_run import AgentRun
 from agent_session_manager.workflows.agent_session import AgentSession
 
@@ -76,6 +84,10 @@ if TYPE_CHECKING:
     from agent_session_manager.client.audit import AuditEntry
 
 _RUN_END_TYPES = frozenset(t.value for t in RUN_TERMINAL_EVENTS.values())
+
+#: ``message_streamed`` kinds that are the model's reasoning: Anthropic's extended thinking,
+#: Codex's and Claude Code's reasoning items (other kinds, e.g. a tool's output, are neither).
+_THINKING_KINDS = frozenset({"thinking", "reasoning"})
 
 # The keyword defaults of start_session are the model's own, read once, so they cannot drift.
 _SPEC_DEFAULTS = SessionSpec(agent_id="defaults")
@@ -115,18 +127,45 @@ class SessionListing:
 
 @dataclass(frozen=True)
 class TextDelta:
-    """A piece of a run's assistant text, from attempt ``attempt``."""
+    """A piece of a run's answer, from attempt ``attempt``; ``str()`` is the text itself."""
 
     text: str
     attempt: int
-    kind: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    """A piece of the model's reasoning (``stream_text(..., thinking=True)`` only)."""
+
+    text: str
+    attempt: int
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)
 class Reset:
-    """A later attempt started: discard the text shown so far for this run."""
+    """Attempt ``attempt`` starts over: the text shown so far for this run is void.
+
+    ``str()`` is a line that says so (and why, when the failed attempt said), so a loop that
+    prints every piece shows the restart instead of gluing two attempts' text together.
+    """
 
     attempt: int
+    reason: str | None = field(default=None, compare=False)
+    """The earlier attempt's error (``code: message``), when it was recorded."""
+
+    def __str__(self) -> str:
+        why = f" after {self.reason}" if self.reason else ""
+        return f"\n[retrying{why}: attempt {self.attempt} starts over]\n"
+
+
+#: What :meth:`SessionClient.stream_text` yields.
+TextPiece = TextDelta | ThinkingDelta | Reset
 
 
 @contextmanager
@@ -184,6 +223,84 @@ class SessionClient:
         self.task_queue = task_queue
         self.ui_base = ui_url
         self.patience = patience or Patience()
+        self._owns_store = False
+
+    @classmethod
+    async def connect(
+        cls,
+        address: str | None = None,
+        *,
+        namespace: str | None = None,
+        api_key: str | None = None,
+        tls: bool | TLSConfig | None = None,
+        task_queue: str | None = None,
+        database_url: str | None = None,
+        ui_url: str | None = None,
+        profile: str | None = None,
+        with_store: bool = True,
+        patience: Patience | None = None,
+    ) -> SessionClient:
+        """A client connected as the environment says, like the ``temporal`` CLI's.
+
+        Reads ``ASM_TEMPORAL_ADDRESS`` / ``TEMPORAL_ADDRESS``, ``ASM_NAMESPACE`` /
+        ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS*`` (and the ``temporal``
+        config file), ``ASM_TASK_QUEUE`` and ``ASM_DATABASE_URL``; the ``ASM_`` variable wins
+        over the ``TEMPORAL_`` one, and a keyword argument over both (the whole table is in
+        :mod:`client.connect`). With ``with_store`` (the default) it opens the event store too,
+        which :meth:`close` (or ``async with``) closes.
+
+        Raises ``validation_error`` for a setting that cannot be used (naming its variable),
+        ``temporal_unavailable`` when Temporal does not answer at the address, and the store's
+        own errors (``storage_connection_failed``, a schema to upgrade) for the store.
+        """
+        settings = resolve(
+            address,
+            namespace=namespace,
+            api_key=api_key,
+            tls=tls,
+            task_queue=task_queue,
+            database_url=database_url,
+            ui_url=ui_url,
+            profile=profile,
+        )
+        try:
+            temporal = await Client.connect(
+                settings.address,
+                namespace=settings.namespace,
+                api_key=settings.api_key,
+                tls=settings.tls,
+                rpc_metadata=settings.rpc_metadata,
+                data_converter=data_converter,
+                plugins=temporal_plugins(),  # OpenTelemetry, when OTEL_TRACES_EXPORTER is set
+            )
+        except (RPCError, RuntimeError, ConnectionError) as exc:
+            source = settings.sources.get("address", "address")
+            err = temporal_unavailable(exc, settings.address)
+            err.message += f" (address from {source})"
+            err.details["address_from"] = source
+            raise err from exc
+        store = await open_store(settings.database_url) if with_store else None
+        client = cls(
+            temporal,
+            store,
+            task_queue=settings.task_queue,
+            ui_url=settings.ui_url,
+            patience=patience,
+        )
+        client._owns_store = store is not None
+        return client
+
+    async def close(self) -> None:
+        """Close the event store :meth:`connect` opened (a store passed in is the caller's)."""
+        if self._owns_store and self.store is not None:
+            self._owns_store = False
+            await self.store.close()
+
+    async def __aenter__(self) -> SessionClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     @property
     def temporal_address(self) -> str:
@@ -373,7 +490,11 @@ class SessionClient:
         return await self._transition(_update(AgentSession.fail), session_id, arg)
 
     async def cancel_session(self, session_id: str, reason: str | None = None) -> None:
-        """Signal ``cancel``: every run is cancelled, then the session ends ``cancelled``."""
+        """Signal ``cancel``: every run is cancelled, then the session ends ``cancelled``.
+
+        Its workflow ends Canceled in Temporal, the reason as the cancel request's cause
+        (:meth:`result` still returns its summary).
+        """
         with self._translated(session_id):
             # Signals reach the session through one dynamic handler that records a malformed one
             # instead of failing the workflow task, so there is no method to refer to: the name
@@ -381,12 +502,23 @@ class SessionClient:
             await self._handle(session_id).signal(CANCEL, CancelSession(reason=reason))
 
     async def result(self, session_id: str) -> SessionSummary:
-        """Wait for the session workflow to end and return its summary (through outages)."""
+        """Wait for the session workflow to end and return its summary (through outages).
+
+        A cancelled session returns its summary too (status ``cancelled``), though its
+        workflow ends Canceled, with no result: the summary is then its ``describe``.
+        """
         handle = self._handle(session_id)
 
         async def once() -> SessionSummary:
             with self._translated(session_id):
-                return await handle.result()
+                try:
+                    return await handle.result()
+                except WorkflowFailureError as exc:
+                    if from_failure(exc.cause).code != "cancelled":
+                        raise
+                    # Answered by a worker replaying the closed workflow.
+                    view = await handle.query(AgentSession.describe)
+                    return SessionSummary.model_validate(view.model_dump())
 
         return await self._waiter().call(once)
 
@@ -508,12 +640,19 @@ class SessionClient:
             # Temporal answered that the run's workflow does not exist (yet).
             return await self._queued_outcome(run_id, session_id, exc)
         row = await self.store.get_run(run_id) if self.store is not None else None
-        return run_result_from_error(
+        result = run_result_from_error(
             failure,
             run_id=run_id,
             session_id=row.session_id if row else (session_id or ""),
             usage=TokenUsage.model_validate(row.usage) if row and row.usage else None,
         )
+        if row is not None and row.status is RunStatus.CANCELLED and "run" not in failure.details:
+            # A run's workflow ends Canceled, which carries no result: what the run recorded
+            # (the cancel's reason, the attempts it made) is in its row.
+            result = result.model_copy(
+                update={"error": row.error or result.error, "attempts": row.attempts}
+            )
+        return result
 
     async def _queued_outcome(
         self, run_id: str, session_id: str | None, cause: RPCError
@@ -605,10 +744,17 @@ class SessionClient:
         )
 
     async def stream_text(
-        self, session_id: str, run_id: str, after_seq: int = 0
-    ) -> AsyncIterator[TextDelta | Reset]:
-        """A run's assistant text as it streams; :class:`Reset` when a retry voids it."""
+        self, session_id: str, run_id: str, after_seq: int = 0, *, thinking: bool = False
+    ) -> AsyncIterator[TextPiece]:
+        """A run's answer as it streams, ending with the run; every piece prints as itself.
+
+        Yields :class:`TextDelta` pieces, :class:`ThinkingDelta` pieces too when ``thinking``,
+        and a :class:`Reset` when a retried attempt starts over (discard what you showed; its
+        ``str()`` says so). ``async for piece in ...: print(piece, end="")`` is a complete,
+        retry-proof printer.
+        """
         attempt = 0
+        failure: str | None = None
         async for event in self.stream_events(
             session_id,
             after_seq,
@@ -617,14 +763,19 @@ class SessionClient:
         ):
             if event.attempt > attempt:
                 if attempt:
-                    yield Reset(attempt=event.attempt)
+                    yield Reset(attempt=event.attempt, reason=failure)
                 attempt = event.attempt
-            if event.type is EventType.MESSAGE_STREAMED and event.attempt == attempt:
-                yield TextDelta(
-                    text=str(event.data.get("text", "")),
-                    attempt=event.attempt,
-                    kind=event.data.get("kind"),
-                )
+                failure = None
+            if event.attempt != attempt:
+                continue  # a straggler of an attempt already superseded
+            if event.type is EventType.ERROR_OCCURRED:
+                failure = f"{event.data.get('code')}: {str(event.data.get('message'))[:200]}"
+            elif event.type is EventType.MESSAGE_STREAMED:
+                text = str(event.data.get("text", ""))
+                if event.data.get("kind") is None:
+                    yield TextDelta(text=text, attempt=attempt)
+                elif thinking and event.data.get("kind") in _THINKING_KINDS:
+                    yield ThinkingDelta(text=text, attempt=attempt)
 
     async def audit_log(
         self,

@@ -75,6 +75,8 @@ from agent_session_manager.core.contract import (
     MULTITASK_STRATEGIES,
     SEARCH_ATTRIBUTE_VALUE_BYTES,
     SERVER_UPDATE_PAYLOADS_BYTES,
+    AttemptFailed,
+    CancelRequest,
     CancelRun,
     CancelSession,
     Id,
@@ -184,6 +186,7 @@ from agent_session_manager.core.prices import (
 )
 from agent_session_manager.core.protocol import (
     ACTIVATE,
+    ATTEMPT_FAILED,
     CANCEL,
     CANCEL_RUN,
     CLAIM_RUN_ACTIVITY,
@@ -196,6 +199,7 @@ from agent_session_manager.core.protocol import (
     PAUSE,
     PROVIDER_CATALOG_ACTIVITY,
     RECORD_LIFECYCLE_ACTIVITY,
+    REQUEST_CANCEL_ACTIVITY,
     RESUME,
     ROLLBACK_RUN_ACTIVITY,
     RUN_FINISHED,
@@ -231,6 +235,7 @@ from agent_session_manager.core.usage import (
 
 __all__ = [
     "ACTIVATE",
+    "ATTEMPT_FAILED",
     "CANCEL",
     "CANCEL_RUN",
     "CAPABILITY_TYPES",
@@ -264,6 +269,7 @@ __all__ = [
     "PROVIDER_CATALOG_ACTIVITY",
     "RECORD_LIFECYCLE_ACTIVITY",
     "REDACTED",
+    "REQUEST_CANCEL_ACTIVITY",
     "RESUME",
     "RETRYABLE_CODES",
     "ROLLBACK_RUN_ACTIVITY",
@@ -288,8 +294,10 @@ __all__ = [
     "USAGE_GROUPS",
     "Admission",
     "AsmError",
+    "AttemptFailed",
     "Budget",
     "BudgetPolicy",
+    "CancelRequest",
     "CancelRun",
     "CancelSession",
     "Capability",

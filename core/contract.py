@@ -40,7 +40,7 @@ from pydantic import (
 from agent_session_manager.core.budget import Budget
 from agent_session_manager.core.capabilities import Capability, CapabilityType, Negotiation
 from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef
-from agent_session_manager.core.errors import ValidationError
+from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, ValidationError
 from agent_session_manager.core.status import RunStatus, SessionStatus
 from agent_session_manager.core.usage import TokenUsage
 
@@ -407,6 +407,23 @@ class CancelSession(_Model):
     reason: _Reason | None = None
 
 
+class AttemptFailed(_Model):
+    """Argument of the ``attempt_failed`` signal: one failed attempt of a run, as its error."""
+
+    attempt: int = Field(ge=1, le=2**31)
+    code: str = Field(max_length=64)
+    message: str = Field(max_length=4 * MAX_MESSAGE_BYTES)
+    retryable: bool
+
+
+class CancelRequest(_Model):
+    """Input of the ``request_cancel`` local activity: cancel this execution, saying why."""
+
+    workflow_id: str
+    run_id: str
+    reason: str
+
+
 # --- runs --------------------------------------------------------------------------------
 
 
@@ -698,6 +715,9 @@ class SessionState(_Model):
     default_model: str | None = Field(default=None, description="the provider's default model")
     continued: int = Field(default=0, description="how many times the session continued-as-new")
     error: dict[str, Any] | None = None
+    outcomes: dict[RunStatus, int] = Field(
+        default_factory=dict, description="runs ended so far, by status (kept across continues)"
+    )
 
 
 class SessionView(_Model):
@@ -715,6 +735,10 @@ class SessionView(_Model):
     continued: int = 0
     error: dict[str, Any] | None = None
     ready: bool = Field(default=True, description="false until the session finished starting")
+    outcomes: dict[RunStatus, int] = Field(
+        default_factory=dict,
+        description="runs ended, by status: completed, failed, cancelled, timeout",
+    )
 
 
 class SessionSummary(SessionView):

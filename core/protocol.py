@@ -40,6 +40,9 @@ INTERRUPT: Final = "interrupt"
 CANCEL: Final = "cancel"
 #: Signal a run sends its session as it ends, so the slot is free before the end is visible.
 RUN_FINISHED: Final = "run_finished"
+#: Signal the provider activity sends its run when an attempt fails: the run's history (its
+#: page in the Temporal UI) keeps every attempt's error, where Temporal keeps only the last.
+ATTEMPT_FAILED: Final = "attempt_failed"
 #: Session query: the session's status, runs and totals.
 DESCRIBE: Final = "describe"
 #: Run query: the run's current status.
@@ -59,3 +62,6 @@ STORE_CONTENT_ACTIVITY: Final = "store_content"
 CLAIM_SESSION_ACTIVITY: Final = "claim_session"
 #: Local activity that claims a run id for one session (store-enforced).
 CLAIM_RUN_ACTIVITY: Final = "claim_run"
+#: Local activity that asks Temporal to cancel a workflow (a session cancelled by signal ends
+#: Canceled, with its reason, like one cancelled through Temporal).
+REQUEST_CANCEL_ACTIVITY: Final = "request_cancel"

@@ -47,12 +47,17 @@ from agent_session_manager.core.scrub import scrub
 
 
 def to_application_error(err: AsmError) -> ApplicationError:
-    """Wrap a domain error for Temporal, keeping code, retry bit and retry-after."""
+    """Wrap a domain error for Temporal, keeping code, retry bit and retry-after.
+
+    The message is ``[code] message``: the Temporal UI and the ``temporal`` CLI show a
+    failure's message first, and a reader should see the taxonomy code there, not only in the
+    failure's type. :func:`from_failure` reads the error back from the details, not the message.
+    """
     delay: timedelta | None = None
     if err.provider_error is not None and err.provider_error.retry_after is not None:
         delay = timedelta(seconds=max(err.provider_error.retry_after, 0.0))
     return ApplicationError(
-        err.message,
+        str(err),
         err.to_dict(),
         type=err.code,
         non_retryable=not err.retryable,
@@ -294,6 +299,15 @@ MAX_STACK_TRACE_BYTES = 4096
 MAX_FAILURE_BYTES = 64 * 1024
 
 
+def _is_domain_failure(failure: Failure) -> bool:
+    kind = (
+        failure.application_failure_info.type
+        if failure.HasField("application_failure_info")
+        else ""
+    )
+    return kind in CODES and kind != "internal_error"
+
+
 class _BoundedFailureConverter(DefaultFailureConverter):
     """The default failure conversion, then every message and stack trace redacted and capped
     and the cause chain cut, so any exception, however big its chain, fits in a gRPC message.
@@ -310,6 +324,10 @@ class _BoundedFailureConverter(DefaultFailureConverter):
         while True:
             node.message = scrub(node.message, MAX_MESSAGE_BYTES)
             node.stack_trace = scrub(node.stack_trace, MAX_STACK_TRACE_BYTES)
+            if _is_domain_failure(node):
+                # A taxonomy error is the whole story (code, message, details): the SDK frames
+                # that raised it would bury it in the UI. An internal_error keeps its stack.
+                node.stack_trace = ""
             if not node.HasField("cause"):
                 break
             if depth >= MAX_FAILURE_CAUSES:

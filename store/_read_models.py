@@ -22,7 +22,7 @@ from agent_session_manager.store._engine import Backend, dialect_insert, scrub_n
 from agent_session_manager.store._errors import invalid_input
 from agent_session_manager.store._reads import MAX_PAGE
 from agent_session_manager.store._rows import RunRow, SessionRow
-from agent_session_manager.store._schema import COUNTERS, RUNS, SESSIONS
+from agent_session_manager.store._schema import COUNTERS, EVENTS, RUNS, SESSIONS
 
 _RUN_TERMINAL = tuple(s.value for s in RunStatus if s.is_terminal)
 _SESSION_TERMINAL = tuple(s.value for s in SessionStatus if s.is_terminal)
@@ -72,6 +72,20 @@ def record_draft(rec: LifecycleRecord) -> EventDraft:
         data=rec.data,
         provider=rec.provider,
     )
+
+
+async def with_attempts(conn: AsyncConnection, rec: LifecycleRecord) -> LifecycleRecord:
+    """``rec`` with the run's attempts filled in when it is a cancellation that could not know
+    them: Temporal tells a cancelled run nothing of its activity's attempts, but every event an
+    attempt wrote carries its number, so the last one is how many attempts started."""
+    if rec.run_id is None or rec.type != "run_cancelled" or rec.data.get("attempts") != 0:
+        return rec
+    query = sa.select(sa.func.max(EVENTS.c.attempt)).where(EVENTS.c.run_id == rec.run_id)
+    attempts = (await conn.execute(query)).scalar() or 0
+    if not attempts:
+        return rec  # cancelled before its first attempt wrote anything (e.g. queued)
+    row = rec.run_row.model_copy(update={"attempts": attempts}) if rec.run_row else None
+    return rec.model_copy(update={"data": {**rec.data, "attempts": attempts}, "run_row": row})
 
 
 def _patch_values(patch: SessionPatch | RunPatch | None) -> dict[str, Any]:

@@ -318,8 +318,10 @@ class EventStore(Database):
         now = _now()
 
         async def tx(conn: AsyncConnection) -> list[Event]:
-            written = await append_group(conn, self.backend, rec.session_id, [draft], now)
-            await _read_models.apply_record(conn, self.backend, rec, now)
+            known = await _read_models.with_attempts(conn, rec)
+            event = _read_models.record_draft(known)
+            written = await append_group(conn, self.backend, rec.session_id, [event], now)
+            await _read_models.apply_record(conn, self.backend, known, now)
             return written
 
         written = await self._run_write(tx, ids={draft.id: draft.session_id})

@@ -80,6 +80,7 @@ async def serve(
             lifecycle.record_lifecycle,
             lifecycle.provider_catalog,
             lifecycle.rollback_run,
+            lifecycle.request_cancel,
             content.store_content,
             ownership.claim_session,
             ownership.claim_run,

@@ -17,6 +17,7 @@ on the final error (``details["run"]``) for :func:`core.lifecycle.run_result_fro
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
@@ -25,11 +26,12 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from agent_session_manager.workflows.inputs import argument, no_arguments, unknown
+from agent_session_manager.workflows.inputs import argument, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.contract import (
+        AttemptFailed,
         ProviderCall,
         ProviderOutcome,
         RetrySettings,
@@ -40,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.errors import AsmError, error
     from agent_session_manager.core.lifecycle import completed_result, ended_result, run_ended
     from agent_session_manager.core.protocol import (
+        ATTEMPT_FAILED,
         RUN_FINISHED,
         RUN_STATUS,
         RUN_WORKFLOW,
@@ -47,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from agent_session_manager.core.status import RunStatus
     from agent_session_manager.core.temporal import from_failure, retry_policy, to_application_error
+
+_FROM_WORKFLOW = re.compile(r"^Cancel requested by workflow with run id \S+ with reason: ")
 
 #: Without a deadline a run still needs *some* bound; a day is far beyond any model call.
 NO_DEADLINE = timedelta(hours=24)
@@ -80,6 +85,21 @@ async def _decided(ending: Coroutine[Any, Any, RunResult]) -> RunResult:
             workflow.logger.info("cancel arrived after the run's outcome was decided; ignored")
 
 
+def _cancelled() -> AsmError:
+    """The error a cancelled run ends with, saying why when the cancel request said.
+
+    The reason comes with Temporal's cancel request (``cancel_run``'s, or ``temporal workflow
+    cancel --reason``'s): it lands in ``run_cancelled``, the run's row and its result.
+    """
+    reason = workflow.cancellation_reason()
+    if not reason:
+        return error("cancelled", "run cancelled")
+    # A cancel sent by another workflow (the session) reaches us worded by the server:
+    # "Cancel requested by workflow with run id … with reason: <reason>". Keep the reason.
+    reason = _FROM_WORKFLOW.sub("", reason, count=1) or reason
+    return error("cancelled", f"run cancelled: {reason[:500]}", details={"reason": reason[:500]})
+
+
 @workflow.defn(name=RUN_WORKFLOW)
 class AgentRun:
     """One run: provider activity, retries, deadline, cancellation, lifecycle events."""
@@ -97,6 +117,29 @@ class AgentRun:
     def _unknown_query(self, name: str, args: Sequence[RawValue]) -> None:
         """Answers every query this workflow does not define with a typed error."""
         unknown("query", name, [RUN_STATUS])
+
+    @workflow.signal(dynamic=True)
+    def _signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Every signal arrives here, raw: ``attempt_failed``, from the provider activity.
+
+        The signal itself is the record (the run's history keeps every attempt's error, where
+        Temporal keeps only the last failure); the current details say it while retries go on.
+        Anything else, or a payload that does not decode, is logged and dropped: a signal is
+        applied again on every replay, so it must never raise.
+        """
+        if name != ATTEMPT_FAILED:
+            workflow.logger.warning("run: unknown signal %s dropped", name[:80])
+            return
+        try:
+            failed = parse(args, AttemptFailed, name)
+        except AsmError as err:
+            workflow.logger.warning("run: signal %s dropped: %s", name, err.message)
+            return
+        if self._status is RunStatus.RUNNING:
+            then = "retrying" if failed.retryable else "giving up"
+            workflow.set_current_details(
+                f"attempt {failed.attempt} failed: [{failed.code}] {failed.message[:300]} · {then}"
+            )
 
     @workflow.update(dynamic=True)
     async def _unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
@@ -148,11 +191,11 @@ class AgentRun:
             results = await asyncio.gather(activity, return_exceptions=True)
             if isinstance(results[0], ProviderOutcome):  # it finished as the cancel arrived
                 return self._completed(spec, results[0])
-            await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
+            await self._end(spec, RunStatus.CANCELLED, _cancelled())
             raise
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
-                await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
+                await self._end(spec, RunStatus.CANCELLED, _cancelled())
                 raise asyncio.CancelledError() from exc
             return await _decided(self._end(spec, RunStatus.FAILED, from_failure(exc)))
         return self._completed(spec, outcome)

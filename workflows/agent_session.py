@@ -47,7 +47,7 @@ from agent_session_manager.workflows.content import (
     spec_by_reference,
 )
 from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
-from agent_session_manager.workflows.lifecycle import LOCAL_TIMEOUT
+from agent_session_manager.workflows.lifecycle import LIFECYCLE_RETRY, LOCAL_TIMEOUT
 from agent_session_manager.workflows.ownership import claim_session
 from agent_session_manager.workflows.session_base import SessionBase
 from agent_session_manager.workflows.session_execution import Execution
@@ -58,6 +58,7 @@ from agent_session_manager.workflows.session_visibility import COST_LEDGER
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core import protocol
     from agent_session_manager.core.contract import (
+        CancelRequest,
         CancelRun,
         CancelSession,
         ProviderCatalog,
@@ -77,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.events import EventType
     from agent_session_manager.core.protocol import (
         PROVIDER_CATALOG_ACTIVITY,
+        REQUEST_CANCEL_ACTIVITY,
         RUN_FINISHED,
         SESSION_WORKFLOW,
     )
@@ -178,6 +180,8 @@ class AgentSession(SessionBase):
             while True:
                 woke = await self._wait_for_something()
                 if self._execution.cancel is not None:
+                    if self._execution.ui_truth:
+                        await self._cancel_through_temporal(self._execution.cancel.reason)
                     return await self._transitions.finish_cancelled(self._execution.cancel.reason)
                 if self._execution.closing is not None:
                     return await self._transitions.finish(*self._execution.closing)
@@ -189,8 +193,15 @@ class AgentSession(SessionBase):
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     self._continue_as_new()
         except asyncio.CancelledError:
-            # Temporal's own workflow cancel: same cleanup as the signal, then end Canceled.
-            await self._transitions.finish_cancelled("workflow cancellation requested")
+            # Temporal's own workflow cancel (or the cancel signal's request for one): same
+            # cleanup, then end Canceled.
+            reason = "workflow cancellation requested"
+            if self._execution.ui_truth:
+                signalled = self._execution.cancel
+                reason = (
+                    signalled.reason if signalled is not None else workflow.cancellation_reason()
+                ) or reason
+            await self._transitions.finish_cancelled(reason)
             raise
 
     async def _start(self, spec: SessionSpec) -> None:
@@ -237,6 +248,28 @@ class AgentSession(SessionBase):
         if spec.activate:
             await self._transitions.transition(SessionStatus.ACTIVE, Transition())
         self._execution.phase = "serving"
+
+    async def _cancel_through_temporal(self, reason: str | None) -> None:
+        """Have Temporal cancel this execution, then wait for the cancellation to arrive.
+
+        Only Temporal's cancel ends a workflow Canceled (returning would end it Completed, green
+        in the UI and missed by its Canceled filter), and a workflow may not request its own
+        cancellation: a local activity asks the server (see ``request_cancel``). The
+        cancellation then interrupts the wait below, and ``run``'s handler for it does the
+        cleanup.
+        """
+        info = workflow.info()
+        await workflow.execute_local_activity(
+            REQUEST_CANCEL_ACTIVITY,
+            CancelRequest(
+                workflow_id=info.workflow_id,
+                run_id=info.run_id,
+                reason=reason or "session cancelled",
+            ),
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=LIFECYCLE_RETRY,
+        )
+        await workflow.wait_condition(lambda: False)
 
     async def _wait_for_something(self) -> bool:
         """Wait for a reason to act; False when the session sat idle past its idle timeout."""

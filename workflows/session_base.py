@@ -70,6 +70,7 @@ class SessionBase:
             continued=s.continued,
             error=s.error,
             ready=self._execution.phase == "serving",
+            outcomes=dict(s.outcomes),
         )
 
     def _summary(self) -> SessionSummary:
@@ -84,14 +85,20 @@ class SessionBase:
         watchers.add(task)  # a task nobody references may be garbage-collected
         task.add_done_callback(watchers.discard)
 
-    async def _cancel_child(self, run_id: str) -> None:
+    async def _cancel_child(self, run_id: str, reason: str | None = None) -> None:
         """Ask a run to cancel; one that has just ended is not an error (its watcher settles it).
 
+        The reason (patch ``ui-truth``) rides on the cancel request: the run reads it, records
+        it in its ``run_cancelled`` event, and the request's cause shows it in the Temporal UI.
         Without the catch, a run finishing in the same moment would raise out of the main
         loop and fail the whole session.
         """
+        handle = workflow.get_external_workflow_handle(run_workflow_id(run_id))
         try:
-            await workflow.get_external_workflow_handle(run_workflow_id(run_id)).cancel()
+            if self._execution.ui_truth:
+                await handle.cancel(reason=reason or "cancelled by its session")
+            else:
+                await handle.cancel()
         except FailureError as exc:
             workflow.logger.info("run %s could not be cancelled (already ended?): %s", run_id, exc)
 
@@ -111,8 +118,20 @@ class SessionBase:
             note=note,
         )
 
-    def _describe(self) -> None:
-        show(self._state, running=len(self._execution.active), tags=self._spec.tags)
+    def _describe(self, note: str | None = None) -> None:
+        show(
+            self._state,
+            running=len(self._execution.active),
+            tags=self._spec.tags,
+            counted=self._execution.ui_truth,
+            note=note,
+        )
+
+    def _ended(self, view: RunView, status: RunStatus) -> None:
+        """``view`` ends ``status``: the one place a run's outcome is set and counted."""
+        view.status = status
+        outcomes = self._state.outcomes
+        outcomes[status] = outcomes.get(status, 0) + 1
 
     async def _record(
         self,

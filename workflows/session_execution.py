@@ -15,6 +15,7 @@ from temporalio.workflow import ChildWorkflowHandle
 
 from agent_session_manager.workflows import ownership
 from agent_session_manager.workflows.agent_run import AgentRun
+from agent_session_manager.workflows.session_visibility import UI_TRUTH
 
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.contract import CancelSession, RunResult, Transition
@@ -60,6 +61,8 @@ class Execution:
     #: This execution claims its ids in the store (patch ``store-ownership``): decided as the
     #: execution is built, in its first activation, as :mod:`workflows.ownership` requires.
     owns_ids: bool = field(default_factory=ownership.enforcing)
+    #: Patch ``ui-truth`` (:mod:`workflows.session_visibility`), decided the same way.
+    ui_truth: bool = field(default_factory=lambda: workflow.patched(UI_TRUTH))
 
     @property
     def ready(self) -> bool:

@@ -112,7 +112,7 @@ class SessionRuns(SessionBase):
             self._state.runs.append(view)
             if not isinstance(decision, PreemptRuns):
                 return await self._place(request, view, negotiation, decision)
-            victims = await self._cancel_active()
+            victims = await self._cancel_active(f"preempted by run {run_id}")
         # Wait with the lock released: the victims' accounting takes it.
         await self._until_ended(victims)
         async with self._execution.lock:
@@ -217,7 +217,7 @@ class SessionRuns(SessionBase):
             )
         except Exception as exc:  # e.g. the run id is taken by another session's run
             self._execution.tokens.pop(request.run_id, None)
-            view.status = RunStatus.FAILED
+            self._ended(view, RunStatus.FAILED)
             view.error = _bounded(error("already_exists", f"could not start run: {exc}").to_dict())
             self._describe()
             fail(error("already_exists", f"run {request.run_id} could not start: {exc}"))
@@ -280,7 +280,7 @@ class SessionRuns(SessionBase):
     def _settle(self, view: RunView, result: RunResult) -> None:
         """The one place a started run ends: its view, its slot, the session's totals, then
         (:meth:`_account`) its ``turn_completed`` and the queue."""
-        view.status = result.status
+        self._ended(view, result.status)
         view.usage = result.usage
         self._state.usage = self._state.usage + result.usage
         view.cost_micros = result.cost_micros
@@ -329,11 +329,11 @@ class SessionRuns(SessionBase):
 
     # --- cancelling -------------------------------------------------------------------
 
-    async def _cancel_active(self) -> list[str]:
+    async def _cancel_active(self, reason: str) -> list[str]:
         """Ask every active run to cancel (caller holds the lock); the runs asked."""
         victims = list(self._execution.active)
         for run_id in victims:
-            await self._cancel_child(run_id)
+            await self._cancel_child(run_id, reason)
         return victims
 
     async def _until_ended(self, run_ids: list[str]) -> None:
@@ -377,7 +377,7 @@ class SessionRuns(SessionBase):
         queued = next((r for r in self._state.queue if r.run_id == view.run_id), None)
         if queued is not None:
             self._state.queue.remove(queued)
-            view.status = RunStatus.CANCELLED
+            self._ended(view, RunStatus.CANCELLED)
             await self._record(
                 EventType.RUN_CANCELLED,
                 {"reason": reason, "queued": True},
@@ -387,12 +387,12 @@ class SessionRuns(SessionBase):
             )
             self._describe()
         elif view.run_id in self._execution.active:
-            await self._cancel_child(view.run_id)
+            await self._cancel_child(view.run_id, reason)
 
     async def interrupt(self) -> SessionView:
         """Cancel the running run(s); the session stays active and the queue proceeds."""
         async with self._execution.lock:
-            victims = await self._cancel_active()
+            victims = await self._cancel_active("interrupted")
             if not victims:
                 await self.pump()
                 return self._view(SessionView)
@@ -425,7 +425,7 @@ class SessionRuns(SessionBase):
             if view is not None:
                 await self._cancel_run(view, reason)
         self._state.queue.clear()
-        victims = await self._cancel_active()
+        victims = await self._cancel_active(reason)
         return bool(victims or self._execution.watchers)
 
 

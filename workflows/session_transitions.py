@@ -131,7 +131,7 @@ class SessionTransitions(SessionBase):
             self._state.error = arg.error
         self._state.status = target
         await self._record(event, data, session_status=target)
-        self._describe()
+        self._describe(arg.reason if target.is_terminal else None)
 
     # --- the end ----------------------------------------------------------------------
 

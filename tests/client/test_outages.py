@@ -99,7 +99,7 @@ async def collect_text(client: SessionClient, session_id: str, run_id: str) -> s
     async for piece in client.stream_text(session_id, run_id):
         if isinstance(piece, Reset):
             text = ""
-        elif isinstance(piece, TextDelta) and piece.kind is None:
+        elif isinstance(piece, TextDelta):
             text += piece.text
     return text
 

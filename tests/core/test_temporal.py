@@ -77,10 +77,12 @@ def _rate_limited() -> AsmError:
     )
 
 
-def test_application_error_type_is_the_code_and_message_is_kept() -> None:
-    app = to_application_error(error("session_not_found", "no such session"))
+def test_application_error_type_is_the_code_and_message_starts_with_it() -> None:
+    err = error("session_not_found", "no such session")
+    app = to_application_error(err)
     assert app.type == "session_not_found"
-    assert app.message == "no such session"
+    assert app.message == "[session_not_found] no such session"
+    assert from_failure(app).message == "no such session"  # read back from the details
 
 
 @pytest.mark.parametrize("code", sorted(CODES))
@@ -367,3 +369,24 @@ def test_an_asm_error_crosses_the_converter_unchanged() -> None:
     data_converter.failure_converter.to_failure(to_application_error(err), PAYLOADS, failure)
     back = from_failure(data_converter.failure_converter.from_failure(failure, PAYLOADS))
     assert back.to_dict() == err.to_dict()
+
+
+@pytest.mark.parametrize("code", ["provider_unavailable", "cancelled", "validation_error"])
+def test_a_taxonomy_failure_reads_code_first_without_stack_frames(code: str) -> None:
+    try:
+        raise to_application_error(error(code, "what happened"))
+    except ApplicationError as exc:
+        failure = Failure()
+        data_converter.failure_converter.to_failure(exc, PAYLOADS, failure)
+    assert failure.message == f"[{code}] what happened"
+    assert failure.stack_trace == ""
+
+
+def test_an_internal_error_keeps_its_stack_trace() -> None:
+    try:
+        raise to_application_error(error("internal_error", "bug"))
+    except ApplicationError as exc:
+        failure = Failure()
+        data_converter.failure_converter.to_failure(exc, PAYLOADS, failure)
+    assert failure.message == "[internal_error] bug"
+    assert "test_an_internal_error_keeps_its_stack_trace" in failure.stack_trace

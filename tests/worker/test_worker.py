@@ -46,6 +46,7 @@ async def test_serve_registers_both_workflows_and_every_activity_on_an_instrumen
         "record_lifecycle",
         "provider_catalog",
         "rollback_run",
+        "request_cancel",
         "claim_session",
         "claim_run",
         "store_content",
