@@ -41,6 +41,15 @@ from agent_session_manager.core.capabilities import Capability, CapabilityType, 
 from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef
 from agent_session_manager.core.errors import ValidationError
 from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.core.tools import (
+    MAX_TOOLS,
+    MAX_TURNS_LIMIT,
+    ApprovalPolicy,
+    ToolCallRequest,
+    ToolName,
+    ToolResult,
+    ToolSpec,
+)
 from agent_session_manager.core.usage import TokenUsage
 
 #: What ``submit_run`` does when the session already runs its maximum of runs.
@@ -272,6 +281,18 @@ class MockToolCall(_Model):
     delay_ms: _DelayMs = 0
 
 
+class MockToolUse(_Model):
+    """A ``tool_use`` block the run's agent loop executes (the tool must be attached).
+
+    The script's ``stop_reason`` should then be ``tool_use``; what the model says after the
+    results is the next script in ``after_tools``.
+    """
+
+    type: Literal["tool_use"] = "tool_use"
+    name: str = Field(min_length=1, max_length=64)
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
 class MockError(_Model):
     """Raise a taxonomy error on the listed attempts (all attempts when ``attempts`` is empty)."""
 
@@ -292,7 +313,8 @@ class MockSleep(_Model):
 
 #: One step of a mock script, told apart by its ``type``.
 MockStep = Annotated[
-    MockText | MockThinking | MockToolCall | MockError | MockSleep, Field(discriminator="type")
+    MockText | MockThinking | MockToolCall | MockToolUse | MockError | MockSleep,
+    Field(discriminator="type"),
 ]
 
 
@@ -302,6 +324,14 @@ class MockScript(_Model):
     steps: list[MockStep] = Field(default_factory=list)
     usage: TokenUsage | None = None
     stop_reason: str = Field(default="end_turn", min_length=1, max_length=_MAX_STOP_REASON_CHARS)
+    #: The replies to the model calls that follow each round of tool results, in order.
+    after_tools: list[MockScript] = Field(default_factory=list, max_length=MAX_TURNS_LIMIT)
+
+    def for_step(self, step: int) -> MockScript:
+        """The script of model call ``step`` (1 = this one); past the end, the last one."""
+        if step <= 1 or not self.after_tools:
+            return self
+        return self.after_tools[min(step - 2, len(self.after_tools) - 1)]
 
     @field_validator("usage")
     @classmethod
@@ -361,6 +391,22 @@ class SessionSpec(_Model):
         default_factory=dict, description="passed to the provider: max_tokens, temperature, …"
     )
     mock: MockScript | None = None
+    tools: list[ToolName] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="names of tools registered on the worker the model may call",
+    )
+    client_tools: list[ToolSpec] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="tools the application runs itself (results through submit_tool_result)",
+    )
+    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
+        default_factory=dict, description="per-tool approval overrides: always | never | ask"
+    )
+    max_turns: int = Field(
+        default=10, ge=1, le=MAX_TURNS_LIMIT, description="model calls per run, at most"
+    )
     activate: bool = Field(default=True, description="go active at once (else wait for activate)")
     retry: RetrySettings = Field(default_factory=RetrySettings)
     run_timeout_seconds: Seconds | None = 600.0
@@ -422,6 +468,20 @@ class RunRequest(_Model):
     provider_options: dict[str, Any] = Field(default_factory=dict)
     mock: MockScript | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    tools: list[ToolName] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="added to the session's: names of tools registered on the worker",
+    )
+    client_tools: list[ToolSpec] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="tools the application runs itself (results through submit_tool_result)",
+    )
+    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
+        default_factory=dict, description="per-tool approval overrides: always | never | ask"
+    )
+    max_turns: int | None = Field(default=None, ge=1, le=MAX_TURNS_LIMIT)
 
     @model_validator(mode="after")
     def _has_input(self) -> RunRequest:
@@ -495,6 +555,20 @@ class RunSpec(_Model):
         max_length=64,
         description="evidence: the session settles this run only on a run_finished that has it",
     )
+    tools: list[ToolName] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="names of tools registered on the worker the model may call",
+    )
+    client_tools: list[ToolSpec] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="tools the application runs itself (results through submit_tool_result)",
+    )
+    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
+        default_factory=dict, description="per-tool approval overrides: always | never | ask"
+    )
+    max_turns: int = Field(default=10, ge=1, le=MAX_TURNS_LIMIT)
 
     @model_validator(mode="after")
     def _small(self) -> RunSpec:
@@ -552,9 +626,19 @@ class ProviderCatalog(_Model):
 
 
 class ProviderCall(_Model):
-    """Input of the provider activity: the run spec (small) plus the run's writer state."""
+    """Input of the provider activity: the run spec (small) plus where the agent loop is.
+
+    Model call ``step`` (1 = the run's first) continues the run's saved transcript, cut to its
+    first ``prefix`` messages (what the previous call saved: a retried call never sees its own
+    earlier save), with ``tool_results`` as the next user message.
+    """
 
     spec: RunSpec
+    step: int = Field(default=1, ge=1, le=MAX_TURNS_LIMIT)
+    prefix: int = Field(default=0, ge=0)
+    tool_results: list[ToolResult] = Field(default_factory=list)
+    #: The earlier model calls' usage: the last call reports the run's total.
+    usage_before: TokenUsage = Field(default_factory=TokenUsage)
 
 
 class StoreContent(_Model):
@@ -577,6 +661,10 @@ class ProviderOutcome(_Model):
     stop_reason: str | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
     attempt: int = 1
+    #: ``stop_reason == "tool_use"``: the calls the loop makes before the next model call.
+    tool_calls: list[ToolCallRequest] = Field(default_factory=list)
+    #: How many messages of the run are saved now (the next call's ``prefix``).
+    messages: int = 0
 
 
 class _Patch(_Model):
@@ -703,6 +791,7 @@ class SessionSummary(SessionView):
 
 
 SessionSpec.model_rebuild()
+MockScript.model_rebuild()
 
 
 def invalid(message: str, **details: Any) -> ValidationError:

@@ -59,3 +59,14 @@ STORE_CONTENT_ACTIVITY: Final = "store_content"
 CLAIM_SESSION_ACTIVITY: Final = "claim_session"
 #: Local activity that claims a run id for one session (store-enforced).
 CLAIM_RUN_ACTIVITY: Final = "claim_run"
+
+#: Activity that runs one call of one worker-side tool (own timeouts and retries per tool).
+EXECUTE_TOOL_ACTIVITY: Final = "execute_tool"
+#: Run update that grants a pending approval, naming its action digest.
+APPROVE: Final = "approve"
+#: Run update that denies a pending approval, naming its action digest.
+DENY: Final = "deny"
+#: Run update by which the application hands in a client-side tool's result.
+SUBMIT_TOOL_RESULT: Final = "submit_tool_result"
+#: Run query: where the agent loop is, pending approvals and client-side tool calls.
+DESCRIBE_RUN: Final = "describe_run"

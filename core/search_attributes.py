@@ -24,6 +24,10 @@ TAGS = SearchAttributeKey.for_keyword_list("AsmTags")
 #: Tokens the session has used so far (int).
 TOTAL_TOKENS = SearchAttributeKey.for_int("AsmTotalTokens")
 
+#: Approvals a run waits for (int): set on ``AgentRun`` workflows, so
+#: ``AsmPendingApprovals > 0`` finds every run that waits for a human.
+PENDING_APPROVALS = SearchAttributeKey.for_int("AsmPendingApprovals")
+
 #: Every key, in registration order.
 ALL: tuple[SearchAttributeKey[Any], ...] = (
     SESSION_ID,
@@ -32,4 +36,5 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     STATUS,
     TAGS,
     TOTAL_TOKENS,
+    PENDING_APPROVALS,
 )

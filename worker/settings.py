@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     ui_url: str | None = Field(default=None, description="Temporal UI base URL for links")
     #: Heartbeats are throttled to this; it bounds how fast a cancel reaches a provider.
     heartbeat_throttle_seconds: float = 0.2
+    #: More tools for the worker, as ``module:attribute`` paths (a Tool, tools, or a factory);
+    #: ``ASM_TOOLS='["pkg.tools:weather"]'``. Installed packages use the entry-point group.
+    tools: list[str] = Field(default_factory=list)
 
     @field_validator("temporal_address", "ui_url", mode="before")
     @classmethod

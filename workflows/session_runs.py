@@ -203,6 +203,10 @@ class SessionRuns(SessionBase):
             heartbeat_timeout_seconds=spec.heartbeat_timeout_seconds,
             negotiation=negotiation,
             token=token,
+            tools=list(dict.fromkeys([*spec.tools, *request.tools])),
+            client_tools=[*spec.client_tools, *request.client_tools],
+            tool_policies={**spec.tool_policies, **request.tool_policies},
+            max_turns=request.max_turns or spec.max_turns,
         )
         try:
             handle = await workflow.start_child_workflow(
