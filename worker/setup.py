@@ -5,9 +5,10 @@ Three idempotent steps, each reported as "did" or "already there":
 1. the namespace exists (``DescribeNamespace``; with ``create_namespace`` it is registered
    when missing);
 2. the search attributes of the contract (``AsmSessionId``, ``AsmAgentId``, ``AsmProvider``,
-   ``AsmStatus`` keyword, ``AsmTags`` keyword list, ``AsmTotalTokens`` int) are registered on
-   that namespace through the operator service; one that exists with another type is an
-   error (it would make every session start fail), never silently changed;
+   ``AsmStatus`` keyword, ``AsmTags`` keyword list, ``AsmTotalTokens`` and
+   ``AsmPendingApprovals`` int) are registered on that namespace through the operator
+   service; one that exists with another type is an error (it would make every session
+   start fail), never silently changed;
 3. the event store is migrated to this version's head revision.
 
 Running it twice changes nothing the second time, and the report says so.
