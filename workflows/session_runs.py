@@ -167,10 +167,17 @@ class SessionRuns(SessionBase):
         )
 
     def _negotiate(self, request: RunRequest) -> Negotiation:
+        required = list(request.required_capabilities)
+        spec = self._spec
+        if (spec.tools or spec.client_tools or request.tools or request.client_tools) and (
+            "tool" not in required
+        ):
+            # A run with tools needs a provider that can call them.
+            required.append("tool")
         try:
-            return CapabilityResolver(
-                request.required_capabilities, request.optional_capabilities
-            ).negotiate(self._state.capabilities)
+            return CapabilityResolver(required, request.optional_capabilities).negotiate(
+                self._state.capabilities
+            )
         except AsmError as err:
             fail(err)
 

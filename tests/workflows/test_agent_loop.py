@@ -10,8 +10,10 @@ import pytest
 from pydantic import BaseModel
 from temporalio.client import Client
 
+from agent_session_manager.activities.providers.mock import MockProvider
 from agent_session_manager.activities.tools import Tool, tool
 from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.capabilities import Capability
 from agent_session_manager.core.contract import MockScript, MockText, MockToolUse, RunRequest
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventType
@@ -263,3 +265,22 @@ async def test_cancel_resolves_pending_approvals_and_stops_running_tools(
         assert await store.conversation(view.session_id, before_turn=2) == []
         ref2 = await client.submit_run(view.session_id, "again")
         assert (await client.wait_run(ref2.run_id, view.session_id)).status is RunStatus.COMPLETED
+
+
+class _NoTools(MockProvider):
+    name = "mock"
+
+    def capabilities(self) -> list[Capability]:
+        return [c for c in super().capabilities() if c.type != "tool"]
+
+
+async def test_a_run_with_tools_on_a_provider_without_them_is_refused(
+    client: SessionClient, run_worker: Any
+) -> None:
+    async with run_worker(providers={"mock": _NoTools()}, tools=TOOLS):
+        view = await client.start_session(agent_id="tools")
+        with pytest.raises(AsmError) as refused:
+            await client.submit_run(view.session_id, request=RunRequest(prompt="x", tools=["add"]))
+        assert refused.value.code == "missing_required_capability"
+        plain = await client.submit_run(view.session_id, "no tools")  # the session goes on
+        assert (await client.wait_run(plain.run_id, view.session_id)).status is RunStatus.COMPLETED
