@@ -15,6 +15,7 @@ success into exit 134.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import traceback
 import typer
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 
-from agent_session_manager.cli import admin, runs, server, sessions
+from agent_session_manager.cli import admin, approvals, runs, server, sessions
 from agent_session_manager.cli.output import err
 from agent_session_manager.client.outages import OUTAGE_CODES
 from agent_session_manager.core.errors import AsmError
@@ -43,6 +44,7 @@ app.command()(server.dev)
 app.command()(server.worker)
 app.command()(server.demo)
 app.add_typer(sessions.app, name="session")
+app.add_typer(approvals.app, name="approvals")
 app.add_typer(admin.db_app, name="db")
 app.command()(runs.run)
 app.command()(runs.events)
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         # Standalone mode: typer prints usage errors itself and exits 2.
         app(args=argv, standalone_mode=True)
     except AsmError as exc:
-        if "--json" in args or "--jsonl" in args:
+        if "--json" in args or "--jsonl" in args or _wants_json(args):
             print(json.dumps({"error": exc.to_dict()}, default=str), file=sys.stderr)
         else:
             err.print(f"[red]error[/] [bold]{exc.code}[/]: ", end="", highlight=False)
@@ -77,6 +79,12 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = 1
     _exit(code)
+
+
+def _wants_json(args: list[str]) -> bool:
+    """``-o json`` / ``--output json`` / ``--output=json``: errors as JSON too."""
+    pairs = itertools.pairwise(args)
+    return "--output=json" in args or any(a in ("-o", "--output") and b == "json" for a, b in pairs)
 
 
 def sdk_logs_to_stderr() -> None:

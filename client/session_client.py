@@ -633,18 +633,34 @@ class SessionClient:
         """Grant the pending approval with ``digest`` (``approval_already_resolved`` if it was
         decided, ``approval_mismatch`` if ``call_id``'s digest is another one)."""
         decision = ApprovalDecision(digest=digest, call_id=call_id, reason=reason)
-        handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
-        with self._translated():
-            return await handle.execute_update(_update(AgentRun.approve), decision)
+        return await self._decide(run_id, decision, _update(AgentRun.approve))
 
     async def deny(
         self, run_id: str, digest: str, *, call_id: str | None = None, reason: str | None = None
     ) -> ApprovalResolution:
         """Deny the pending approval with ``digest`` (the model is told it was not approved)."""
         decision = ApprovalDecision(digest=digest, call_id=call_id, reason=reason)
+        return await self._decide(run_id, decision, _update(AgentRun.deny))
+
+    async def _decide(
+        self,
+        run_id: str,
+        decision: ApprovalDecision,
+        update: UpdateMethodMultiParam[Any, ApprovalResolution],
+    ) -> ApprovalResolution:
         handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
-        with self._translated():
-            return await handle.execute_update(_update(AgentRun.deny), decision)
+        try:
+            with self._translated():
+                return await handle.execute_update(update, decision)
+        except AsmError as err:
+            if err.code != "invalid_transition":
+                raise
+            # The run has ended, and a run resolves every approval before it ends.
+            raise error(
+                "approval_already_resolved",
+                f"run {run_id} has ended: its approvals were resolved (see its events)",
+                details={"run_id": run_id, "digest": decision.digest},
+            ) from err
 
     async def submit_tool_result(
         self, run_id: str, call_id: str, output: str, *, is_error: bool = False

@@ -4,11 +4,13 @@ cancellation resolves what waits. Against the mock provider and a real Temporal 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from agent_session_manager.activities.providers.mock import MockProvider
 from agent_session_manager.activities.tools import Tool, tool
@@ -20,6 +22,7 @@ from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.tools import PendingApproval, RunProgress, ToolSpec
 from agent_session_manager.store import EventStore
+from tests.client.test_cli import asm, cli_env
 from tests.workflows.test_run_control import assert_no_failed_workflow_tasks
 
 CALLS: list[str] = []
@@ -284,3 +287,33 @@ async def test_a_run_with_tools_on_a_provider_without_them_is_refused(
         assert refused.value.code == "missing_required_capability"
         plain = await client.submit_run(view.session_id, "no tools")  # the session goes on
         assert (await client.wait_run(plain.run_id, view.session_id)).status is RunStatus.COMPLETED
+
+
+async def test_approvals_cli_lists_approves_and_refuses_a_second_decision(
+    env: WorkflowEnvironment,
+    client: SessionClient,
+    store: EventStore,
+    task_queue: str,
+    run_worker: Any,
+) -> None:
+    CALLS.clear()
+    e = cli_env(env, store, task_queue)
+    async with run_worker(tools=TOOLS):
+        sid, rid, pending = await _ask_run(client, {"path": "/tmp/cli"})
+        listed: list[dict[str, Any]] = []
+        for _ in range(100):  # visibility lags the upsert a little
+            code, out, err = await asm("approvals", "ls", "-s", sid, "-o", "json", env=e)
+            assert code == 0, err
+            listed = json.loads(out)
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+        assert [p["digest"] for p in listed] == [pending.digest]
+        code, out, err = await asm("approvals", "approve", rid, pending.digest, "-o", "json", env=e)
+        assert code == 0, err
+        assert json.loads(out)["decision"] == "granted"
+        code, _, err = await asm("approvals", "deny", rid, pending.digest, "-o", "json", env=e)
+        assert code == 1
+        assert json.loads(err)["error"]["code"] == "approval_already_resolved"
+        assert (await client.wait_run(rid, sid)).status is RunStatus.COMPLETED
+        assert CALLS == ["delete {'path': '/tmp/cli'}"]
