@@ -317,3 +317,46 @@ async def test_approvals_cli_lists_approves_and_refuses_a_second_decision(
         assert json.loads(err)["error"]["code"] == "approval_already_resolved"
         assert (await client.wait_run(rid, sid)).status is RunStatus.COMPLETED
         assert CALLS == ["delete {'path': '/tmp/cli'}"]
+
+
+async def test_a_pending_approval_holds_through_the_sessions_continue_as_new(
+    temporal: Client, store: EventStore, task_queue: str, run_worker: Any
+) -> None:
+    """The approval lives in the run (which never continues-as-new); the session defers its
+    continue-as-new until the run ends, queueing what comes meanwhile, then carries on."""
+    CALLS.clear()
+    async with run_worker(tools=TOOLS):
+        client = SessionClient(temporal, store, task_queue=task_queue)
+        view = await client.start_session(
+            agent_id="tools",
+            tools=["delete"],
+            continue_as_new_after_runs=1,
+            multitask_strategy="enqueue",
+        )
+        script = uses(("delete", {"path": "/tmp/can"}), then=[text("done")])
+        ref = await client.submit_run(view.session_id, request=RunRequest(prompt="x", mock=script))
+        pending = (await progress(client, ref.run_id, "awaiting_approval")).pending_approvals[0]
+        queued = await client.submit_run(view.session_id, "next")
+        assert queued.note == "queued"
+        reconnected = SessionClient(
+            await Client.connect(
+                temporal.service_client.config.target_host,
+                namespace=temporal.namespace,
+                data_converter=temporal.data_converter,
+            ),
+            store,
+            task_queue=task_queue,
+        )
+        listed: list[PendingApproval] = []
+        for _ in range(100):
+            listed = await reconnected.pending_approvals(view.session_id)
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+        assert [a.digest for a in listed] == [pending.digest]
+        await reconnected.approve(ref.run_id, pending.digest)
+        assert (await client.wait_run(ref.run_id, view.session_id)).status is RunStatus.COMPLETED
+        second = await client.wait_run(queued.run_id, view.session_id)
+        assert second.status is RunStatus.COMPLETED
+        assert (await client.describe(view.session_id)).continued >= 1
+        assert CALLS == ["delete {'path': '/tmp/can'}"]
