@@ -213,6 +213,42 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: Fields the agent loop added to the contract. Left out of a payload while they hold their
+#: defaults, so a run without tools sends exactly what it sent before them, and a worker of
+#: the previous release (which forbids unknown fields) still takes it during a rolling deploy.
+_LOOP_FIELDS = frozenset(
+    {
+        "tools",
+        "client_tools",
+        "tool_policies",
+        "max_turns",
+        "after_tools",
+        "step",
+        "prefix",
+        "tool_results",
+        "usage_before",
+        "tool_calls",
+        "messages",
+    }
+)
+
+
+class _LoopFieldsWhenUsed(_Model):
+    @model_serializer(mode="wrap")
+    def _without_unused_loop_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if not isinstance(data, dict):
+            return data
+        fields = type(self).model_fields
+        for name in _LOOP_FIELDS & data.keys():
+            field = fields.get(name)
+            if field is not None and getattr(self, name) == field.get_default(
+                call_default_factory=True
+            ):
+                del data[name]
+        return data
+
+
 class Message(_Model):
     """One conversation message: text, or a list of provider content blocks."""
 
@@ -318,7 +354,7 @@ MockStep = Annotated[
 ]
 
 
-class MockScript(_Model):
+class MockScript(_LoopFieldsWhenUsed):
     """What the mock provider does for a run; usage is reported at the end."""
 
     steps: list[MockStep] = Field(default_factory=list)
@@ -372,7 +408,7 @@ class RetrySettings(_Model):
 # --- session ------------------------------------------------------------------------------
 
 
-class SessionSpec(_Model):
+class SessionSpec(_LoopFieldsWhenUsed):
     """Input of ``AgentSession``: who the agent is, which provider, and the session's policies."""
 
     agent_id: Name = Field(description="the agent this session serves")
@@ -450,7 +486,7 @@ class CancelSession(_Model):
 # --- runs --------------------------------------------------------------------------------
 
 
-class RunRequest(_Model):
+class RunRequest(_LoopFieldsWhenUsed):
     """Argument of ``submit_run``: the new messages and per-run overrides."""
 
     run_id: Id | None = Field(default=None, description="idempotency key; generated if absent")
@@ -529,7 +565,7 @@ class CancelRun(_Model):
     reason: _Reason | None = None
 
 
-class RunSpec(_Model):
+class RunSpec(_LoopFieldsWhenUsed):
     """Input of ``AgentRun``: everything the run needs, small (history is read from SQL)."""
 
     run_id: Id
@@ -625,7 +661,7 @@ class ProviderCatalog(_Model):
     providers: dict[str, ProviderInfo]
 
 
-class ProviderCall(_Model):
+class ProviderCall(_LoopFieldsWhenUsed):
     """Input of the provider activity: the run spec (small) plus where the agent loop is.
 
     Model call ``step`` (1 = the run's first) continues the run's saved transcript, cut to its
@@ -652,7 +688,7 @@ class StoreContent(_Model):
     media_type: str = Field(default=TEXT_MEDIA_TYPE, min_length=1, max_length=255)
 
 
-class ProviderOutcome(_Model):
+class ProviderOutcome(_LoopFieldsWhenUsed):
     """What the provider activity returns: the text inline, or by reference when long."""
 
     output: str = ""
