@@ -45,6 +45,7 @@ from agent_session_manager.core.tools import (
     MAX_TOOLS,
     MAX_TURNS_LIMIT,
     ApprovalPolicy,
+    PendingApproval,
     ToolCallRequest,
     ToolName,
     ToolResult,
@@ -229,6 +230,8 @@ _LOOP_FIELDS = frozenset(
         "usage_before",
         "tool_calls",
         "messages",
+        "waiting",
+        "pending_approvals",
     }
 )
 
@@ -777,7 +780,7 @@ class LifecycleRecord(_Model):
 # --- views -------------------------------------------------------------------------------
 
 
-class RunView(_Model):
+class RunView(_LoopFieldsWhenUsed):
     """A run as the session sees it."""
 
     run_id: str
@@ -786,6 +789,22 @@ class RunView(_Model):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     error: dict[str, Any] | None = None
     stop_reason: str | None = None
+    #: What the run's agent loop waits for: ``awaiting_approval``, ``awaiting_tool_result``.
+    waiting: str | None = None
+    pending_approvals: list[PendingApproval] = Field(default_factory=list)
+
+
+class RunWaiting(_Model):
+    """Argument of the ``run_waiting`` signal: what a run's agent loop now waits for.
+
+    Sent by the run itself (it carries the run's ``token``, like ``run_finished``), so the
+    session's ``describe`` lists pending approvals without asking each run.
+    """
+
+    run_id: Id
+    token: str | None = Field(default=None, max_length=64)
+    waiting: Literal["awaiting_approval", "awaiting_tool_result"] | None = None
+    pending_approvals: list[PendingApproval] = Field(default_factory=list, max_length=MAX_TOOLS)
 
 
 class SessionState(_Model):

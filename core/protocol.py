@@ -40,6 +40,8 @@ INTERRUPT: Final = "interrupt"
 CANCEL: Final = "cancel"
 #: Signal a run sends its session as it ends, so the slot is free before the end is visible.
 RUN_FINISHED: Final = "run_finished"
+#: Signal a run sends its session when what its agent loop waits for changes (approvals…).
+RUN_WAITING: Final = "run_waiting"
 #: Session query: the session's status, runs and totals.
 DESCRIBE: Final = "describe"
 #: Run query: the run's current status.

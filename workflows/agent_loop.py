@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from agent_session_manager.workflows.inputs import fail
 from agent_session_manager.workflows.lifecycle import record
@@ -37,10 +37,11 @@ with workflow.unsafe.imports_passed_through():
         ProviderCall,
         ProviderOutcome,
         RunSpec,
+        RunWaiting,
     )
     from agent_session_manager.core.errors import error
     from agent_session_manager.core.events import EventType, lifecycle_event_id
-    from agent_session_manager.core.protocol import EXECUTE_TOOL_ACTIVITY
+    from agent_session_manager.core.protocol import EXECUTE_TOOL_ACTIVITY, RUN_WAITING
     from agent_session_manager.core.tools import (
         ApprovalDecision,
         ApprovalResolution,
@@ -240,6 +241,7 @@ class AgentLoop:
         approval = self.state.approvals[call.call_id] = _Approval(pending)
         self._phase("awaiting_approval")
         self._show_pending()
+        await self._tell_session()
         await self._event(
             EventType.TOOL_APPROVAL_REQUESTED,
             call.call_id,
@@ -252,6 +254,7 @@ class AgentLoop:
             if approval.decision is None:  # an approve in the same task wins
                 approval.decision, approval.reason = "denied", "expired"
         self._show_pending()
+        await self._tell_session()
         granted = approval.decision == "granted"
         await self._event(
             EventType.TOOL_APPROVAL_GRANTED if granted else EventType.TOOL_APPROVAL_DENIED,
@@ -327,6 +330,7 @@ class AgentLoop:
             )
         )
         self._phase("awaiting_tool_result")
+        await self._tell_session()
         await self._event(
             EventType.TOOL_CALL_STARTED,
             call.call_id,
@@ -335,6 +339,7 @@ class AgentLoop:
         await workflow.wait_condition(lambda: waiting.result is not None)
         assert waiting.result is not None
         done = waiting.result
+        await self._tell_session()
         await self._event(
             EventType.TOOL_CALL_COMPLETED
             if done.status == "completed"
@@ -451,6 +456,30 @@ class AgentLoop:
                 phase = "awaiting_tool_result"
         self.state.phase = phase
         workflow.set_current_details(f"running · {phase.replace('_', ' ')}")
+
+    async def _tell_session(self) -> None:
+        """Tell the session what the loop waits for now, so its ``describe`` lists it."""
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        pending = [a.pending for a in self.state.approvals.values() if a.decision is None]
+        waiting: Literal["awaiting_approval", "awaiting_tool_result"] | None = None
+        if pending:
+            waiting = "awaiting_approval"
+        elif any(c.result is None for c in self.state.client_calls.values()):
+            waiting = "awaiting_tool_result"
+        try:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                RUN_WAITING,
+                RunWaiting(
+                    run_id=self.spec.run_id,
+                    token=self.spec.token,
+                    waiting=waiting,
+                    pending_approvals=pending,
+                ),
+            )
+        except ApplicationError as exc:  # the session is gone: nobody to tell
+            workflow.logger.warning("could not tell the session what run waits for: %s", exc)
 
     def _show_pending(self) -> None:
         count = sum(1 for a in self.state.approvals.values() if a.decision is None)

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
         RunSpec,
         RunView,
+        RunWaiting,
         SessionPatch,
         SessionView,
         run_workflow_id,
@@ -276,6 +277,17 @@ class SessionRuns(SessionBase):
         # and _start_run will not count it as active.
         self._settle(view, result)
 
+    def run_waiting(self, arg: RunWaiting) -> None:
+        """A run's agent loop now waits for this (or nothing): ``describe`` shows it."""
+        view = self._find(arg.run_id)
+        expected = self._execution.tokens.get(arg.run_id)
+        if view is None or view.status.is_terminal or expected is None or arg.token != expected:
+            # Not from a run of ours that is still going: nothing to show.
+            workflow.logger.warning("run_waiting for run %s ignored", arg.run_id)
+            return
+        view.waiting = arg.waiting
+        view.pending_approvals = arg.pending_approvals
+
     def _is_evidence(self, result: RunFinished) -> bool:
         """Did the run itself send this? Only it knows the token its spec carries."""
         expected = self._execution.tokens.get(result.run_id)
@@ -293,6 +305,7 @@ class SessionRuns(SessionBase):
         self._state.usage = self._state.usage + result.usage
         view.stop_reason = result.stop_reason
         view.error = _bounded(result.error)
+        view.waiting, view.pending_approvals = None, []
         self._execution.active.pop(view.run_id, None)
         self._execution.tokens.pop(view.run_id, None)
         # Account at once instead of when the child's completion arrives (which comes later:

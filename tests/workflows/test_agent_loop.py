@@ -143,6 +143,14 @@ async def _ask_run(client: SessionClient, args: dict[str, Any]) -> tuple[str, st
     ref = await client.submit_run(view.session_id, request=RunRequest(prompt="rm", mock=script))
     p = await progress(client, ref.run_id, "awaiting_approval")
     assert len(p.pending_approvals) == 1
+    # The session's describe lists it too (the run tells its session).
+    for _ in range(100):
+        run = (await client.describe(view.session_id)).runs[-1]
+        if run.pending_approvals:
+            break
+        await asyncio.sleep(0.05)
+    assert run.waiting == "awaiting_approval"
+    assert run.pending_approvals == p.pending_approvals
     return view.session_id, ref.run_id, p.pending_approvals[0]
 
 
@@ -165,6 +173,8 @@ async def test_concurrent_approvals_take_effect_once(
         result = await client.wait_run(rid, sid)
         assert result.status is RunStatus.COMPLETED and result.output == "done"
         assert CALLS == ["delete {'path': '/tmp/x'}"]
+        run = (await client.describe(sid)).runs[-1]
+        assert run.waiting is None and run.pending_approvals == []
         types = [e.type for e in await store.events(sid, run_id=rid, limit=1000)]
         assert types.count(EventType.TOOL_APPROVAL_REQUESTED) == 1
         assert types.count(EventType.TOOL_APPROVAL_GRANTED) == 1
