@@ -89,6 +89,7 @@ from agent_session_manager.core.contract import (
     RunResult,
     RunSpec,
     RunView,
+    RunWaiting,
     Seconds,
     SessionPatch,
     SessionSpec,
