@@ -34,6 +34,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.service import RPCError
 
+from agent_session_manager.activities.agent_loop import AgentLoop, tool_results_message
 from agent_session_manager.activities.budget import Budgets
 from agent_session_manager.activities.content import read_inputs, store_reply
 from agent_session_manager.activities.ledger import AttemptBill, Ledger
@@ -63,6 +64,7 @@ from agent_session_manager.core.protocol import (
 )
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import to_application_error
+from agent_session_manager.core.tools import ToolSpec
 from agent_session_manager.observability.log_failures import (
     log_failed_attempt,
     quiet_failed_attempts,
@@ -92,6 +94,8 @@ class ProviderActivities:
     store: EventStore
     providers: dict[str, Provider]
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    #: Tools installed on this worker, by name: the model is offered the run's.
+    tools: dict[str, ToolSpec] = field(default_factory=dict)
     flush_interval: float = 0.05
     tick: float = 0.1
     prices: PriceTable | None = None
@@ -133,9 +137,12 @@ class ProviderActivities:
             heartbeat=activity.heartbeat,
             flush_interval=self.flush_interval,
             outage=outage,
+            # The first model call keeps the ids runs always had; later ones get their own.
+            id_scope=spec.run_id if call.step == 1 else f"{spec.run_id}/m{call.step}",
         )
         bill: AttemptBill | None = None
         try:
+            loop = AgentLoop.of(call, self.tools)
             if attempt > 1 and (
                 done := await outage.outlast(
                     lambda: self._already_completed(spec.run_id), "checking for a recorded reply"
@@ -145,10 +152,23 @@ class ProviderActivities:
             inputs = await outage.outlast(
                 lambda: read_inputs(self.store, spec), "reading the run's input"
             )
-            started = run_started(spec, now=_now(), prompt=inputs.prompt)
-            sink.write_first(
-                outage.outlast(lambda: self.store.record(started), "recording run_started")
-            )
+            if call.step == 1:
+                started = run_started(spec, now=_now(), prompt=inputs.prompt)
+                sink.write_first(
+                    outage.outlast(lambda: self.store.record(started), "recording run_started")
+                )
+                messages = inputs.messages
+            else:
+                # The loop goes on: the run's transcript as the previous call saved it, then
+                # the tool results (a retry of this call never sees its own earlier save).
+                saved = await outage.outlast(
+                    lambda: self.store.run_messages(spec.run_id), "reading the run's transcript"
+                )
+                results = await outage.outlast(
+                    lambda: tool_results_message(self.store, call.tool_results),
+                    "reading tool results",
+                )
+                messages = [*saved[: call.prefix], results]
             history = await outage.outlast(
                 lambda: self._history(spec.session_id, spec.turn), "reading the conversation"
             )
@@ -162,10 +182,12 @@ class ProviderActivities:
                 model=spec.model or provider.default_model,
                 system_prompt=inputs.system_prompt,
                 history=history,
-                messages=inputs.messages,
+                messages=messages,
                 options=spec.provider_options,
                 mock=spec.mock,
                 secrets=self.secrets,
+                tools=loop.offered,
+                step=call.step,
             )
             bill = self._ledger.open(spec, attempt, request.model, self.secrets)
             result = await sink.run_with_ticker(
@@ -191,14 +213,32 @@ class ProviderActivities:
             output, output_ref = await outage.outlast(
                 lambda: store_reply(self.store, result.text), "storing the reply"
             )
+            transcript = [*messages, assistant]
+            tool_calls = await outage.outlast(
+                lambda: loop.calls(self.store, result), "storing tool arguments"
+            )
             outcome = ProviderOutcome(
                 output=output,
                 output_ref=output_ref,
                 stop_reason=result.stop_reason,
-                usage=result.usage,
+                usage=call.usage_before + result.usage,
                 attempt=attempt,
                 **_cost(billed),
+                tool_calls=tool_calls,
+                messages=len(transcript),
             )
+            if tool_calls:
+                # Not the run's end: the transcript so far and this call's events, atomically;
+                # the workflow runs the tools and calls the model again.
+                await sink.written_first()
+                events = sink.take()
+                await outage.outlast(
+                    lambda: self.store.save_messages(
+                        spec.session_id, spec.run_id, spec.turn, transcript, events=events
+                    ),
+                    "saving the transcript",
+                )
+                return outcome
             ended = completed_result(spec, outcome)
             # The assistant message, the attempt's last events and run_completed land
             # atomically.
@@ -212,7 +252,7 @@ class ProviderActivities:
                     spec.session_id,
                     spec.run_id,
                     spec.turn,
-                    [*inputs.messages, assistant],
+                    transcript,
                     events=events,
                     record=completed,
                 ),

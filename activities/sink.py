@@ -55,8 +55,11 @@ class StoreSink:
         flush_interval: float = 0.05,
         max_batch: int = 64,
         outage: StoreOutage | None = None,
+        id_scope: str | None = None,
     ) -> None:
         self._store = store
+        #: What event ids start with: the run, or one model call of its agent loop.
+        self.id_scope = id_scope or run_id
         self.session_id = session_id
         self.run_id = run_id
         self.attempt = attempt
@@ -103,7 +106,7 @@ class StoreSink:
         """The next event of this attempt, with its deterministic id (not queued)."""
         self._index += 1
         return EventDraft(
-            id=activity_event_id(self.run_id, self.attempt, self._index),
+            id=activity_event_id(self.id_scope, self.attempt, self._index),
             session_id=self.session_id,
             run_id=self.run_id,
             attempt=self.attempt,

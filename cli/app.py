@@ -26,7 +26,7 @@ import traceback
 import typer
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 
-from agent_session_manager.cli import admin, runs, server, sessions, usage
+from agent_session_manager.cli import admin, approvals, runs, server, sessions, usage
 from agent_session_manager.cli.output import err
 from agent_session_manager.client.outages import OUTAGE_CODES
 from agent_session_manager.core.errors import AsmError
@@ -45,6 +45,7 @@ app.command()(server.dev)
 app.command()(server.worker)
 app.command()(server.demo)
 app.add_typer(sessions.app, name="session")
+app.add_typer(approvals.app, name="approvals")
 app.add_typer(admin.db_app, name="db")
 app.command()(runs.run)
 app.command()(runs.events)

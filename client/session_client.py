@@ -59,6 +59,7 @@ from agent_session_manager.core.contract import (
     SessionSummary,
     SessionView,
     Transition,
+    check_id,
     run_workflow_id,
     session_workflow_id,
 )
@@ -66,13 +67,29 @@ from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import RUN_TERMINAL_EVENTS, Event, EventType
 from agent_session_manager.core.lifecycle import run_result_from_error
 from agent_session_manager.core.models import new_session_id
-from agent_session_manager.core.protocol import CANCEL, DEFAULT_TASK_QUEUE, SESSION_WORKFLOW
+from agent_session_manager.core.protocol import (
+    CANCEL,
+    DEFAULT_TASK_QUEUE,
+    RUN_WORKFLOW,
+    SESSION_WORKFLOW,
+)
+from agent_session_manager.core.search_attributes import PENDING_APPROVALS
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import (
     data_converter,
     from_failure,
     is_unreachable,
     temporal_unavailable,
+)
+from agent_session_manager.core.tools import (
+    ApprovalDecision,
+    ApprovalPolicy,
+    ApprovalResolution,
+    PendingApproval,
+    RunProgress,
+    ToolResult,
+    ToolResultSubmission,
+    ToolSpec,
 )
 from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.observability.temporal_plugin import temporal_plugins
@@ -349,6 +366,10 @@ class SessionClient:
         max_queued_runs: int = _SPEC_DEFAULTS.max_queued_runs,
         multitask_strategy: MultitaskStrategy = _SPEC_DEFAULTS.multitask_strategy,
         continue_as_new_after_runs: int = _SPEC_DEFAULTS.continue_as_new_after_runs,
+        tools: Sequence[str] = (),
+        client_tools: Sequence[ToolSpec] = (),
+        tool_policies: Mapping[str, ApprovalPolicy] | None = None,
+        max_turns: int = _SPEC_DEFAULTS.max_turns,
     ) -> SessionView:
         """Start an ``AgentSession`` and wait until it has started (or failed to).
 
@@ -377,6 +398,10 @@ class SessionClient:
                 max_queued_runs=max_queued_runs,
                 multitask_strategy=multitask_strategy,
                 continue_as_new_after_runs=continue_as_new_after_runs,
+                tools=list(tools),
+                client_tools=list(client_tools),
+                tool_policies=dict(tool_policies or {}),
+                max_turns=max_turns,
             )
         elif (system_ref := await self._by_reference(spec.system_prompt)) is not None:
             spec = spec.model_copy(update={"system_prompt": None, "system_prompt_ref": system_ref})
@@ -716,6 +741,77 @@ class SessionClient:
             return await self._handle(session_id).execute_update(
                 _update(AgentSession.cancel_run), CancelRun(run_id=run_id, reason=reason)
             )
+
+    # --- the agent loop: approvals and client-side tools ----------------------------------
+
+    async def describe_run(self, run_id: str) -> RunProgress | None:
+        """Where a run's agent loop is: pending approvals and client-side calls (``None``
+        for a run without tools)."""
+        handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
+        with self._translated():
+            return await handle.query(AgentRun.describe_run)
+
+    async def pending_approvals(self, session_id: str | None = None) -> list[PendingApproval]:
+        """Approvals waiting for a human: runs found by ``AsmPendingApprovals > 0`` (of one
+        session, or all), each asked for its current list (visibility may lag a moment)."""
+        query = f"WorkflowType = '{RUN_WORKFLOW}' AND {PENDING_APPROVALS.name} > 0"
+        if session_id is not None:
+            query += f" AND {search_attributes.SESSION_ID.name} = '{check_id(session_id)}'"
+        found: list[PendingApproval] = []
+        with self._translated(session_id):
+            async for execution in self.temporal.list_workflows(query):
+                run_id = execution.id.removeprefix("run-")
+                try:
+                    progress = await self.describe_run(run_id)
+                except AsmError:  # it ended between the listing and the query
+                    continue
+                if progress is not None:
+                    found.extend(progress.pending_approvals)
+        return found
+
+    async def approve(
+        self, run_id: str, digest: str, *, call_id: str | None = None, reason: str | None = None
+    ) -> ApprovalResolution:
+        """Grant the pending approval with ``digest`` (``approval_already_resolved`` if it was
+        decided, ``approval_mismatch`` if ``call_id``'s digest is another one)."""
+        decision = ApprovalDecision(digest=digest, call_id=call_id, reason=reason)
+        return await self._decide(run_id, decision, _update(AgentRun.approve))
+
+    async def deny(
+        self, run_id: str, digest: str, *, call_id: str | None = None, reason: str | None = None
+    ) -> ApprovalResolution:
+        """Deny the pending approval with ``digest`` (the model is told it was not approved)."""
+        decision = ApprovalDecision(digest=digest, call_id=call_id, reason=reason)
+        return await self._decide(run_id, decision, _update(AgentRun.deny))
+
+    async def _decide(
+        self,
+        run_id: str,
+        decision: ApprovalDecision,
+        update: UpdateMethodMultiParam[Any, ApprovalResolution],
+    ) -> ApprovalResolution:
+        handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
+        try:
+            with self._translated():
+                return await handle.execute_update(update, decision)
+        except AsmError as err:
+            if err.code != "invalid_transition":
+                raise
+            # The run has ended, and a run resolves every approval before it ends.
+            raise error(
+                "approval_already_resolved",
+                f"run {run_id} has ended: its approvals were resolved (see its events)",
+                details={"run_id": run_id, "digest": decision.digest},
+            ) from err
+
+    async def submit_tool_result(
+        self, run_id: str, call_id: str, output: str, *, is_error: bool = False
+    ) -> ToolResult:
+        """Hand a run the result of a client-side tool call it waits for."""
+        submission = ToolResultSubmission(call_id=call_id, output=output, is_error=is_error)
+        handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
+        with self._translated():
+            return await handle.execute_update(_update(AgentRun.submit_tool_result), submission)
 
     # --- events -----------------------------------------------------------------------
 

@@ -42,6 +42,16 @@ from agent_session_manager.core.capabilities import Capability, CapabilityType, 
 from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef
 from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, ValidationError
 from agent_session_manager.core.status import RunStatus, SessionStatus
+from agent_session_manager.core.tools import (
+    MAX_TOOLS,
+    MAX_TURNS_LIMIT,
+    ApprovalPolicy,
+    PendingApproval,
+    ToolCallRequest,
+    ToolName,
+    ToolResult,
+    ToolSpec,
+)
 from agent_session_manager.core.usage import TokenUsage
 
 #: What ``submit_run`` does when the session already runs its maximum of runs.
@@ -205,6 +215,44 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: Fields the agent loop added to the contract. Left out of a payload while they hold their
+#: defaults, so a run without tools sends exactly what it sent before them, and a worker of
+#: the previous release (which forbids unknown fields) still takes it during a rolling deploy.
+_LOOP_FIELDS = frozenset(
+    {
+        "tools",
+        "client_tools",
+        "tool_policies",
+        "max_turns",
+        "after_tools",
+        "step",
+        "prefix",
+        "tool_results",
+        "usage_before",
+        "tool_calls",
+        "messages",
+        "waiting",
+        "pending_approvals",
+    }
+)
+
+
+class _LoopFieldsWhenUsed(_Model):
+    @model_serializer(mode="wrap")
+    def _without_unused_loop_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if not isinstance(data, dict):
+            return data
+        fields = type(self).model_fields
+        for name in _LOOP_FIELDS & data.keys():
+            field = fields.get(name)
+            if field is not None and getattr(self, name) == field.get_default(
+                call_default_factory=True
+            ):
+                del data[name]
+        return data
+
+
 class Message(_Model):
     """One conversation message: text, or a list of provider content blocks."""
 
@@ -273,6 +321,18 @@ class MockToolCall(_Model):
     delay_ms: _DelayMs = 0
 
 
+class MockToolUse(_Model):
+    """A ``tool_use`` block the run's agent loop executes (the tool must be attached).
+
+    The script's ``stop_reason`` should then be ``tool_use``; what the model says after the
+    results is the next script in ``after_tools``.
+    """
+
+    type: Literal["tool_use"] = "tool_use"
+    name: str = Field(min_length=1, max_length=64)
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
 class MockError(_Model):
     """Raise a taxonomy error on the listed attempts (all attempts when ``attempts`` is empty)."""
 
@@ -293,16 +353,25 @@ class MockSleep(_Model):
 
 #: One step of a mock script, told apart by its ``type``.
 MockStep = Annotated[
-    MockText | MockThinking | MockToolCall | MockError | MockSleep, Field(discriminator="type")
+    MockText | MockThinking | MockToolCall | MockToolUse | MockError | MockSleep,
+    Field(discriminator="type"),
 ]
 
 
-class MockScript(_Model):
+class MockScript(_LoopFieldsWhenUsed):
     """What the mock provider does for a run; usage is reported at the end."""
 
     steps: list[MockStep] = Field(default_factory=list)
     usage: TokenUsage | None = None
     stop_reason: str = Field(default="end_turn", min_length=1, max_length=_MAX_STOP_REASON_CHARS)
+    #: The replies to the model calls that follow each round of tool results, in order.
+    after_tools: list[MockScript] = Field(default_factory=list, max_length=MAX_TURNS_LIMIT)
+
+    def for_step(self, step: int) -> MockScript:
+        """The script of model call ``step`` (1 = this one); past the end, the last one."""
+        if step <= 1 or not self.after_tools:
+            return self
+        return self.after_tools[min(step - 2, len(self.after_tools) - 1)]
 
     @field_validator("usage")
     @classmethod
@@ -343,7 +412,7 @@ class RetrySettings(_Model):
 # --- session ------------------------------------------------------------------------------
 
 
-class SessionSpec(_Model):
+class SessionSpec(_LoopFieldsWhenUsed):
     """Input of ``AgentSession``: who the agent is, which provider, and the session's policies."""
 
     agent_id: Name = Field(description="the agent this session serves")
@@ -362,6 +431,22 @@ class SessionSpec(_Model):
         default_factory=dict, description="passed to the provider: max_tokens, temperature, …"
     )
     mock: MockScript | None = None
+    tools: list[ToolName] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="names of tools registered on the worker the model may call",
+    )
+    client_tools: list[ToolSpec] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="tools the application runs itself (results through submit_tool_result)",
+    )
+    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
+        default_factory=dict, description="per-tool approval overrides: always | never | ask"
+    )
+    max_turns: int = Field(
+        default=10, ge=1, le=MAX_TURNS_LIMIT, description="model calls per run, at most"
+    )
     activate: bool = Field(default=True, description="go active at once (else wait for activate)")
     retry: RetrySettings = Field(default_factory=RetrySettings)
     run_timeout_seconds: Seconds | None = 600.0
@@ -427,7 +512,7 @@ class CancelRequest(_Model):
 # --- runs --------------------------------------------------------------------------------
 
 
-class RunRequest(_Model):
+class RunRequest(_LoopFieldsWhenUsed):
     """Argument of ``submit_run``: the new messages and per-run overrides."""
 
     run_id: Id | None = Field(default=None, description="idempotency key; generated if absent")
@@ -445,6 +530,20 @@ class RunRequest(_Model):
     provider_options: dict[str, Any] = Field(default_factory=dict)
     mock: MockScript | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    tools: list[ToolName] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="added to the session's: names of tools registered on the worker",
+    )
+    client_tools: list[ToolSpec] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="tools the application runs itself (results through submit_tool_result)",
+    )
+    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
+        default_factory=dict, description="per-tool approval overrides: always | never | ask"
+    )
+    max_turns: int | None = Field(default=None, ge=1, le=MAX_TURNS_LIMIT)
 
     @model_validator(mode="after")
     def _has_input(self) -> RunRequest:
@@ -492,7 +591,7 @@ class CancelRun(_Model):
     reason: _Reason | None = None
 
 
-class RunSpec(_Model):
+class RunSpec(_LoopFieldsWhenUsed):
     """Input of ``AgentRun``: everything the run needs, small (history is read from SQL)."""
 
     run_id: Id
@@ -520,6 +619,20 @@ class RunSpec(_Model):
     )
     budget: Budget | None = Field(default=None, description="the session's own budget")
     tenant: Name | None = Field(default=None, description="the session's tenant:<name> tag")
+    tools: list[ToolName] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="names of tools registered on the worker the model may call",
+    )
+    client_tools: list[ToolSpec] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="tools the application runs itself (results through submit_tool_result)",
+    )
+    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
+        default_factory=dict, description="per-tool approval overrides: always | never | ask"
+    )
+    max_turns: int = Field(default=10, ge=1, le=MAX_TURNS_LIMIT)
 
     @model_validator(mode="after")
     def _small(self) -> RunSpec:
@@ -582,10 +695,20 @@ class ProviderCatalog(_Model):
     providers: dict[str, ProviderInfo]
 
 
-class ProviderCall(_Model):
-    """Input of the provider activity: the run spec (small) plus the run's writer state."""
+class ProviderCall(_LoopFieldsWhenUsed):
+    """Input of the provider activity: the run spec (small) plus where the agent loop is.
+
+    Model call ``step`` (1 = the run's first) continues the run's saved transcript, cut to its
+    first ``prefix`` messages (what the previous call saved: a retried call never sees its own
+    earlier save), with ``tool_results`` as the next user message.
+    """
 
     spec: RunSpec
+    step: int = Field(default=1, ge=1, le=MAX_TURNS_LIMIT)
+    prefix: int = Field(default=0, ge=0)
+    tool_results: list[ToolResult] = Field(default_factory=list)
+    #: The earlier model calls' usage: the last call reports the run's total.
+    usage_before: TokenUsage = Field(default_factory=TokenUsage)
 
 
 class StoreContent(_Model):
@@ -599,7 +722,7 @@ class StoreContent(_Model):
     media_type: str = Field(default=TEXT_MEDIA_TYPE, min_length=1, max_length=255)
 
 
-class ProviderOutcome(_Model):
+class ProviderOutcome(_LoopFieldsWhenUsed):
     """What the provider activity returns: the text inline, or by reference when long."""
 
     output: str = ""
@@ -610,6 +733,10 @@ class ProviderOutcome(_Model):
     attempt: int = 1
     cost_micros: int = Field(default=0, ge=0, description="every attempt of the run so far")
     billed_usage: TokenUsage | None = None
+    #: ``stop_reason == "tool_use"``: the calls the loop makes before the next model call.
+    tool_calls: list[ToolCallRequest] = Field(default_factory=list)
+    #: How many messages of the run are saved now (the next call's ``prefix``).
+    messages: int = 0
 
 
 class _Patch(_Model):
@@ -686,7 +813,7 @@ class LifecycleRecord(_Model):
 # --- views -------------------------------------------------------------------------------
 
 
-class RunView(_Model):
+class RunView(_LoopFieldsWhenUsed):
     """A run as the session sees it."""
 
     run_id: str
@@ -696,6 +823,22 @@ class RunView(_Model):
     error: dict[str, Any] | None = None
     stop_reason: str | None = None
     cost_micros: int = 0
+    #: What the run's agent loop waits for: ``awaiting_approval``, ``awaiting_tool_result``.
+    waiting: str | None = None
+    pending_approvals: list[PendingApproval] = Field(default_factory=list)
+
+
+class RunWaiting(_Model):
+    """Argument of the ``run_waiting`` signal: what a run's agent loop now waits for.
+
+    Sent by the run itself (it carries the run's ``token``, like ``run_finished``), so the
+    session's ``describe`` lists pending approvals without asking each run.
+    """
+
+    run_id: Id
+    token: str | None = Field(default=None, max_length=64)
+    waiting: Literal["awaiting_approval", "awaiting_tool_result"] | None = None
+    pending_approvals: list[PendingApproval] = Field(default_factory=list, max_length=MAX_TOOLS)
 
 
 class SessionState(_Model):
@@ -746,6 +889,7 @@ class SessionSummary(SessionView):
 
 
 SessionSpec.model_rebuild()
+MockScript.model_rebuild()
 
 
 def invalid(message: str, **details: Any) -> ValidationError:

@@ -92,6 +92,12 @@ ErrorCode = Literal[
     "storage_full",
     "session_already_exists",
     "budget_exceeded",
+    "approval_already_resolved",
+    "approval_mismatch",
+    "approval_not_found",
+    "tool_call_not_found",
+    "tool_result_already_submitted",
+    "max_turns_exceeded",
 ]
 """Every taxonomy code; ``AsmError.code`` is always one of these."""
 
@@ -155,6 +161,12 @@ CODES: dict[ErrorCode, tuple[Category, str]] = {
     # a budget (tokens or money, per session, agent or tenant per day) is spent: retrying
     # would spend more, so it is final
     "budget_exceeded": ("resource", "A spending budget is exhausted"),
+    "approval_already_resolved": ("state", "The approval was already resolved"),
+    "approval_mismatch": ("state", "The digest does not match the pending action"),
+    "approval_not_found": ("resource", "No pending approval has this digest"),
+    "tool_call_not_found": ("resource", "No tool call with this id waits for a result"),
+    "tool_result_already_submitted": ("state", "The tool call already has its result"),
+    "max_turns_exceeded": ("runtime", "The run reached its maximum number of model calls"),
 }
 
 #: The only codes Temporal retries. Everything else fails the attempt for good.

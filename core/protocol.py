@@ -43,6 +43,8 @@ RUN_FINISHED: Final = "run_finished"
 #: Signal the provider activity sends its run when an attempt fails: the run's history (its
 #: page in the Temporal UI) keeps every attempt's error, where Temporal keeps only the last.
 ATTEMPT_FAILED: Final = "attempt_failed"
+#: Signal a run sends its session when what its agent loop waits for changes (approvals…).
+RUN_WAITING: Final = "run_waiting"
 #: Session query: the session's status, runs and totals.
 DESCRIBE: Final = "describe"
 #: Run query: the run's current status.
@@ -65,3 +67,14 @@ CLAIM_RUN_ACTIVITY: Final = "claim_run"
 #: Local activity that asks Temporal to cancel a workflow (a session cancelled by signal ends
 #: Canceled, with its reason, like one cancelled through Temporal).
 REQUEST_CANCEL_ACTIVITY: Final = "request_cancel"
+
+#: Activity that runs one call of one worker-side tool (own timeouts and retries per tool).
+EXECUTE_TOOL_ACTIVITY: Final = "execute_tool"
+#: Run update that grants a pending approval, naming its action digest.
+APPROVE: Final = "approve"
+#: Run update that denies a pending approval, naming its action digest.
+DENY: Final = "deny"
+#: Run update by which the application hands in a client-side tool's result.
+SUBMIT_TOOL_RESULT: Final = "submit_tool_result"
+#: Run query: where the agent loop is, pending approvals and client-side tool calls.
+DESCRIBE_RUN: Final = "describe_run"

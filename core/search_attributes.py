@@ -27,6 +27,9 @@ TOTAL_TOKENS = SearchAttributeKey.for_int("AsmTotalTokens")
 #: What the session's settled runs cost, every attempt counted, in micro-dollars (int):
 #: ``AsmCostMicros > 1000000`` is "more than $1".
 COST_MICROS = SearchAttributeKey.for_int("AsmCostMicros")
+#: Approvals a run waits for (int): set on ``AgentRun`` workflows, so
+#: ``AsmPendingApprovals > 0`` finds every run that waits for a human.
+PENDING_APPROVALS = SearchAttributeKey.for_int("AsmPendingApprovals")
 
 #: Every key, in registration order.
 ALL: tuple[SearchAttributeKey[Any], ...] = (
@@ -37,4 +40,5 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     TAGS,
     TOTAL_TOKENS,
     COST_MICROS,
+    PENDING_APPROVALS,
 )

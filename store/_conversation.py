@@ -110,6 +110,21 @@ async def conversation(conn: AsyncConnection, session_id: str, before_turn: int)
     ]
 
 
+_RUN_MESSAGES = (
+    sa.select(MESSAGES.c.role, MESSAGES.c.content)
+    .where(MESSAGES.c.run_id == sa.bindparam("run_id"))
+    .order_by(MESSAGES.c.idx)
+)
+
+
+async def run_messages(conn: AsyncConnection, run_id: str) -> list[Message]:
+    """The messages saved for one run so far, in order (the agent loop's transcript)."""
+    return [
+        Message.model_construct(role=r.role, content=r.content)
+        for r in await conn.execute(_RUN_MESSAGES, {"run_id": run_id})
+    ]
+
+
 async def mark_rolled_back(conn: AsyncConnection, run_id: str, now: datetime) -> bool:
     """Exclude the run's messages from the conversation; False if the run is unknown."""
     stmt = sa.update(RUNS).where(RUNS.c.run_id == run_id).values(rolled_back=True, updated_at=now)

@@ -430,6 +430,10 @@ class EventStore(Database):
             lambda conn: _conversation.conversation(conn, session_id, before_turn)
         )
 
+    async def run_messages(self, run_id: str) -> list[Message]:
+        """The messages saved for ``run_id`` so far, in order (empty for an unknown run)."""
+        return await self._run_read(lambda conn: _conversation.run_messages(conn, run_id))
+
     async def mark_rolled_back(self, run_id: str) -> None:
         """Exclude the run's messages from :meth:`conversation` (``run_not_found`` if unknown)."""
         now = _now()

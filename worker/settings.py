@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         description="the worker's budgets as JSON (core.budget.BudgetPolicy): per session, "
         "per agent per day, per tenant per day",
     )
+    #: More tools for the worker, as ``module:attribute`` paths (a Tool, tools, or a factory);
+    #: ``ASM_TOOLS='["pkg.tools:weather"]'``. Installed packages use the entry-point group.
+    tools: list[str] = Field(default_factory=list)
 
     @field_validator("temporal_address", "ui_url", "prices_file", "budgets", mode="before")
     @classmethod

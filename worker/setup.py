@@ -5,11 +5,12 @@ Three idempotent steps, each reported as "did" or "already there":
 1. the namespace exists (``DescribeNamespace``; with ``create_namespace`` it is registered
    when missing);
 2. the search attributes of the contract (``AsmSessionId``, ``AsmAgentId``, ``AsmProvider``,
-   ``AsmStatus`` keyword, ``AsmTags`` keyword list, ``AsmTotalTokens`` and ``AsmCostMicros``
-   int) are registered on that namespace through the operator service; one that exists with
-   another type is an error (it would make every session start fail), never silently changed
-   (run it again after an upgrade that adds one: a session upserting an unregistered
-   attribute fails its workflow tasks until it is registered);
+   ``AsmStatus`` keyword, ``AsmTags`` keyword list, ``AsmTotalTokens``, ``AsmCostMicros`` and
+   ``AsmPendingApprovals`` int) are registered on that namespace through the operator
+   service; one that exists with another type is an error (it would make every session
+   start fail), never silently changed (run it again after an upgrade that adds one: a
+   workflow upserting an unregistered attribute fails its workflow tasks until it is
+   registered);
 3. the event store is migrated to this version's head revision.
 
 Running it twice changes nothing the second time, and the report says so.

@@ -6,7 +6,7 @@ tests all run their worker through :func:`serve`, so what they run is what a dep
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -19,6 +19,7 @@ from agent_session_manager.activities.ownership import OwnershipActivities
 from agent_session_manager.activities.provider import ProviderActivities
 from agent_session_manager.activities.providers import discover
 from agent_session_manager.activities.providers.base import Provider
+from agent_session_manager.activities.tools import Tool, ToolActivities, discover_tools
 from agent_session_manager.core.budget import BudgetPolicy
 from agent_session_manager.core.prices import PriceTable
 from agent_session_manager.observability.instrumented_store import instrument_store
@@ -45,26 +46,32 @@ async def serve(
     max_cached_workflows: int = 1000,
     prices: PriceTable | None = None,
     budgets: BudgetPolicy | None = None,
+    tools: Sequence[Tool] | None = None,
 ) -> AsyncIterator[Worker]:
     """Run a worker against ``store`` for the duration of the block, then shut it down.
 
     Defaults: the task queue of ``settings`` (``ASM_TASK_QUEUE``), the providers found by
     discovery, the provider credentials in this process's environment, and the SDK's workflow
     cache size (0 makes every workflow task replay its history), the price table and budgets
-    of ``settings`` (``ASM_PRICES_FILE``, ``ASM_BUDGETS``). Tracing comes with
+    of ``settings`` (``ASM_PRICES_FILE``, ``ASM_BUDGETS``). Tools: those found by discovery
+    (entry points and ``ASM_TOOLS``) plus ``tools``. Tracing comes with
     ``client``: a client connected with the OpenTelemetry plugin hands it to the worker.
     """
     settings = settings or Settings()
     # Event-store writes become spans; lifecycle writes feed the run/session metrics.
     store = instrument_store(store)
     providers = discover() if providers is None else providers
+    installed = discover_tools(settings.tools)
+    installed.update((t.name, t) for t in tools or ())
     provider_activities = ProviderActivities(
         store,
         providers,
         secrets=provider_secrets() if secrets is None else secrets,
         prices=price_table(settings) if prices is None else prices,
         budgets=budget_policy(settings) if budgets is None else budgets,
+        tools={name: t.spec for name, t in installed.items()},
     )
+    tool_activities = ToolActivities(store, installed)
     lifecycle = LifecycleActivities(store, providers)
     content = ContentActivities(store)
     ownership = OwnershipActivities(store)
@@ -77,6 +84,7 @@ async def serve(
         workflows=[AgentSession, AgentRun],
         activities=[
             provider_activities.stream_provider,
+            tool_activities.execute_tool,
             lifecycle.record_lifecycle,
             lifecycle.provider_catalog,
             lifecycle.rollback_run,

@@ -26,7 +26,8 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from agent_session_manager.workflows.inputs import argument, no_arguments, parse, unknown
+from agent_session_manager.workflows.agent_loop import AGENT_LOOP, AgentLoop, let_go_on_cancel
+from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
@@ -42,14 +43,25 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.errors import AsmError, error
     from agent_session_manager.core.lifecycle import completed_result, ended_result, run_ended
     from agent_session_manager.core.protocol import (
+        APPROVE,
         ATTEMPT_FAILED,
+        DENY,
+        DESCRIBE_RUN,
         RUN_FINISHED,
         RUN_STATUS,
         RUN_WORKFLOW,
         STREAM_PROVIDER_ACTIVITY,
+        SUBMIT_TOOL_RESULT,
     )
     from agent_session_manager.core.status import RunStatus
     from agent_session_manager.core.temporal import from_failure, retry_policy, to_application_error
+    from agent_session_manager.core.tools import (
+        ApprovalDecision,
+        ApprovalResolution,
+        RunProgress,
+        ToolResult,
+        ToolResultSubmission,
+    )
 
 _FROM_WORKFLOW = re.compile(r"^Cancel requested by workflow with run id \S+ with reason: ")
 
@@ -106,6 +118,8 @@ class AgentRun:
 
     def __init__(self) -> None:
         self._status = RunStatus.RUNNING
+        #: The agent loop, for a run with tools under the ``agent-loop`` patch; else ``None``.
+        self._loop: AgentLoop | None = None
 
     @workflow.query(name=RUN_STATUS)
     def status(self, *args: Any) -> RunStatus:
@@ -113,10 +127,58 @@ class AgentRun:
         no_arguments(args, RUN_STATUS)
         return self._status
 
+    @workflow.query(name=DESCRIBE_RUN)
+    def describe_run(self, *args: Any) -> RunProgress | None:
+        """Where the agent loop is: pending approvals and client-side calls (no arguments).
+
+        ``None`` for a run without tools (it has no loop to describe).
+        """
+        no_arguments(args, DESCRIBE_RUN)
+        return None if self._loop is None else self._loop.progress(self._status.value)
+
     @workflow.query(dynamic=True)
     def _unknown_query(self, name: str, args: Sequence[RawValue]) -> None:
         """Answers every query this workflow does not define with a typed error."""
-        unknown("query", name, [RUN_STATUS])
+        unknown("query", name, [RUN_STATUS, DESCRIBE_RUN])
+
+    @workflow.update(name=APPROVE)
+    async def approve(self, *args: Any) -> ApprovalResolution:
+        """Grant the pending approval whose digest is named (one :class:`ApprovalDecision`)."""
+        return self._looping().resolve(argument(args, ApprovalDecision, APPROVE), "granted")
+
+    @approve.validator
+    def _validate_approve(self, *args: Any) -> None:
+        self._looping().find_approval(argument(args, ApprovalDecision, APPROVE))
+
+    @workflow.update(name=DENY)
+    async def deny(self, *args: Any) -> ApprovalResolution:
+        """Deny the pending approval whose digest is named (one :class:`ApprovalDecision`)."""
+        return self._looping().resolve(argument(args, ApprovalDecision, DENY), "denied")
+
+    @deny.validator
+    def _validate_deny(self, *args: Any) -> None:
+        self._looping().find_approval(argument(args, ApprovalDecision, DENY))
+
+    @workflow.update(name=SUBMIT_TOOL_RESULT)
+    async def submit_tool_result(self, *args: Any) -> ToolResult:
+        """A client-side tool call's result, from the application (a ToolResultSubmission)."""
+        arg = argument(args, ToolResultSubmission, SUBMIT_TOOL_RESULT)
+        return self._looping().submit(arg)
+
+    @submit_tool_result.validator
+    def _validate_submit_tool_result(self, *args: Any) -> None:
+        arg = argument(args, ToolResultSubmission, SUBMIT_TOOL_RESULT)
+        self._looping().check_submission(arg)
+
+    def _looping(self) -> AgentLoop:
+        if self._loop is None or self._status.is_terminal:
+            fail(
+                error(
+                    "invalid_operation",
+                    "this run has no agent loop waiting (no tools, or it has ended)",
+                )
+            )
+        return self._loop
 
     @workflow.signal(dynamic=True)
     def _signal(self, name: str, args: Sequence[RawValue]) -> None:
@@ -143,11 +205,11 @@ class AgentRun:
 
     @workflow.update(dynamic=True)
     async def _unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
-        """Never runs: its validator rejects every update (a run takes none)."""
+        """Never runs: its validator rejects every update this workflow does not define."""
 
     @_unknown_update.validator
     def _reject_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
-        unknown("update", name, [])
+        unknown("update", name, [APPROVE, DENY, SUBMIT_TOOL_RESULT])
 
     @workflow.run
     async def run(self, *args: Any) -> RunResult:
@@ -157,6 +219,10 @@ class AgentRun:
         (see :mod:`workflows.inputs`): a bad one fails the run at once, typed.
         """
         spec = argument(args, RunSpec, RUN_WORKFLOW)
+        # Decided here, in the first activation, and only for runs with tools: runs without
+        # issue exactly the commands they always did, and keep replaying.
+        if (spec.tools or spec.client_tools) and workflow.patched(AGENT_LOOP):
+            return await self._agent_loop(spec)
         model = spec.model or "default"
         workflow.set_current_details(f"running · {spec.provider} · {model} · turn {spec.turn}")
         deadline = timedelta(seconds=spec.timeout_seconds) if spec.timeout_seconds else NO_DEADLINE
@@ -198,6 +264,65 @@ class AgentRun:
                 await self._end(spec, RunStatus.CANCELLED, _cancelled())
                 raise asyncio.CancelledError() from exc
             return await _decided(self._end(spec, RunStatus.FAILED, from_failure(exc)))
+        return self._completed(spec, outcome)
+
+    def _model_call(self, spec: RunSpec, deadline: timedelta) -> Any:
+        """One model call of the loop: the provider activity, as the run has always run it."""
+        model = spec.model or "default"
+
+        def start(call: ProviderCall) -> Any:
+            return let_go_on_cancel(
+                workflow.start_activity(
+                    STREAM_PROVIDER_ACTIVITY,
+                    call,
+                    result_type=ProviderOutcome,
+                    schedule_to_close_timeout=deadline + timedelta(seconds=30),
+                    heartbeat_timeout=timedelta(seconds=spec.heartbeat_timeout_seconds),
+                    retry_policy=provider_retry_policy(spec.retry),
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=f"{spec.provider} · {model} · turn {spec.turn} · call {call.step}",
+                )
+            )
+
+        return start
+
+    async def _agent_loop(self, spec: RunSpec) -> RunResult:
+        """The run as an agent loop (:mod:`workflows.agent_loop`), under the same deadline,
+        cancellation and endings as a single model call."""
+        deadline = timedelta(seconds=spec.timeout_seconds) if spec.timeout_seconds else NO_DEADLINE
+        loop = self._loop = AgentLoop(spec)
+        task = asyncio.ensure_future(loop.run(self._model_call(spec, deadline)))
+        try:
+            done, _ = await workflow.wait([task], timeout=deadline.total_seconds())
+            if not done:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await loop.clear("timeout")
+                timeout = error(
+                    "timeout",
+                    f"run exceeded its deadline of {deadline.total_seconds():g}s",
+                    details={"timeout_seconds": deadline.total_seconds()},
+                )
+                return await _decided(self._end(spec, RunStatus.TIMEOUT, timeout))
+            outcome = task.result()
+        except asyncio.CancelledError:
+            task.cancel()
+            results = await asyncio.gather(task, return_exceptions=True)
+            if isinstance(results[0], ProviderOutcome):  # it finished as the cancel arrived
+                return self._completed(spec, results[0])
+            await loop.clear("cancelled")
+            await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
+            raise
+        except ActivityError as exc:
+            await loop.clear("cancelled")
+            if isinstance(exc.cause, CancelledError):
+                await self._end(spec, RunStatus.CANCELLED, error("cancelled", "run cancelled"))
+                raise asyncio.CancelledError() from exc
+            return await _decided(self._end(spec, RunStatus.FAILED, from_failure(exc)))
+        except AsmError as err:  # max_turns_exceeded
+            await loop.clear("cancelled")
+            return await _decided(self._end(spec, RunStatus.FAILED, err))
+        loop.state.phase = "ended"
         return self._completed(spec, outcome)
 
     def _completed(self, spec: RunSpec, outcome: ProviderOutcome) -> RunResult:

@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         RunFinished,
         RunRef,
         RunRequest,
+        RunWaiting,
         SessionPatch,
         SessionSpec,
         SessionState,
@@ -435,11 +436,14 @@ class AgentSession(SessionBase):
                 await self._runs.cancel_run_signal(parse(args, CancelRun, name))
             elif name == RUN_FINISHED:
                 self._runs.run_finished(parse(args, RunFinished, name))
+            elif name == protocol.RUN_WAITING:
+                self._runs.run_waiting(parse(args, RunWaiting, name))
             else:
                 raise error(
                     "validation_error",
                     f"unknown signal {name[:80]!r}; this workflow takes "
-                    f"{protocol.CANCEL}, {protocol.CANCEL_RUN} and {RUN_FINISHED}",
+                    f"{protocol.CANCEL}, {protocol.CANCEL_RUN}, {RUN_FINISHED} and "
+                    f"{protocol.RUN_WAITING}",
                 )
         except AsmError as err:
             workflow.logger.warning("signal %s dropped: %s", name[:80], err.message)

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
         RunSpec,
         RunView,
+        RunWaiting,
         SessionPatch,
         SessionView,
         run_workflow_id,
@@ -168,10 +169,17 @@ class SessionRuns(SessionBase):
         )
 
     def _negotiate(self, request: RunRequest) -> Negotiation:
+        required = list(request.required_capabilities)
+        spec = self._spec
+        if (spec.tools or spec.client_tools or request.tools or request.client_tools) and (
+            "tool" not in required
+        ):
+            # A run with tools needs a provider that can call them.
+            required.append("tool")
         try:
-            return CapabilityResolver(
-                request.required_capabilities, request.optional_capabilities
-            ).negotiate(self._state.capabilities)
+            return CapabilityResolver(required, request.optional_capabilities).negotiate(
+                self._state.capabilities
+            )
         except AsmError as err:
             fail(err)
 
@@ -206,6 +214,10 @@ class SessionRuns(SessionBase):
             token=token,
             budget=spec.budget,
             tenant=tenant_of(spec.tags),
+            tools=list(dict.fromkeys([*spec.tools, *request.tools])),
+            client_tools=[*spec.client_tools, *request.client_tools],
+            tool_policies={**spec.tool_policies, **request.tool_policies},
+            max_turns=request.max_turns or spec.max_turns,
         )
         try:
             handle = await workflow.start_child_workflow(
@@ -268,6 +280,17 @@ class SessionRuns(SessionBase):
         # and _start_run will not count it as active.
         self._settle(view, result)
 
+    def run_waiting(self, arg: RunWaiting) -> None:
+        """A run's agent loop now waits for this (or nothing): ``describe`` shows it."""
+        view = self._find(arg.run_id)
+        expected = self._execution.tokens.get(arg.run_id)
+        if view is None or view.status.is_terminal or expected is None or arg.token != expected:
+            # Not from a run of ours that is still going: nothing to show.
+            workflow.logger.warning("run_waiting for run %s ignored", arg.run_id)
+            return
+        view.waiting = arg.waiting
+        view.pending_approvals = arg.pending_approvals
+
     def _is_evidence(self, result: RunFinished) -> bool:
         """Did the run itself send this? Only it knows the token its spec carries."""
         expected = self._execution.tokens.get(result.run_id)
@@ -287,6 +310,7 @@ class SessionRuns(SessionBase):
         self._state.cost_micros += result.cost_micros
         view.stop_reason = result.stop_reason
         view.error = _bounded(result.error)
+        view.waiting, view.pending_approvals = None, []
         self._execution.active.pop(view.run_id, None)
         self._execution.tokens.pop(view.run_id, None)
         # Account at once instead of when the child's completion arrives (which comes later:

@@ -46,6 +46,10 @@ class ProviderRequest:
     mock: MockScript | None = None
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     """Credentials from the worker's environment; never logged, never in events."""
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    """Tools the model may call (name, description, input_schema); ``[]``: none."""
+    step: int = 1
+    """Which model call of the run's agent loop this is (1 = the first)."""
 
 
 @dataclass

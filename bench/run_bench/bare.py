@@ -38,3 +38,16 @@ class BenchParent:
         return await workflow.execute_child_workflow(
             BenchChild.run, arg, id=f"{workflow.info().workflow_id}-child"
         )
+
+
+@workflow.defn(name="BenchActivities")
+class BenchActivities:
+    """Runs ``count`` no-op activities one after another (the agent loop's counterpart)."""
+
+    @workflow.run
+    async def run(self, count: int) -> int:
+        for n in range(count):
+            await workflow.execute_activity(
+                bench_noop, str(n), start_to_close_timeout=timedelta(seconds=30)
+            )
+        return count

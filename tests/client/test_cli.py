@@ -55,6 +55,10 @@ async def asm(
         ["run"],
         ["events"],
         ["db", "upgrade"],
+        ["approvals"],
+        ["approvals", "ls"],
+        ["approvals", "approve"],
+        ["approvals", "deny"],
     ],
 )
 async def test_every_command_has_help(command: list[str]) -> None:

@@ -17,23 +17,39 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from agent_session_manager.activities.providers import discover
+from agent_session_manager.activities.tools import tool
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import (
     MockError,
     MockScript,
     MockText,
+    MockToolUse,
     RetrySettings,
     RunRequest,
     SessionSpec,
     Transition,
     session_workflow_id,
 )
+from agent_session_manager.core.tools import ToolSpec
 from agent_session_manager.store import open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server
 from agent_session_manager.worker.worker import serve
 from agent_session_manager.workflows.agent_session import AgentSession
 
 HERE = Path(__file__).parent
+
+
+@tool(description="Add two numbers")
+def add(args: dict[str, int]) -> str:
+    return str(sum(args.values()))
+
+
+@tool(description="Delete a path", approval="ask", approval_timeout_seconds=3600)
+def delete(args: dict[str, str]) -> str:
+    return "deleted"
+
+
+TOOLS = [add, delete]
 
 
 Scenario = Callable[[SessionClient], Awaitable[list[Path]]]
@@ -49,7 +65,9 @@ async def record(names: list[str] | None = None) -> list[Path]:
         env = await start_dev_server(home=None, ui=False)
         queue = f"record-{uuid.uuid4().hex[:8]}"
         client = SessionClient(env.client, store, task_queue=queue)
-        worker = serve(env.client, store, task_queue=queue, providers=discover(), secrets={})
+        worker = serve(
+            env.client, store, task_queue=queue, providers=discover(), secrets={}, tools=TOOLS
+        )
         try:
             async with worker:
                 for name, scenario in SCENARIOS.items():
@@ -171,6 +189,39 @@ async def _inline_content(client: SessionClient) -> list[Path]:
     return [await _save(client, "session_inline_content", f"session-{sid}")]
 
 
+async def _tool_loop(client: SessionClient) -> list[Path]:
+    """The agent loop (patch agent-loop): a worker tool, an approved one and a client-side one
+    in one round, then the final reply."""
+    ask_user = ToolSpec(name="ask_user", executor="client")
+    spec = SessionSpec(
+        agent_id="rec",
+        session_id="ses_rec_tools",
+        tools=["add", "delete"],
+        client_tools=[ask_user],
+    )
+    sid = (await client.start_session(spec)).session_id
+    script = MockScript(
+        steps=[
+            MockToolUse(name="add", input={"a": 1, "b": 2}),
+            MockToolUse(name="delete", input={"path": "/tmp/x"}),
+            MockToolUse(name="ask_user", input={"q": "ok?"}),
+        ],
+        stop_reason="tool_use",
+        after_tools=[MockScript(steps=[MockText(text="all done")])],
+    )
+    ref = await client.submit_run(sid, request=RunRequest(prompt="go", mock=script))
+    while True:
+        progress = await client.describe_run(ref.run_id)
+        if progress and progress.pending_approvals and progress.pending_tool_calls:
+            break
+        await asyncio.sleep(0.05)
+    await client.approve(ref.run_id, progress.pending_approvals[0].digest, reason="recording")
+    await client.submit_tool_result(ref.run_id, progress.pending_tool_calls[0].call_id, "yes")
+    await client.wait_run(ref.run_id, sid)
+    await client.complete_session(sid)
+    return [await _save(client, "run_tool_loop", f"run-{ref.run_id}")]
+
+
 #: Every scenario, by name: ``python -m tests.histories.record [name ...]`` records those.
 SCENARIOS: dict[str, Scenario] = {
     "multi_turn": _multi_turn,
@@ -179,6 +230,7 @@ SCENARIOS: dict[str, Scenario] = {
     "continued_as_new": _continued_as_new,
     "preempted": _preempted,
     "inline_content": _inline_content,
+    "tool_loop": _tool_loop,
 }
 
 

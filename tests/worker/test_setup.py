@@ -39,6 +39,7 @@ EXPECTED = {
     "AsmTags": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
     "AsmTotalTokens": IndexedValueType.INDEXED_VALUE_TYPE_INT,
     "AsmCostMicros": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "AsmPendingApprovals": IndexedValueType.INDEXED_VALUE_TYPE_INT,
 }
 ROOT = Path(__file__).resolve().parents[2]
 

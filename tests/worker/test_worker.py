@@ -43,6 +43,7 @@ async def test_serve_registers_both_workflows_and_every_activity_on_an_instrumen
     assert workflows == {"AgentSession", "AgentRun"}
     assert activities == {
         "stream_provider",
+        "execute_tool",
         "record_lifecycle",
         "provider_catalog",
         "rollback_run",

@@ -30,6 +30,7 @@ def test_histories_cover_the_representative_sessions() -> None:
         "run_completed",
         "run_cancelled",
         "run_retried",
+        "run_tool_loop",
     } <= names
 
 

@@ -106,6 +106,8 @@ def build_params(
         ],
         **options.request_params(),
     }
+    if request.tools:
+        params["tools"] = request.tools
     if request.system_prompt:
         params["system"] = request.system_prompt
     extra_body = options.body_params()

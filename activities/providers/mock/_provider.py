@@ -11,6 +11,7 @@ timeout.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 from agent_session_manager.activities.providers.base import (
@@ -26,6 +27,7 @@ from agent_session_manager.core.contract import (
     MockText,
     MockThinking,
     MockToolCall,
+    MockToolUse,
 )
 from agent_session_manager.core.errors import AsmError, ProviderErrorInfo
 from agent_session_manager.core.events import EventType
@@ -69,7 +71,7 @@ class MockProvider:
 
     async def stream(self, request: ProviderRequest, sink: EventSink) -> ProviderResult:
         """Play the script (or the default reply), emitting events as a real provider would."""
-        script = request.mock or _default_script(request)
+        script = (request.mock or _default_script(request)).for_step(request.step)
         await sink.emit(
             EventType.MESSAGE_SENT,
             {"model": request.model or self.default_model, "turn": request.turn},
@@ -118,6 +120,13 @@ class MockProvider:
                             "output": step.output,
                         },
                     )
+                content.append(
+                    {"type": "tool_use", "id": call_id, "name": step.name, "input": step.input}
+                )
+            elif isinstance(step, MockToolUse):
+                # Only asked for: the run's agent loop executes it (activities.tools).
+                run_tag = hashlib.sha256(request.run_id.encode()).hexdigest()[:12]
+                call_id = f"toolu_{run_tag}_{request.step}_{index}"
                 content.append(
                     {"type": "tool_use", "id": call_id, "name": step.name, "input": step.input}
                 )

@@ -1,0 +1,148 @@
+"""Agent-loop benchmark: what one tool call adds to a run, beside a bare Temporal activity.
+
+Prints ONE JSON document on stdout (progress on stderr). One embedded dev server, one SQLite
+event store, two workers in this process: ours (``worker.serve`` with a no-op tool, mock
+provider) and a bare one (``BenchActivities``: N sequential no-op activities).
+
+* ours: ``client.run`` in a session with the tool attached, scripted with no tool call (one
+  model call) and with one tool call (model call → tool activity → model call);
+* bare: ``execute_workflow(BenchActivities, 1)`` and ``(…, 2)``, ``(…, 3)``.
+
+One tool call's added latency is p50(ours, 1 tool) - p50(ours, 0 tools); a bare activity round
+trip is p50(bare 2) - p50(bare 1). A tool call is two activities (the tool, and the model call
+that reads its result), so the report also gives the bare cost of two: p50(bare 3) - p50(bare 1).
+Samples are taken in alternating blocks so that load from other processes hits all sides alike.
+
+Run: ``.venv/bin/python bench/tools.py [--samples 40]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from run_bench.bare import BenchActivities, bench_noop
+from run_bench.machine import load_snapshot
+from temporalio.worker import Worker
+
+from agent_session_manager.activities.providers import discover
+from agent_session_manager.activities.tools import tool
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import MockScript, MockText, MockToolUse, RunRequest
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.store import open_store, upgrade
+from agent_session_manager.worker.dev_server import start_dev_server
+from agent_session_manager.worker.worker import serve
+
+
+@tool(description="Does nothing")
+async def noop(args: dict[str, Any]) -> str:
+    return "ok"
+
+
+NO_TOOL = MockScript(steps=[MockText(text="ok")])
+ONE_TOOL = MockScript(
+    steps=[MockToolUse(name="noop", input={})],
+    stop_reason="tool_use",
+    after_tools=[MockScript(steps=[MockText(text="ok")])],
+)
+
+
+def log(msg: str) -> None:
+    print(f"[bench/tools {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
+    t = time.perf_counter()
+    await fn()
+    return (time.perf_counter() - t) * 1000
+
+
+async def main(samples: int) -> dict[str, Any]:
+    before = load_snapshot()
+    with tempfile.TemporaryDirectory(prefix="asm-bench-tools-") as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'asm.db'}"
+        await upgrade(url)
+        store = await open_store(url)
+        env = await start_dev_server(home=None, ui=False)
+        ours_tq, bare_tq = f"bt-asm-{uuid.uuid4().hex[:6]}", f"bt-bare-{uuid.uuid4().hex[:6]}"
+        client = SessionClient(env.client, store, task_queue=ours_tq)
+        try:
+            async with (
+                serve(
+                    env.client,
+                    store,
+                    task_queue=ours_tq,
+                    providers=discover(),
+                    secrets={},
+                    tools=[noop],
+                ),
+                Worker(
+                    env.client,
+                    task_queue=bare_tq,
+                    workflows=[BenchActivities],
+                    activities=[bench_noop],
+                ),
+            ):
+                sid = (await client.start_session(agent_id="bench", tools=["noop"])).session_id
+
+                async def ours(script: MockScript) -> None:
+                    ref = await client.submit_run(sid, request=RunRequest(prompt="x", mock=script))
+                    result = await client.wait_run(ref.run_id, sid)
+                    assert result.status is RunStatus.COMPLETED, result
+
+                async def bare(count: int) -> None:
+                    await env.client.execute_workflow(
+                        BenchActivities.run, count, id=f"bt-{uuid.uuid4().hex}", task_queue=bare_tq
+                    )
+
+                sides: dict[str, Callable[[], Awaitable[Any]]] = {
+                    "ours_no_tool": lambda: ours(NO_TOOL),
+                    "ours_one_tool": lambda: ours(ONE_TOOL),
+                    "bare_1_activity": lambda: bare(1),
+                    "bare_2_activities": lambda: bare(2),
+                    "bare_3_activities": lambda: bare(3),
+                }
+                for fn in sides.values():  # warm up every path once
+                    await fn()
+                ms: dict[str, list[float]] = {k: [] for k in sides}
+                block = 5
+                while min(len(v) for v in ms.values()) < samples:
+                    for name, fn in sides.items():
+                        for _ in range(block):
+                            ms[name].append(await timed(fn))
+                    log(f"{len(ms['ours_no_tool'])}/{samples}")
+        finally:
+            await env.shutdown()
+            await store.close()
+    p50 = {k: round(statistics.median(v), 2) for k, v in ms.items()}
+    added = p50["ours_one_tool"] - p50["ours_no_tool"]
+    bare_one = p50["bare_2_activities"] - p50["bare_1_activity"]
+    bare_two = p50["bare_3_activities"] - p50["bare_1_activity"]
+    return {
+        "samples": samples,
+        "p50_ms": p50,
+        "tool_call_added_ms": round(added, 2),
+        "bare_activity_round_trip_ms": round(bare_one, 2),
+        "bare_two_activities_ms": round(bare_two, 2),
+        "ratio_vs_one_activity": round(added / bare_one, 2) if bare_one > 0 else None,
+        "ratio_vs_two_activities": round(added / bare_two, 2) if bare_two > 0 else None,
+        "target_ratio_vs_one_activity": 1.3,
+        "load_before": before,
+        "load_after": load_snapshot(),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=40)
+    print(json.dumps(asyncio.run(main(parser.parse_args().samples)), indent=2))
