@@ -58,6 +58,7 @@ from agent_session_manager.core.contract import (
     SessionSummary,
     SessionView,
     Transition,
+    check_tenant,
     run_workflow_id,
     session_workflow_id,
 )
@@ -230,12 +231,17 @@ class SessionClient:
         max_queued_runs: int = _SPEC_DEFAULTS.max_queued_runs,
         multitask_strategy: MultitaskStrategy = _SPEC_DEFAULTS.multitask_strategy,
         continue_as_new_after_runs: int = _SPEC_DEFAULTS.continue_as_new_after_runs,
+        tenant: str | None = None,
     ) -> SessionView:
         """Start an ``AgentSession`` and wait until it has started (or failed to).
 
         Give a :class:`SessionSpec`, or its fields as keywords (``agent_id`` is required
-        then); the keywords are ignored when a spec is given.
+        then); the keywords are ignored when a spec is given. ``tenant`` (given either way)
+        is recorded as the ``AsmTenant`` search attribute, so visibility can list a tenant's
+        sessions; the HTTP gateway sets it (and records it in the store) for its keys.
         """
+        if tenant is not None:
+            tenant = check_tenant(tenant)
         if spec is None:
             system_ref = await self._by_reference(system_prompt)
             spec = SessionSpec(
@@ -271,6 +277,7 @@ class SessionClient:
                 SearchAttributePair(search_attributes.STATUS, "pending"),
                 SearchAttributePair(search_attributes.TOTAL_TOKENS, 0),
                 *([SearchAttributePair(search_attributes.TAGS, spec.tags)] if spec.tags else []),
+                *([SearchAttributePair(search_attributes.TENANT, tenant)] if tenant else []),
             ]
         )
         with self._translated(session_id):

@@ -23,6 +23,9 @@ STATUS = SearchAttributeKey.for_keyword("AsmStatus")
 TAGS = SearchAttributeKey.for_keyword_list("AsmTags")
 #: Tokens the session has used so far (int).
 TOTAL_TOKENS = SearchAttributeKey.for_int("AsmTotalTokens")
+#: The tenant whose API key started the session through the HTTP gateway (keyword); set once
+#: at start, never changed (sessions started without a tenant have none).
+TENANT = SearchAttributeKey.for_keyword("AsmTenant")
 
 #: Every key, in registration order.
 ALL: tuple[SearchAttributeKey[Any], ...] = (
@@ -32,4 +35,5 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     STATUS,
     TAGS,
     TOTAL_TOKENS,
+    TENANT,
 )

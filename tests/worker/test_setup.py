@@ -38,6 +38,7 @@ EXPECTED = {
     "AsmStatus": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     "AsmTags": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
     "AsmTotalTokens": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "AsmTenant": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
 }
 ROOT = Path(__file__).resolve().parents[2]
 
