@@ -24,7 +24,7 @@ import traceback
 import typer
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 
-from agent_session_manager.cli import admin, runs, server, sessions
+from agent_session_manager.cli import admin, keys, runs, serve, server, sessions
 from agent_session_manager.cli.output import err
 from agent_session_manager.client.outages import OUTAGE_CODES
 from agent_session_manager.core.errors import AsmError
@@ -48,6 +48,8 @@ app.command()(runs.run)
 app.command()(runs.events)
 app.command()(admin.setup)
 app.command()(admin.audit)
+app.command()(serve.serve)
+app.add_typer(keys.app, name="keys")
 
 
 def main(argv: list[str] | None = None) -> None:
