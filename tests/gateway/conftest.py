@@ -37,7 +37,14 @@ async def serving(
 ) -> AsyncIterator[tuple[str, uvicorn.Server]]:
     app = create_app(client, store, settings)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=True
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=True,
+        # Open event streams never end on their own: cut them after a second.
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     # Not uvicorn's signal handling inside pytest: the test decides when it stops.
