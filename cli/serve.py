@@ -49,7 +49,7 @@ def serve(
         from agent_session_manager.gateway import GatewaySettings, create_app
     except ImportError as exc:
         raise error(
-            "invalid_operation",
+            "capability_not_supported",
             f"the gateway needs its extra: pip install 'agent-session-manager[gateway]' ({exc})",
         ) from None
     overrides = {

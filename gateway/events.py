@@ -14,8 +14,11 @@ A comment line every ``keepalive_seconds`` keeps proxies from closing an idle st
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -35,6 +38,8 @@ _SESSION_END = frozenset(
 )
 #: How long a stream stays open after the session's end event, for its runs' last events.
 _STRAGGLERS_SECONDS = 1.0
+#: Events sent in one write at most (a client catching up gets them in pieces of this size).
+_BATCH = 500
 _Cursor = Annotated[int, Query(ge=0, le=2**63 - 1, description="the last seq you have")]
 _RunFilter = Annotated[str | None, Query(max_length=255)]
 _Types = Annotated[list[EventType] | None, Query(description="event types (repeatable)")]
@@ -117,6 +122,21 @@ def _frame(event: Event) -> str:
 async def _frames(
     gw: Gateway, caller: Principal, session_id: str, cursor: int, run_id: str | None
 ) -> AsyncIterator[str]:
+    # One live tail per stream (one subscription, one read per wake-up), pumped into a queue
+    # so the response can send keepalives while nothing comes and batch what piles up.
+    # Bounded: a slow client holds its tail back instead of piling events up in memory.
+    queue: asyncio.Queue[Event | AsmError] = asyncio.Queue(maxsize=2 * _BATCH)
+
+    async def pump() -> None:
+        try:
+            tail = gw.store.follow(session_id, cursor, run_id=run_id, strict=False)
+            async with aclosing(tail) as events:
+                async for event in events:
+                    await queue.put(event)
+        except AsmError as exc:
+            await queue.put(exc)
+
+    pumping = asyncio.create_task(pump(), name=f"asm-gateway-tail-{session_id}")
     # After the session's end event, events of its runs' endings may still follow: wait a
     # little for them, then say "end" (a client told "end" does not reconnect).
     wait = gw.settings.keepalive_seconds
@@ -124,23 +144,30 @@ async def _frames(
         yield "retry: 1000\n\n"
         while True:
             try:
-                events = await gw.store.wait_events(
-                    session_id, cursor, wait, run_id=run_id, strict=False
-                )
-                if not events:
-                    if await _ended(gw, session_id):
-                        yield "event: end\ndata: {}\n\n"
-                        return
-                    yield ": keepalive\n\n"
-                    continue
-            except AsmError as exc:
-                yield f"event: asm-error\ndata: {json.dumps({'error': exc.to_dict()})}\n\n"
+                async with asyncio.timeout(wait):
+                    first = await queue.get()
+            except TimeoutError:
+                if await _ended(gw, session_id):
+                    yield "event: end\ndata: {}\n\n"
+                    return
+                yield ": keepalive\n\n"
+                continue
+            batch = [first]
+            while not queue.empty() and len(batch) < _BATCH:
+                batch.append(queue.get_nowait())
+            events = [e for e in batch if isinstance(e, Event)]
+            if events:
+                yield "".join(_frame(e) for e in events)
+                if any(e.type in _SESSION_END for e in events):
+                    wait = _STRAGGLERS_SECONDS
+            failed = next((e for e in batch if isinstance(e, AsmError)), None)
+            if failed is not None:
+                yield f"event: asm-error\ndata: {json.dumps({'error': failed.to_dict()})}\n\n"
                 return
-            cursor = events[-1].seq
-            yield "".join(_frame(e) for e in events)
-            if any(e.type in _SESSION_END for e in events):
-                wait = _STRAGGLERS_SECONDS
     finally:
+        pumping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pumping
         left = gw.streams.get(caller.key_id, 1) - 1
         if left > 0:
             gw.streams[caller.key_id] = left
