@@ -1,8 +1,9 @@
 """Gateway benchmark: 200 SSE clients following 200 sessions through one gateway process.
 
-Two processes, as in a deployment: the gateway (``create_app`` under uvicorn, its own
-process, started here with ``--serve``) and this driver, which plays the worker (appending
-the sessions' events to the store, as the provider activities do) and the 200 clients. The
+Three processes, as in a deployment: the gateway (``create_app`` under uvicorn, started here
+with ``--serve``), a writer playing the worker (``--write``: appends the sessions' events to
+the store, as the provider activities do), and this driver with the 200 clients (plain
+asyncio sockets, so their own parsing adds little to the delay they measure). The
 gateway learns of new events only from the store's tail (SQLite polling, PostgreSQL
 LISTEN/NOTIFY), as it would from a worker. No Temporal calls are involved in streaming, so
 the gateway's Temporal client is a lazy one that never connects; the run path is
@@ -35,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,10 @@ WORDS = ["stream ", "token ", "résumé ", "日本語 ", "🙂 ", "gap-free ", "
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def session_ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}_{i:04d}" for i in range(n)]
 
 
 def free_port() -> int:
@@ -108,19 +114,43 @@ class Follower:
     out_of_order: int = 0
 
 
-async def follow(http: httpx.AsyncClient, f: Follower, key: str) -> None:
+async def _sse_lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
+    """The lines of a chunked ``text/event-stream`` body (a light client: the 200 of them
+    share one process, and their parsing cost lands in the delay they measure)."""
+    buf = b""
+    while True:
+        size_line = await reader.readline()
+        if not size_line:
+            return
+        size = int(size_line.strip().split(b";")[0] or b"0", 16)
+        if size == 0:
+            return
+        chunk = await reader.readexactly(size + 2)
+        buf += chunk[:-2]
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            yield line.decode()
+
+
+async def follow(port: int, f: Follower, key: str) -> None:
     last = 0
     while last < f.total:
-        headers = {"Authorization": f"Bearer {key}"}
+        headers = [f"Authorization: Bearer {key}"]
         if last:
-            headers["Last-Event-ID"] = str(last)
+            headers.append(f"Last-Event-ID: {last}")
         reconnected_at = time.time() if last else None
         dropped = False
-        async with http.stream("GET", f"/v1/sessions/{f.session_id}/events", headers=headers) as r:
-            if r.status_code != 200:
-                raise RuntimeError(f"{f.session_id}: {r.status_code} {(await r.aread())[:300]!r}")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            request = "\r\n".join(
+                [f"GET /v1/sessions/{f.session_id}/events HTTP/1.1", "Host: bench", *headers]
+            )
+            writer.write(request.encode() + b"\r\n\r\n")
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            if not head.startswith("HTTP/1.1 200") or "chunked" not in head.lower():
+                raise RuntimeError(f"{f.session_id}: {head[:300]!r}")
             data: list[str] = []
-            async for line in r.aiter_lines():
+            async for line in _sse_lines(reader):
                 if line.startswith("data:"):
                     data.append(line[5:].removeprefix(" "))
                     continue
@@ -149,6 +179,8 @@ async def follow(http: httpx.AsyncClient, f: Follower, key: str) -> None:
                     f.drops.pop(0)
                     dropped = True
                     break
+        finally:
+            writer.close()
         if dropped:
             f.reconnects += 1
 
@@ -157,6 +189,15 @@ def _ts(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).timestamp()
+
+
+async def write_process(url: str, sids: list[str], events: int, rate: float) -> None:
+    """The writer's own process (``--write``), as a worker is: prints its seconds."""
+    store = await open_store(url)
+    try:
+        print(json.dumps({"write_seconds": await write(store, sids, events, rate)}), flush=True)
+    finally:
+        await store.close()
 
 
 async def write(store: EventStore, sids: list[str], events: int, rate: float) -> float:
@@ -202,7 +243,8 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
     await upgrade(url)
     store = await open_store(url)
     _, key = await store.create_api_key(TENANT, "bench")
-    sids = [f"ses_bench_{os.getpid()}_{i:04d}" for i in range(args.sessions)]
+    prefix = f"ses_bench_{os.getpid()}"
+    sids = session_ids(prefix, args.sessions)
     for sid in sids:
         await store.record_session_tenant(sid, TENANT)
 
@@ -254,7 +296,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
                 for n, sid in enumerate(sids)
             ]
             planned = sum(len(f.drops) for f in followers)
-            tasks = [asyncio.create_task(follow(http, f, key)) for f in followers]
+            tasks = [asyncio.create_task(follow(port, f, key)) for f in followers]
             await asyncio.sleep(1.0)  # every stream open and waiting before the first event
             samples: list[int] = []
             stop = asyncio.Event()
@@ -267,12 +309,29 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
                 f"{planned} reconnects planned"
             )
             t0 = time.perf_counter()
-            writer = asyncio.create_task(write(store, sids, args.events, args.rate))
-            while not writer.done():
+            writer = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--write",
+                "--database-url",
+                url,
+                "--prefix",
+                prefix,
+                "--sessions",
+                str(args.sessions),
+                "--events",
+                str(args.events),
+                "--rate",
+                str(args.rate),
+                cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            written = asyncio.create_task(writer.communicate())
+            while not written.done():
                 await asyncio.sleep(2)
                 got = sum(len(f.seqs) for f in followers)
                 log(f"  {got}/{args.sessions * args.events} events delivered")
-            wrote_s = writer.result()
+            wrote_s = json.loads(written.result()[0])["write_seconds"]
             await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
             elapsed = time.perf_counter() - t0
             stop.set()
@@ -348,10 +407,16 @@ def main() -> None:
     p.add_argument("--reconnects", type=int, default=100)
     p.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--prefix", default="", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
         asyncio.run(serve(args.database_url, args.port))
+        return
+    if args.write:
+        sids = session_ids(args.prefix, args.sessions)
+        asyncio.run(write_process(args.database_url, sids, args.events, args.rate))
         return
     report = asyncio.run(drive(args))
     print(json.dumps(report, indent=2))
