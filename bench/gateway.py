@@ -110,6 +110,7 @@ class Follower:
     live_delays: list[float] = field(default_factory=list)
     catch_up_delays: list[float] = field(default_factory=list)
     reconnects: int = 0
+    errors: list[str] = field(default_factory=list)
     duplicates: int = 0
     out_of_order: int = 0
 
@@ -150,15 +151,24 @@ async def follow(port: int, f: Follower, key: str) -> None:
             if not head.startswith("HTTP/1.1 200") or "chunked" not in head.lower():
                 raise RuntimeError(f"{f.session_id}: {head[:300]!r}")
             data: list[str] = []
+            kind = "message"
             async for line in _sse_lines(reader):
                 if line.startswith("data:"):
                     data.append(line[5:].removeprefix(" "))
+                    continue
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
                     continue
                 if line or not data:
                     continue
                 now = time.time()
                 event = json.loads("\n".join(data))
                 data = []
+                if kind != "message":
+                    # asm-error: the gateway closes the stream; resume like a browser would.
+                    f.errors.append(str(event.get("error", event))[:300])
+                    kind = "message"
+                    continue
                 seq = event["seq"]
                 if seq <= last:
                     f.duplicates += 1
@@ -183,6 +193,8 @@ async def follow(port: int, f: Follower, key: str) -> None:
             writer.close()
         if dropped:
             f.reconnects += 1
+        elif last < f.total:
+            await asyncio.sleep(0.2)  # the stream ended early (an asm-error): reconnect
 
 
 def _ts(iso: str) -> float:
@@ -302,6 +314,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             stop = asyncio.Event()
             sampler = asyncio.create_task(rss_sampler(proc, samples, stop))
             rss_open = proc.memory_info().rss
+            cpu_before = sum(proc.cpu_times()[:2])
             load_before = os.getloadavg()
             log(
                 f"{len(tasks)} streams open (RSS {rss_open / 2**20:.1f} MiB); writing "
@@ -334,6 +347,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             wrote_s = json.loads(written.result()[0])["write_seconds"]
             await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
             elapsed = time.perf_counter() - t0
+            gateway_cpu = sum(proc.cpu_times()[:2]) - cpu_before
             stop.set()
             await sampler
             load_after = os.getloadavg()
@@ -352,6 +366,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             live = [d for f in followers for d in f.live_delays]
             catch_up = [d for f in followers for d in f.catch_up_delays]
             reconnects = sum(f.reconnects for f in followers)
+            errors = [e for f in followers for e in f.errors]
     finally:
         gateway.terminate()
         try:
@@ -375,6 +390,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         "clients_in_order": f"{in_order}/{args.sessions}",
         "transcripts_byte_identical": f"{identical}/{args.sessions}",
         "reconnects": reconnects,
+        "stream_errors": {"n": len(errors), "first": errors[:3]},
         "delay_live_ms": {
             "n": len(live),
             "p50": ms(statistics.median(live)) if live else None,
@@ -388,6 +404,10 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         },
         "p99_target_ms": 250,
         "p99_met": bool(live) and pct(live, 99) <= 0.25,
+        # CPU the gateway spent while streaming: on a machine shared with other work, the
+        # delay depends on the CPU it got; the cost per event does not.
+        "gateway_cpu_seconds": round(gateway_cpu, 2),
+        "gateway_cpu_ms_per_event": round(1000 * gateway_cpu / (args.sessions * args.events), 3),
         "gateway_rss_mib": {
             "idle": round(rss_idle / 2**20, 1),
             "streams_open": round(rss_open / 2**20, 1),
