@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The agent-session-manager image: the `asm` CLI (worker, setup, client commands).
+# The agent-session-manager image: the `asm` CLI (worker, setup, client commands, the gateway).
 #   docker build -t agent-session-manager .
 #   docker run --rm agent-session-manager asm --help
 ARG PYTHON_VERSION=3.12
@@ -12,7 +12,7 @@ WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 # A stub package resolves the dependencies; the real code replaces it below.
 RUN mkdir -p agent_session_manager && touch agent_session_manager/__init__.py \
- && /opt/asm/bin/pip install -c constraints.txt . \
+ && /opt/asm/bin/pip install -c constraints.txt '.[gateway]' \
  && /opt/asm/bin/pip uninstall -y agent-session-manager && rm -rf agent_session_manager
 # agent_session_manager/ holds the public API and one symlink per top-level folder.
 COPY agent_session_manager ./agent_session_manager
@@ -24,6 +24,7 @@ COPY activities ./activities
 COPY worker ./worker
 COPY client ./client
 COPY cli ./cli
+COPY gateway ./gateway
 RUN /opt/asm/bin/pip install --no-deps . \
  && /opt/asm/bin/asm --help >/dev/null
 
@@ -36,6 +37,6 @@ ENV PATH=/opt/asm/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 USER asm
 WORKDIR /home/asm
-# Metrics / health (ASM_PROMETHEUS_BIND=0.0.0.0:9464 in docker-compose.yml).
-EXPOSE 9464
+# Metrics / health (ASM_PROMETHEUS_BIND=0.0.0.0:9464 in docker-compose.yml); the gateway.
+EXPOSE 9464 8780
 CMD ["asm", "worker"]

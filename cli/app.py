@@ -26,7 +26,7 @@ import traceback
 import typer
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 
-from agent_session_manager.cli import admin, approvals, runs, server, sessions, usage
+from agent_session_manager.cli import admin, approvals, keys, runs, serve, server, sessions, usage
 from agent_session_manager.cli.output import err
 from agent_session_manager.client.outages import OUTAGE_CODES
 from agent_session_manager.core.errors import AsmError
@@ -52,6 +52,8 @@ app.command()(runs.events)
 app.command()(admin.setup)
 app.command()(admin.audit)
 app.command()(usage.usage)
+app.command()(serve.serve)
+app.add_typer(keys.app, name="keys")
 
 
 def wants_json(args: list[str]) -> bool:

@@ -60,6 +60,7 @@ from agent_session_manager.core.contract import (
     SessionView,
     Transition,
     check_id,
+    check_tenant,
     run_workflow_id,
     session_workflow_id,
 )
@@ -370,12 +371,17 @@ class SessionClient:
         client_tools: Sequence[ToolSpec] = (),
         tool_policies: Mapping[str, ApprovalPolicy] | None = None,
         max_turns: int = _SPEC_DEFAULTS.max_turns,
+        tenant: str | None = None,
     ) -> SessionView:
         """Start an ``AgentSession`` and wait until it has started (or failed to).
 
         Give a :class:`SessionSpec`, or its fields as keywords (``agent_id`` is required
-        then); the keywords are ignored when a spec is given.
+        then); the keywords are ignored when a spec is given. ``tenant`` (given either way)
+        is recorded as the ``AsmTenant`` search attribute, so visibility can list a tenant's
+        sessions; the HTTP gateway sets it (and records it in the store) for its keys.
         """
+        if tenant is not None:
+            tenant = check_tenant(tenant)
         if spec is None:
             system_ref = await self._by_reference(system_prompt)
             spec = SessionSpec(
@@ -415,6 +421,7 @@ class SessionClient:
                 SearchAttributePair(search_attributes.STATUS, "pending"),
                 SearchAttributePair(search_attributes.TOTAL_TOKENS, 0),
                 *([SearchAttributePair(search_attributes.TAGS, spec.tags)] if spec.tags else []),
+                *([SearchAttributePair(search_attributes.TENANT, tenant)] if tenant else []),
             ]
         )
         with self._translated(session_id):

@@ -129,6 +129,22 @@ def check_id(v: str) -> str:
     return v
 
 
+#: A tenant name: the ``AsmTenant`` search attribute, a store key, shown in URLs and logs.
+MAX_TENANT_CHARS = 128
+
+
+def check_tenant(v: object) -> str:
+    """``v`` if it can name a tenant (an id's characters, at most :data:`MAX_TENANT_CHARS`);
+    else ``validation_error`` saying what a tenant name is made of."""
+    if not isinstance(v, str) or not 0 < len(v) <= MAX_TENANT_CHARS or not ID_PATTERN.fullmatch(v):
+        raise ValidationError(
+            "validation_error",
+            f"a tenant is 1-{MAX_TENANT_CHARS} letters, digits, '_', '-', '.' or ':'",
+            details={"field": "tenant"},
+        )
+    return v
+
+
 def _search_attribute_bytes(v: Any) -> int:
     return len(json.dumps(v, separators=(",", ":"))) + _SEARCH_ATTRIBUTE_METADATA_BYTES
 

@@ -23,6 +23,9 @@ STATUS = SearchAttributeKey.for_keyword("AsmStatus")
 TAGS = SearchAttributeKey.for_keyword_list("AsmTags")
 #: Tokens the session has used so far (int).
 TOTAL_TOKENS = SearchAttributeKey.for_int("AsmTotalTokens")
+#: The tenant whose API key started the session through the HTTP gateway (keyword); set once
+#: at start, never changed (sessions started without a tenant have none).
+TENANT = SearchAttributeKey.for_keyword("AsmTenant")
 
 #: What the session's settled runs cost, every attempt counted, in micro-dollars (int):
 #: ``AsmCostMicros > 1000000`` is "more than $1".
@@ -41,4 +44,5 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     TOTAL_TOKENS,
     COST_MICROS,
     PENDING_APPROVALS,
+    TENANT,
 )

@@ -17,9 +17,11 @@ from agent_session_manager.store._errors import SchemaOutOfDate
 from agent_session_manager.store._migrate import upgrade
 from agent_session_manager.store._rows import RunRow, SessionRow
 from agent_session_manager.store._store import EventStore, open_store
+from agent_session_manager.store._tenancy import ApiKey
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "ApiKey",
     "EventStore",
     "RunRow",
     "SchemaOutOfDate",

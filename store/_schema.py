@@ -254,6 +254,35 @@ class LedgerRow(_AsmModel, table=True):
     outcome: str = Field(max_length=16)
     error_code: str | None = Field(default=None, max_length=64)
     day: str = Field(max_length=10)
+
+
+class ApiKeyRow(_AsmModel, table=True):
+    """An HTTP gateway API key: only its SHA-256 is kept (``store._tenancy`` says why that is
+    enough), bound to one tenant; revoked keys stay, so ``asm keys ls`` shows when."""
+
+    __tablename__ = "asm_api_keys"
+    __table_args__ = (
+        sa.UniqueConstraint("key_hash", name="uq_asm_api_keys_key_hash"),
+        sa.Index("ix_asm_api_keys_tenant", "tenant"),
+    )
+
+    key_id: str = Field(primary_key=True, max_length=32)
+    key_hash: str = Field(max_length=64)
+    tenant: str = Field(max_length=128)
+    name: str = Field(default="", max_length=255)
+    created_at: datetime = Field(sa_type=Timestamp)
+    revoked_at: datetime | None = Field(default=None, sa_type=Timestamp)
+
+
+class SessionTenantRow(_AsmModel, table=True):
+    """Which tenant a session belongs to: recorded by the gateway before it starts the session,
+    so a key of another tenant is refused from the first request on."""
+
+    __tablename__ = "asm_session_tenants"
+    __table_args__ = (sa.Index("ix_asm_session_tenants_tenant", "tenant", "created_at"),)
+
+    session_id: str = Field(primary_key=True, max_length=255)
+    tenant: str = Field(max_length=128)
     created_at: datetime = Field(sa_type=Timestamp)
 
 
@@ -267,3 +296,5 @@ CONTENT: sa.Table = ContentRow.__table__  # type: ignore[attr-defined]
 SESSION_OWNERS: sa.Table = SessionOwnerRow.__table__  # type: ignore[attr-defined]
 RUN_OWNERS: sa.Table = RunOwnerRow.__table__  # type: ignore[attr-defined]
 LEDGER: sa.Table = LedgerRow.__table__  # type: ignore[attr-defined]
+API_KEYS: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
+SESSION_TENANTS: sa.Table = SessionTenantRow.__table__  # type: ignore[attr-defined]

@@ -41,6 +41,7 @@ from agent_session_manager.store import (
     _ownership,
     _read_models,
     _reads,
+    _tenancy,
 )
 from agent_session_manager.store._append import append_batch, append_group, dedupe
 from agent_session_manager.store._database import Database
@@ -48,6 +49,7 @@ from agent_session_manager.store._engine import resolve_url
 from agent_session_manager.store._errors import invalid_input, translate
 from agent_session_manager.store._reads import MAX_PAGE, invalid_cursor, type_values
 from agent_session_manager.store._rows import RunRow, SessionRow
+from agent_session_manager.store._tenancy import ApiKey
 
 
 def _now() -> datetime:
@@ -372,6 +374,39 @@ class EventStore(Database):
         await self._run_write(
             lambda conn: _ownership.claim_run(conn, self.backend, run_id, session_id, now)
         )
+
+    # --- tenancy (the HTTP gateway) ----------------------------------------------------------
+
+    async def create_api_key(self, tenant: str, name: str = "") -> tuple[ApiKey, str]:
+        """A new key for ``tenant``: its listing and the key itself, which is stored only as a
+        hash and so can be shown this once (see ``store._tenancy``)."""
+        now = _now()
+        return await self._run_write(lambda conn: _tenancy.create_key(conn, tenant, name, now))
+
+    async def api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        """Every key (active and revoked), oldest first; only ``tenant``'s when given."""
+        return await self._run_read(lambda conn: _tenancy.list_keys(conn, tenant))
+
+    async def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Revoke a key by its id (idempotent); ``not_found`` if there is no such key."""
+        now = _now()
+        return await self._run_write(lambda conn: _tenancy.revoke_key(conn, key_id, now))
+
+    async def api_key(self, key: str) -> ApiKey | None:
+        """The active key ``key`` is; None when it is unknown, malformed or revoked."""
+        return await self._run_read(lambda conn: _tenancy.key_for(conn, key))
+
+    async def record_session_tenant(self, session_id: str, tenant: str) -> None:
+        """Make ``session_id`` ``tenant``'s, before the session starts (idempotent for that
+        tenant; ``session_already_exists`` for another)."""
+        now = _now()
+        await self._run_write(
+            lambda conn: _tenancy.record_session_tenant(conn, self.backend, session_id, tenant, now)
+        )
+
+    async def session_tenant(self, session_id: str) -> str | None:
+        """The tenant ``session_id`` belongs to; None for a session no gateway started."""
+        return await self._run_read(lambda conn: _tenancy.session_tenant(conn, session_id))
 
     # --- conversation ------------------------------------------------------------------------
 

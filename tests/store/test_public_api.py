@@ -9,6 +9,7 @@ from agent_session_manager.core.errors import StorageError
 def test_public_names() -> None:
     assert sorted(store.__all__) == sorted(
         [
+            "ApiKey",
             "DEFAULT_DATABASE_URL",
             "EventStore",
             "RunRow",

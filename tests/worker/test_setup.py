@@ -40,6 +40,7 @@ EXPECTED = {
     "AsmTotalTokens": IndexedValueType.INDEXED_VALUE_TYPE_INT,
     "AsmCostMicros": IndexedValueType.INDEXED_VALUE_TYPE_INT,
     "AsmPendingApprovals": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "AsmTenant": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
 }
 ROOT = Path(__file__).resolve().parents[2]
 
