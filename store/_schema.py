@@ -254,6 +254,7 @@ class LedgerRow(_AsmModel, table=True):
     outcome: str = Field(max_length=16)
     error_code: str | None = Field(default=None, max_length=64)
     day: str = Field(max_length=10)
+    created_at: datetime = Field(sa_type=Timestamp)
 
 
 class ApiKeyRow(_AsmModel, table=True):
