@@ -1,21 +1,58 @@
-"""How the CLI shows things: the two consoles, a session, a session listing and an event."""
+"""How the CLI shows things: the two consoles, JSON, a session, a listing, a run and an event.
+
+Text is for people; ``-o json`` (see :mod:`.options`) prints one JSON object, or one per line
+for lists and streams, on stdout. When stdout is not a terminal nothing is cut to a width, so
+piped ids are whole.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
+from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
 from agent_session_manager.client.session_client import SessionListing
-from agent_session_manager.core.contract import SessionView
+from agent_session_manager.core.contract import RunView, SessionView
 from agent_session_manager.core.events import Event, EventType
 
 #: Results: what a script pipes on.
 out = Console()
+if not out.is_terminal:
+    out.width = 100_000  # piped: tables keep every id whole (rich would fold them at 80)
 #: Progress, status lines and errors: what a script leaves on the terminal.
 err = Console(stderr=True)
+if not err.is_terminal:
+    err.width = 100_000  # a link or an id in a status line stays on one line in a log
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on one line of stdout (a model, a dataclass, or plain data)."""
+    print(json.dumps(jsonable(value), default=str), flush=True)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def print_runs(runs: Sequence[RunView]) -> None:
+    """A session's runs as a table, one row each."""
+    table = Table()
+    for col in ("run", "turn", "status", "tokens", "error"):
+        table.add_column(col)
+    for r in runs:
+        code = str(r.error.get("code", "")) if r.error else ""
+        table.add_row(r.run_id, str(r.turn), r.status.value, str(r.usage.total_tokens), code)
+    out.print(table)
 
 
 def dollars(micros: int) -> str:

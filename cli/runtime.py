@@ -1,8 +1,10 @@
 """Where the CLI and the demo get a Temporal connection, an event store and (maybe) a worker.
 
-Unset ``ASM_TEMPORAL_ADDRESS`` means "the embedded default": use the ``asm dev`` server of
-this directory's ``.asm/`` if one is running (so its worker and we share one event store),
-else (for commands that may, like ``asm demo``) start one in-process.
+No configured address (``--address``, ``ASM_TEMPORAL_ADDRESS``, ``TEMPORAL_ADDRESS``: see
+:func:`client.connection.resolve_connection`) means "the embedded default": use the ``asm dev``
+server of this project's ``.asm/`` (found from any subdirectory, see :mod:`.project`) if one is
+running, so its worker and we share one event store; else (for commands that may, like
+``asm demo``) start one in-process.
 
 Commands that only talk to Temporal (``asm session …``) open no event store, so a database
 outage cannot fail them. The waiting calls report outages on stderr as they ride them out.
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 
 from temporalio.service import RetryConfig
 
+from agent_session_manager.cli.options import current
 from agent_session_manager.cli.output import err
+from agent_session_manager.cli.project import Project, cli_settings, find_project, require_store
 from agent_session_manager.client.outages import Outage, Patience
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.errors import error
@@ -61,7 +65,6 @@ class Runtime:
 
 @asynccontextmanager
 async def runtime(
-    settings: Settings | None = None,
     *,
     allow_embedded: bool = False,
     with_worker: bool = False,
@@ -69,7 +72,11 @@ async def runtime(
 ) -> AsyncIterator[Runtime]:
     """Connect (starting an embedded server and a worker when asked) and clean up after;
     ``with_store=False`` opens no event store (for commands that are Temporal calls)."""
-    settings = settings or Settings()
+    project = find_project()
+    settings = command_settings(project)
+    if (with_store or with_worker) and not allow_embedded:
+        # Before connecting: a command must not create an empty store as it fails.
+        require_store(project, settings.temporal_address)
     configure_telemetry()  # OTEL_* variables (no-op by default): CLI calls are traced too
     async with AsyncExitStack() as stack:
         stack.callback(flush_telemetry)  # the CLI leaves through os._exit: flush spans first
@@ -82,8 +89,9 @@ async def runtime(
             if not allow_embedded:
                 raise error(
                     "temporal_unavailable",
-                    f"no Temporal server: start one here with `asm dev` (it is found through "
-                    f"{settings.home}/), or set ASM_TEMPORAL_ADDRESS",
+                    f"no Temporal server: no `asm dev` runs for this project ({settings.home}); "
+                    "start one with `asm dev`, or give --address (or set TEMPORAL_ADDRESS)",
+                    details={"home": settings.home},
                 )
             ui_port = free_port()
             env = await start_dev_server(home=settings.home, port=free_port(), ui_port=ui_port)
@@ -116,3 +124,9 @@ async def runtime(
             patience=CLI_PATIENCE,
         )
         yield Runtime(client=client, store=store, address=address, ui_url=ui_url, embedded=embedded)
+
+
+def command_settings(project: Project | None = None) -> Settings:
+    """The settings of the command being run: the environment's, the project's absolute paths,
+    and ``--address``/``--namespace`` over the environment."""
+    return cli_settings(project or find_project(), current.address, current.namespace)

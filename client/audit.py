@@ -385,11 +385,12 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
     value = text.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if value[:-1].isdigit() and value[-1:] in units:
-        return (now or datetime.now(UTC)) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
     try:
+        if value[:-1].isdigit() and value[-1:] in units:
+            ago = timedelta(seconds=int(value[:-1]) * units[value[-1]])
+            return (now or datetime.now(UTC)) - ago
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a span before year 1
         raise error(
             "validation_error",
             f"--since {text!r}: use an ISO time (2025-01-31T12:00:00Z) or 30s, 15m, 2h, 7d",

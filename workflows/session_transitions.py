@@ -76,7 +76,8 @@ class SessionTransitions(SessionBase):
                 error(
                     "invalid_operation",
                     f"{len(active)} run(s) still running "
-                    f"({', '.join(sorted(active))}); wait for them or cancel_run first",
+                    f"({', '.join(sorted(active))}); wait for them (`asm run wait RUN_ID`) or "
+                    "cancel them first (`asm run cancel RUN_ID`, the cancel_run update)",
                     details={"active_runs": sorted(active)},
                 )
             )

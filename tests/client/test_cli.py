@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from agent_session_manager import SessionClient
 from agent_session_manager.store import EventStore
 
 ASM = [sys.executable, "-m", "agent_session_manager.cli"]
@@ -53,7 +55,14 @@ async def asm(
         ["session", "cancel"],
         ["session", "complete"],
         ["run"],
+        ["run", "start"],
+        ["run", "ls"],
+        ["run", "show"],
+        ["run", "cancel"],
+        ["run", "wait"],
         ["events"],
+        ["audit"],
+        ["setup"],
         ["db", "upgrade"],
         ["approvals"],
         ["approvals", "ls"],
@@ -65,12 +74,26 @@ async def test_every_command_has_help(command: list[str]) -> None:
     code, out, _ = await asm(*command, "--help")
     assert code == 0
     assert "Usage" in out
+    if command and command[-1] not in ("session", "run", "db"):  # groups have no options
+        assert "--output" in out and "text|json" in out
 
 
 async def test_usage_error_exits_2() -> None:
-    code, _, err = await asm("run")
+    code, _, err = await asm("run", "hello")
     assert code == 2
-    assert "Missing" in err
+    assert "Missing option '--session'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_shell_completion_is_available() -> None:
+    code, out, _ = await asm("--show-completion", "bash")
+    assert code == 0
+    assert "_ASM_COMPLETE" in out
+    code, out, _ = await asm(
+        env={"_ASM_COMPLETE": "complete_bash", "COMP_WORDS": "asm ru", "COMP_CWORD": "1"}
+    )
+    assert code == 0
+    assert out.split() == ["run"]
 
 
 async def test_no_server_is_a_typed_error_with_next_step(tmp_path: Path) -> None:
@@ -109,7 +132,7 @@ async def test_session_run_events_show_and_cancel_through_the_cli(
         assert code == 0, err
         assert "hello there" in out
         assert "completed" in err
-        code, out, _ = await asm("events", sid, "--json", env=e)
+        code, out, _ = await asm("events", sid, "-o", "json", env=e)
         assert code == 0
         events = [json.loads(line) for line in out.splitlines() if line.strip()]
         assert [ev["seq"] for ev in events] == list(range(1, len(events) + 1))
@@ -237,3 +260,40 @@ async def test_worker_refuses_an_out_of_date_schema_and_says_what_to_run(tmp_pat
     code, out, err = await asm("db", "upgrade", env={"ASM_DATABASE_URL": url})
     assert code == 0, err
     assert "revision" in out
+
+
+async def test_ctrl_c_with_cancel_on_interrupt_cancels_the_run(
+    env: WorkflowEnvironment, store: EventStore, task_queue: str, run_worker: Any
+) -> None:
+    e = cli_env(env, store, task_queue)
+    script = json.dumps(
+        {"steps": [{"type": "text", "text": "abcde" * 200, "chunk_size": 5, "delay_ms": 500}]}
+    )
+    async with run_worker():
+        code, sid, err = await asm("session", "start", "--mock-script", script, env=e)
+        assert code == 0, err
+        sid = sid.strip()
+        proc = await asyncio.create_subprocess_exec(
+            *ASM,
+            "run",
+            "go",
+            "--session",
+            sid,
+            "--follow",
+            "--cancel-on-interrupt",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "200", **e},
+            cwd=REPO,
+        )
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.read(5), 120) == b"abcde"  # streaming
+        proc.send_signal(signal.SIGINT)
+        _, err_bytes = await asyncio.wait_for(proc.communicate(), 120)
+        stderr = err_bytes.decode()
+        view = await SessionClient(env.client, store, task_queue=task_queue).describe(sid)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted: cancelling run" in stderr
+    assert [r.status.value for r in view.runs] == ["cancelled"]
+    assert f"run {view.runs[0].run_id} cancelled" in stderr

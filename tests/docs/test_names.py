@@ -14,6 +14,7 @@ import pytest
 import typer
 
 from agent_session_manager.cli.app import app
+from agent_session_manager.cli.runs import _StartByDefault as DEFAULT_TO_START
 from agent_session_manager.core.errors import CODES
 from tests.docs.test_docs import DOCUMENTS, REPO, blocks
 
@@ -57,9 +58,14 @@ def test_documented_asm_options_exist(where: str, command: str) -> None:
     words = [w for w in _words(command)[1:] if w != "…"]  # "…" is prose: "asm session …"
     # Typer vendors its own click: groups are told apart by their ``commands``.
     cli: Any = typer.main.get_command(app)
-    while hasattr(cli, "commands") and words and words[0] in cli.commands:
-        cli = cli.commands[words.pop(0)]
-    if hasattr(cli, "commands") and words:
+    while hasattr(cli, "commands") and words:
+        if words[0] in cli.commands:
+            cli = cli.commands[words.pop(0)]
+        elif isinstance(cli, DEFAULT_TO_START):  # `asm run PROMPT …` is `asm run start …`
+            cli = cli.commands["start"]
+        else:
+            break
+    if hasattr(cli, "commands") and words and not words[0].startswith("-"):
         pytest.fail(f"{where}: `{command}` names no command of `asm {cli.name}`")
     options = {o for p in cli.params for o in (*p.opts, *p.secondary_opts)}
     # A bare `-` is an argument (standard input), not an option.

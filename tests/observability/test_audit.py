@@ -178,7 +178,7 @@ async def test_asm_audit_command_exports_json_lines(
     }
     main = "import sys; from agent_session_manager.cli import main; main(sys.argv[1:])"
     target = tmp_path / "audit.jsonl"
-    cmd = [sys.executable, "-c", main, "audit", view.session_id, "--output", str(target)]
+    cmd = [sys.executable, "-c", main, "audit", view.session_id, "--export", str(target)]
     proc = await asyncio.to_thread(
         subprocess.run, cmd, env=environ, cwd=ROOT, capture_output=True, text=True, timeout=120
     )
