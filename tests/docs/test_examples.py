@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -152,6 +153,9 @@ async def test_a_custom_provider_installed_and_registered_as_the_docs_say(
     """``pip install`` the example package (its entry point registers ``shout``), run
     ``asm worker`` with it installed, and use it from a session."""
     site = tmp_path / "site"
+    # Built from a copy: setuptools leaves build/ next to the sources it builds.
+    package = tmp_path / "custom_provider"
+    shutil.copytree(EXAMPLES / "custom_provider", package, ignore=shutil.ignore_patterns("build"))
     install = await asyncio.to_thread(
         subprocess.run,
         [
@@ -163,7 +167,7 @@ async def test_a_custom_provider_installed_and_registered_as_the_docs_say(
             "--no-deps",
             "--target",
             str(site),
-            str(EXAMPLES / "custom_provider"),
+            str(package),
         ],
         capture_output=True,
         text=True,
