@@ -86,8 +86,8 @@ async def test_usage_error_exits_2() -> None:
 
 
 async def test_shell_completion_is_available() -> None:
-    code, out, _ = await asm("--show-completion", "bash")
-    assert code == 0
+    code, out, err = await asm("--show-completion", "bash")
+    assert code == 0, err
     assert "_ASM_COMPLETE" in out
     code, out, _ = await asm(
         env={"_ASM_COMPLETE": "complete_bash", "COMP_WORDS": "asm ru", "COMP_CWORD": "1"}
