@@ -26,7 +26,17 @@ import traceback
 import typer
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 
-from agent_session_manager.cli import admin, approvals, keys, runs, serve, server, sessions, usage
+from agent_session_manager.cli import (
+    admin,
+    approvals,
+    keys,
+    limits,
+    runs,
+    serve,
+    server,
+    sessions,
+    usage,
+)
 from agent_session_manager.cli.output import err
 from agent_session_manager.client.outages import OUTAGE_CODES
 from agent_session_manager.core.errors import AsmError
@@ -54,6 +64,7 @@ app.command()(admin.audit)
 app.command()(usage.usage)
 app.command()(serve.serve)
 app.add_typer(keys.app, name="keys")
+app.command()(limits.limits)
 
 
 def wants_json(args: list[str]) -> bool:
