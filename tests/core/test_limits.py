@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent_session_manager.core.limits import (
-    MAX_TENANT_CHARS,
     Limits,
     LimitSlot,
     bucket_take,
@@ -22,7 +21,6 @@ from agent_session_manager.core.limits import (
     jain_index,
     queue_position,
     run_scopes,
-    tenant_of,
 )
 
 SCOPES = ["runs", "runs/model/a", "runs/model/b", "runs/tenant/x"]
@@ -158,14 +156,6 @@ def test_limit_tables_are_bounded(table: dict[str, int]) -> None:
 def test_bad_limits_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         Limits.model_validate({field: value})
-
-
-@given(st.lists(st.text(max_size=80), max_size=8))
-def test_tenant_comes_from_the_first_tenant_tag(tags: list[str]) -> None:
-    tenant = tenant_of(tags)
-    assert len(tenant) <= MAX_TENANT_CHARS
-    named = [t[7:].strip() for t in tags if t.startswith("tenant:") and t[7:].strip()]
-    assert tenant == (named[0][:MAX_TENANT_CHARS] if named else "")
 
 
 def test_scopes_are_only_the_configured_ones() -> None:
