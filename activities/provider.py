@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,7 @@ from agent_session_manager.activities.agent_loop import AgentLoop, tool_results_
 from agent_session_manager.activities.budget import Budgets
 from agent_session_manager.activities.content import read_inputs, store_reply
 from agent_session_manager.activities.ledger import AttemptBill, Ledger
+from agent_session_manager.activities.limits import FleetLimits
 from agent_session_manager.activities.providers.base import Provider, ProviderRequest
 from agent_session_manager.activities.sink import StoreSink
 from agent_session_manager.activities.store_outage import StoreOutage, activity_deadline
@@ -52,7 +54,7 @@ from agent_session_manager.core.contract import (
     run_workflow_id,
     session_workflow_id,
 )
-from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, AsmError, error
+from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, AsmError, ProviderErrorInfo, error
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.ledger import UsageTotal
 from agent_session_manager.core.lifecycle import completed_result, run_ended, run_started
@@ -102,6 +104,8 @@ class ProviderActivities:
     """The price table (default: the shipped one, ``core/prices.json``)."""
     budgets: BudgetPolicy = field(default_factory=BudgetPolicy)
     """The worker's budgets; a session's own (``SessionSpec.budget``) comes with its runs."""
+    #: Fleet-wide slots, cooldowns and budgets (:mod:`activities.limits`); None: no limits.
+    fleet: FleetLimits | None = None
 
     def __post_init__(self) -> None:
         quiet_failed_attempts()  # our own line per failed attempt replaces the SDK's
@@ -141,6 +145,8 @@ class ProviderActivities:
             id_scope=spec.run_id if call.step == 1 else f"{spec.run_id}/m{call.step}",
         )
         bill: AttemptBill | None = None
+        # Holds the run's fleet-wide slot from before run_started until the provider answered.
+        slot = AsyncExitStack()
         try:
             loop = AgentLoop.of(call, self.tools)
             if attempt > 1 and (
@@ -149,6 +155,17 @@ class ProviderActivities:
                 )
             ):
                 return done
+            if self.fleet is not None:
+                await slot.enter_async_context(
+                    self.fleet.lease(
+                        spec,
+                        attempt=attempt,
+                        model=spec.model or provider.default_model or "default",
+                        heartbeat=activity.heartbeat,
+                        ttl=spec.heartbeat_timeout_seconds,
+                        step=call.step,
+                    )
+                )
             inputs = await outage.outlast(
                 lambda: read_inputs(self.store, spec), "reading the run's input"
             )
@@ -195,6 +212,7 @@ class ProviderActivities:
                 tick=self.tick,
                 silence_limit=spec.heartbeat_timeout_seconds,
             )
+            await slot.aclose()  # the provider has answered: the next run may call it
             note_result(result)  # response model and stop reason for the provider span
             # Billed before the reply is saved: the run's outcome carries every attempt's cost.
             billed = await bill.close(
@@ -265,6 +283,14 @@ class ProviderActivities:
             raise
         except AsmError as err:
             clean = self._failed(err, spec.provider, attempt)
+            await slot.aclose()
+            if self.fleet is not None:
+                model = spec.model or provider.default_model or "default"
+                cooldown = await self.fleet.note_failure(spec, model, clean)
+                if cooldown:  # Temporal retries no sooner than the fleet's shared cooldown
+                    info_ = clean.provider_error or ProviderErrorInfo()
+                    info_.retry_after = max(info_.retry_after or 0.0, cooldown)
+                    clean.provider_error = info_
             await self._bill_failure(bill, sink, outage, clean)
             await self._record_failure(sink, clean)
             await self._tell_run(spec.run_id, clean)
@@ -285,6 +311,8 @@ class ProviderActivities:
             await self._record_failure(sink, crash)
             await self._tell_run(spec.run_id, crash)
             raise to_application_error(crash) from None
+        finally:
+            await slot.aclose()  # every other ending: failure, cancel, timeout
         await self._tell_session(RunFinished.of(ended, spec.token))
         return outcome
 

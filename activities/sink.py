@@ -214,6 +214,9 @@ class StoreSink:
         self, work: Awaitable[Any], *, tick: float, silence_limit: float
     ) -> Any:
         """Await ``work`` while a ticker flushes, heartbeats and watches for silence."""
+        # The silence is the provider's, counted from its call: a run that waited for a
+        # fleet-wide slot longer than the limit must not be blamed for the wait.
+        self.last_progress = time.monotonic()
         task = asyncio.ensure_future(work)
         try:
             while True:

@@ -33,7 +33,17 @@ from typer._click.exceptions import (
     UsageError,
 )  # typer vendors click
 
-from agent_session_manager.cli import admin, approvals, keys, runs, serve, server, sessions, usage
+from agent_session_manager.cli import (
+    admin,
+    approvals,
+    keys,
+    limits,
+    runs,
+    serve,
+    server,
+    sessions,
+    usage,
+)
 from agent_session_manager.cli.options import current
 from agent_session_manager.cli.output import err
 from agent_session_manager.client.outages import OUTAGE_CODES
@@ -62,6 +72,7 @@ app.command()(admin.audit)
 app.command()(usage.usage)
 app.command()(serve.serve)
 app.add_typer(keys.app, name="keys")
+app.command()(limits.limits)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,10 +22,14 @@ from agent_session_manager.cli.options import (
 )
 from agent_session_manager.cli.output import err, out, print_json, print_sessions, print_view
 from agent_session_manager.cli.runtime import runtime
+from agent_session_manager.client.limits import session_waiters
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core import search_attributes
 from agent_session_manager.core.contract import MockScript, SessionSpec, SessionView
+from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.status import SessionStatus
+from agent_session_manager.store import open_store
+from agent_session_manager.worker.settings import Settings
 
 app = typer.Typer(help="Start, inspect, complete and cancel sessions.", no_args_is_help=True)
 
@@ -89,13 +93,36 @@ def start(
 @app.command()
 @shared()
 def show(session_id: str) -> None:
-    """Show a session: status, runs, usage, and its Temporal UI link."""
+    """Show a session: status, runs, usage, its Temporal UI link, and (when fleet-wide
+    limits are configured) the slots its runs hold or wait for."""
+    settings = Settings()
+    limits = settings.fleet_limits()
 
     async def main() -> None:
         async with runtime(with_store=False) as rt:
             _print(await rt.client.describe(session_id), rt.client.ui_link(session_id))
+        if limits.runs_limited or limits.sessions_limited:
+            await _print_slots(settings.database_url, session_id)
 
     asyncio.run(main())
+
+
+async def _print_slots(database_url: str, session_id: str) -> None:
+    # Only with limits configured: the store is then part of starting a run anyway.
+    try:
+        store = await open_store(database_url)
+        try:
+            waiters = await session_waiters(store, session_id)
+        finally:
+            await store.close()
+    except AsmError as exc:  # the session's view is shown already: say what is missing
+        err.print(f"fleet slots unknown: {exc.code}: {exc.message}", markup=False)
+        return
+    if not waiters:
+        out.print("fleet slots: none held, none waited for")
+    for w in waiters:
+        verb = "holds" if w.state == "held" else f"waits {w.waited_seconds:g}s for"
+        out.print(f"fleet slots: {w.lease_id} {verb} {', '.join(w.scopes)}", highlight=False)
 
 
 @app.command()

@@ -17,7 +17,7 @@ from agent_session_manager.core.errors import StateError, ValidationError
 
 
 class EventType(StrEnum):
-    """The 25 canonical event types."""
+    """The 26 canonical event types (``run_queued``: a run waits for a fleet-wide slot)."""
 
     SESSION_CREATED = "session_created"
     SESSION_STARTED = "session_started"
@@ -26,6 +26,7 @@ class EventType(StrEnum):
     SESSION_COMPLETED = "session_completed"
     SESSION_FAILED = "session_failed"
     SESSION_CANCELLED = "session_cancelled"
+    RUN_QUEUED = "run_queued"
     RUN_STARTED = "run_started"
     RUN_COMPLETED = "run_completed"
     RUN_FAILED = "run_failed"

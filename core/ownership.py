@@ -16,6 +16,9 @@ class SessionClaim(BaseModel):
     session_id: str = Field(min_length=1, max_length=255)
     owner: str = Field(min_length=1, max_length=64)
     workflow_id: str = ""
+    #: For the fleet-wide session limits (``core.limits``): who the session counts against.
+    agent_id: str = Field(default="", max_length=255)
+    tenant: str = Field(default="", max_length=64)
 
 
 class RunClaim(BaseModel):

@@ -30,6 +30,11 @@ class Instruments:
     active_runs: metrics.UpDownCounter
     token_usage: metrics.Histogram
     cost: metrics.Counter
+    slots_in_use: metrics.UpDownCounter
+    queued_runs: metrics.UpDownCounter
+    slot_wait: metrics.Histogram
+    cooldowns: metrics.Counter
+    cooldown_wait: metrics.Histogram
 
     @classmethod
     def create(cls, meter: metrics.Meter) -> Instruments:
@@ -91,6 +96,35 @@ class Instruments:
                 unit="{microdollar}",
                 description="What provider attempts cost at the price table (1e-6 USD), by "
                 "provider, model and outcome; unpriced models add nothing",
+            ),
+            slots_in_use=meter.create_up_down_counter(
+                "asm.limits.slots_in_use",
+                unit="{slot}",
+                description="Fleet-wide run slots held by this worker's provider calls "
+                "(sum over workers: the fleet's)",
+            ),
+            queued_runs=meter.create_up_down_counter(
+                "asm.limits.queue_depth",
+                unit="{run}",
+                description="Runs waiting for a fleet-wide slot (sum over workers)",
+            ),
+            slot_wait=meter.create_histogram(
+                "asm.limits.wait_time",
+                unit="s",
+                description="Time a provider call waited for its slot, cooldown or per-minute "
+                "budget, by reason",
+                explicit_bucket_boundaries_advisory=RUN_DURATION_BUCKETS,
+            ),
+            cooldowns=meter.create_counter(
+                "asm.limits.cooldowns",
+                unit="{cooldown}",
+                description="Rate-limit cooldowns set after a provider answered 429/529",
+            ),
+            cooldown_wait=meter.create_histogram(
+                "asm.limits.cooldown_seconds",
+                unit="s",
+                description="Length of the cooldowns set, from retry-after or the default",
+                explicit_bucket_boundaries_advisory=RUN_DURATION_BUCKETS,
             ),
         )
 

@@ -14,6 +14,13 @@ session, idempotent by event id, readable by cursor and followable live::
 
 from agent_session_manager.store._engine import DEFAULT_DATABASE_URL
 from agent_session_manager.store._errors import SchemaOutOfDate
+from agent_session_manager.store._limits import (
+    LeaseInfo,
+    RateInfo,
+    SlotRequest,
+    SlotState,
+    session_lease_id,
+)
 from agent_session_manager.store._migrate import upgrade
 from agent_session_manager.store._rows import RunRow, SessionRow
 from agent_session_manager.store._store import EventStore, open_store
@@ -23,9 +30,14 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "ApiKey",
     "EventStore",
+    "LeaseInfo",
+    "RateInfo",
     "RunRow",
     "SchemaOutOfDate",
     "SessionRow",
+    "SlotRequest",
+    "SlotState",
     "open_store",
+    "session_lease_id",
     "upgrade",
 ]

@@ -20,6 +20,7 @@ from agent_session_manager.core.status import RunStatus, SessionStatus
 from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store._engine import Backend, dialect_insert, scrub_nul
 from agent_session_manager.store._errors import invalid_input
+from agent_session_manager.store._limits import release_session_stmt
 from agent_session_manager.store._reads import MAX_PAGE
 from agent_session_manager.store._rows import RunRow, SessionRow
 from agent_session_manager.store._schema import COUNTERS, EVENTS, RUNS, SESSIONS
@@ -200,6 +201,9 @@ async def apply_record(
     session_values = _session_values(rec)
     if session_values is not None:
         await _upsert_session(conn, backend, rec.session_id, session_values, now)
+        if session_values.get("status") in _SESSION_TERMINAL:
+            # The session's fleet-wide slot (core.limits) ends with it, in the same commit.
+            await conn.execute(release_session_stmt(rec.session_id))
     run_values = _run_values(rec)
     if run_values is not None:
         assert rec.run_id is not None

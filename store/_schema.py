@@ -299,3 +299,47 @@ RUN_OWNERS: sa.Table = RunOwnerRow.__table__  # type: ignore[attr-defined]
 LEDGER: sa.Table = LedgerRow.__table__  # type: ignore[attr-defined]
 API_KEYS: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
 SESSION_TENANTS: sa.Table = SessionTenantRow.__table__  # type: ignore[attr-defined]
+
+
+class SlotLeaseRow(_AsmModel, table=True):
+    """Fleet-wide slots (``core.limits``): a held lease or a waiter, one row per run or session.
+
+    A run's lease expires (``expires_at``, epoch seconds of the holder's clock) unless its
+    holder renews it: a worker killed mid-call frees its slots within the heartbeat timeout.
+    A session's lease has no expiry: the session workflow is durable, and its terminal record
+    deletes it.
+    """
+
+    __tablename__ = "asm_slot_leases"
+    __table_args__ = (sa.Index("ix_asm_slot_leases_kind_state", "kind", "state"),)
+
+    lease_id: str = Field(primary_key=True, max_length=255)
+    kind: str = Field(max_length=16)
+    holder: str = Field(max_length=255)
+    session_id: str = Field(default="", max_length=255)
+    tenant: str = Field(default="", max_length=64)
+    scopes: dict[str, Any] = Field(default_factory=dict, sa_type=JsonType)
+    state: str = Field(max_length=16)
+    enqueued_at: float = Field(sa_type=sa.Double)
+    acquired_at: float | None = Field(default=None, sa_type=sa.Double)
+    expires_at: float | None = Field(default=None, sa_type=sa.Double)
+
+
+class RateStateRow(_AsmModel, table=True):
+    """Per credential (and model): a rate-limit cooldown and a request-per-minute bucket.
+
+    ``cooldown_until`` is set when a provider answered 429/529; every worker waits it out
+    before its next call with that credential and model.
+    """
+
+    __tablename__ = "asm_rate_state"
+
+    key: str = Field(primary_key=True, max_length=512)
+    cooldown_until: float = Field(default=0.0, sa_type=sa.Double)
+    reason: str = Field(default="", max_length=255)
+    tokens: float = Field(default=0.0, sa_type=sa.Double)
+    updated_at: float = Field(default=0.0, sa_type=sa.Double)
+
+
+SLOT_LEASES: sa.Table = SlotLeaseRow.__table__  # type: ignore[attr-defined]
+RATE_STATE: sa.Table = RateStateRow.__table__  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ Cursors
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 
@@ -38,6 +39,7 @@ from agent_session_manager.store import (
     _content,
     _conversation,
     _ledger,
+    _limits,
     _ownership,
     _read_models,
     _reads,
@@ -47,6 +49,7 @@ from agent_session_manager.store._append import append_batch, append_group, dedu
 from agent_session_manager.store._database import Database
 from agent_session_manager.store._engine import resolve_url
 from agent_session_manager.store._errors import invalid_input, translate
+from agent_session_manager.store._limits import LeaseInfo, RateInfo, SlotRequest, SlotState
 from agent_session_manager.store._reads import MAX_PAGE, invalid_cursor, type_values
 from agent_session_manager.store._rows import RunRow, SessionRow
 from agent_session_manager.store._tenancy import ApiKey
@@ -352,6 +355,62 @@ class EventStore(Database):
     async def runs(self, session_id: str) -> list[RunRow]:
         """The session's runs ordered by turn."""
         return await self._run_read(lambda conn: _read_models.runs(conn, session_id))
+
+    # --- fleet-wide limits (core.limits; store._limits) --------------------------------------
+
+    async def acquire_slot(
+        self, req: SlotRequest, *, now: float, expires_at: float | None
+    ) -> SlotState:
+        """Ask for a slot (again): held, or waiting at a position. Waiters ask again later."""
+        return await self._run_write(
+            lambda conn: _limits.acquire(conn, self.backend, req, now, expires_at)
+        )
+
+    async def renew_slot(self, lease_id: str, holder: str, *, expires_at: float) -> bool:
+        """Extend a lease; ``False`` when it is no longer this holder's."""
+        return await self._run_write(lambda conn: _limits.renew(conn, lease_id, holder, expires_at))
+
+    async def release_slot(
+        self, lease_id: str, holder: str | None = None, *, now: float | None = None
+    ) -> None:
+        """Free a slot or leave the queue (only ``holder``'s own lease, when given); the
+        next waiter is granted the slot in the same commit."""
+        at = time.time() if now is None else now
+        await self._run_write(
+            lambda conn: _limits.release(conn, self.backend, lease_id, holder, at)
+        )
+
+    async def slot_state(self, lease_id: str, holder: str) -> str | None:
+        """``held``/``waiting`` for the holder's own lease, else None (a read, no lock)."""
+        return await self._run_read(lambda conn: _limits.slot_state(conn, lease_id, holder))
+
+    async def admit_session(self, req: SlotRequest, *, now: float) -> None:
+        """Hold a session slot, or raise ``max_sessions_exceeded``."""
+        await self._run_write(lambda conn: _limits.admit_session(conn, self.backend, req, now))
+
+    async def set_cooldown(self, key: str, until: float, reason: str) -> float:
+        """Extend the cooldown of ``key`` (credential/model) to ``until``; what stands."""
+        return await self._run_write(
+            lambda conn: _limits.set_cooldown(conn, self.backend, key, until, reason)
+        )
+
+    async def cooldown(self, keys: list[str]) -> float:
+        """The latest cooldown among ``keys``, epoch seconds (0: none)."""
+        return await self._run_read(lambda conn: _limits.cooldown(conn, keys))
+
+    async def take_rate_token(self, key: str, rpm: int, *, now: float) -> float:
+        """Spend one call of ``key``'s per-minute budget: 0, or seconds to wait first."""
+        return await self._run_write(
+            lambda conn: _limits.take_token(conn, self.backend, key, rpm, now)
+        )
+
+    async def leases(self, *, now: float) -> list[LeaseInfo]:
+        """Live slot leases and waiters (``asm limits``)."""
+        return await self._run_read(lambda conn: _limits.leases(conn, now))
+
+    async def rate_states(self) -> list[RateInfo]:
+        """Cooldowns and budgets per credential/model (``asm limits``)."""
+        return await self._run_read(_limits.rate_states)
 
     # --- ownership ---------------------------------------------------------------------------
 

@@ -6,14 +6,18 @@ Secrets (``ANTHROPIC_API_KEY`` …) are read by the worker only, handed to provi
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent_session_manager.core.budget import BudgetPolicy, parse_budgets
-from agent_session_manager.core.errors import error
+from agent_session_manager.core.errors import ValidationError, error
+from agent_session_manager.core.limits import Limits
 from agent_session_manager.core.prices import PriceTable, default_prices, parse_prices
 from agent_session_manager.core.protocol import (
     DEFAULT_TASK_QUEUE,
@@ -59,6 +63,33 @@ class Settings(BaseSettings):
     #: More tools for the worker, as ``module:attribute`` paths (a Tool, tools, or a factory);
     #: ``ASM_TOOLS='["pkg.tools:weather"]'``. Installed packages use the entry-point group.
     tools: list[str] = Field(default_factory=list)
+    #: Fleet-wide limits as JSON (``ASM_LIMITS='{"max_runs": 5}'``), or a file (JSON or TOML).
+    #: Kept unvalidated here: a bad value fails what uses limits with a typed error
+    #: (:meth:`fleet_limits`), not every command that reads the settings.
+    limits: Limits | dict[str, Any] | str = Field(default_factory=Limits)
+    limits_file: str | None = Field(default=None, description="a JSON or TOML file of limits")
+
+    def fleet_limits(self) -> Limits:
+        """The deployment's limits: ``limits_file`` when set, else ``limits``; a bad value is
+        ``invalid_input`` naming the setting."""
+        if isinstance(self.limits, Limits) and not self.limits_file:
+            return self.limits
+        source, data = "ASM_LIMITS", self.limits
+        try:
+            if isinstance(data, str):
+                data = json.loads(data)
+            if self.limits_file:
+                path = Path(self.limits_file)
+                source = f"ASM_LIMITS_FILE {str(path)!r}"
+                text = path.read_text(encoding="utf-8")
+                data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+            return Limits.model_validate(data)
+        except (OSError, ValueError) as exc:  # tomllib/json/pydantic errors are ValueErrors
+            raise ValidationError(
+                "invalid_input",
+                f"{source} is not a valid limits configuration: {str(exc)[:500]} "
+                "(see docs/limits.md)",
+            ) from None
 
     @field_validator("temporal_address", "ui_url", "prices_file", "budgets", mode="before")
     @classmethod

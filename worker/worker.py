@@ -6,6 +6,8 @@ tests all run their worker through :func:`serve`, so what they run is what a dep
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -15,6 +17,7 @@ from temporalio.worker import Worker
 
 from agent_session_manager.activities.content import ContentActivities
 from agent_session_manager.activities.lifecycle import LifecycleActivities
+from agent_session_manager.activities.limits import FleetLimits
 from agent_session_manager.activities.ownership import OwnershipActivities
 from agent_session_manager.activities.provider import ProviderActivities
 from agent_session_manager.activities.providers import discover
@@ -63,18 +66,26 @@ async def serve(
     providers = discover() if providers is None else providers
     installed = discover_tools(settings.tools)
     installed.update((t.name, t) for t in tools or ())
+    secrets = provider_secrets() if secrets is None else secrets
+    limits = settings.fleet_limits()
+    fleet = (
+        FleetLimits(store, limits, secrets, identity=f"{socket.gethostname()}:{os.getpid()}")
+        if limits.active or limits.sessions_limited
+        else None
+    )
     provider_activities = ProviderActivities(
         store,
         providers,
-        secrets=provider_secrets() if secrets is None else secrets,
+        secrets=secrets,
         prices=price_table(settings) if prices is None else prices,
         budgets=budget_policy(settings) if budgets is None else budgets,
         tools={name: t.spec for name, t in installed.items()},
+        fleet=fleet,
     )
     tool_activities = ToolActivities(store, installed)
     lifecycle = LifecycleActivities(store, providers)
     content = ContentActivities(store)
-    ownership = OwnershipActivities(store)
+    ownership = OwnershipActivities(store, fleet=fleet)
     # Cancellation reaches an activity only in a heartbeat response: the default throttle
     # (up to 60 s) would make cancel take that long.
     throttle = timedelta(seconds=settings.heartbeat_throttle_seconds)

@@ -57,6 +57,7 @@ from agent_session_manager.workflows.session_visibility import COST_LEDGER
 
 with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core import protocol
+    from agent_session_manager.core.budget import tenant_of
     from agent_session_manager.core.contract import (
         CancelRequest,
         CancelRun,
@@ -223,7 +224,12 @@ class AgentSession(SessionBase):
                     details={"provider": spec.provider, "known": sorted(catalog.providers)},
                 )
             )
-        await claim_session(self._state.session_id, enforced=self._execution.owns_ids)
+        await claim_session(
+            self._state.session_id,
+            enforced=self._execution.owns_ids,
+            agent_id=spec.agent_id,
+            tenant=tenant_of(spec.tags) or "",
+        )
         self._state.capabilities = provider.capabilities
         self._state.default_model = provider.default_model
         self._execution.phase = "creating"

@@ -36,13 +36,23 @@ def enforcing() -> bool:
     return workflow.patched(STORE_OWNERSHIP)
 
 
-async def claim_session(session_id: str, *, enforced: bool) -> None:
-    """Own ``session_id`` as this workflow (its first execution), or fail the workflow."""
+async def claim_session(
+    session_id: str, *, enforced: bool, agent_id: str = "", tenant: str = ""
+) -> None:
+    """Own ``session_id`` as this workflow (its first execution), or fail the workflow.
+
+    The same local activity admits the session against the fleet-wide session limits
+    (``max_sessions_exceeded``), so a limit adds no command to the session's history.
+    """
     if not enforced:
         return
     info = workflow.info()
     claim = SessionClaim(
-        session_id=session_id, owner=info.first_execution_run_id, workflow_id=info.workflow_id
+        session_id=session_id,
+        owner=info.first_execution_run_id,
+        workflow_id=info.workflow_id,
+        agent_id=agent_id,
+        tenant=tenant,
     )
     await _claim(CLAIM_SESSION_ACTIVITY, claim)
 

@@ -68,6 +68,7 @@ async def asm(
         ["approvals", "ls"],
         ["approvals", "approve"],
         ["approvals", "deny"],
+        ["limits"],
     ],
 )
 async def test_every_command_has_help(command: list[str]) -> None:
@@ -297,3 +298,51 @@ async def test_ctrl_c_with_cancel_on_interrupt_cancels_the_run(
     assert "interrupted: cancelling run" in stderr
     assert [r.status.value for r in view.runs] == ["cancelled"]
     assert f"run {view.runs[0].run_id} cancelled" in stderr
+
+
+async def test_limits_shows_configuration_held_slots_and_cooldowns(
+    store: EventStore, tmp_path: Path
+) -> None:
+    import time
+
+    from agent_session_manager.store import SlotRequest
+
+    now = time.time()
+    for i, tenant in enumerate(["acme", "acme", "zed"]):
+        await store.acquire_slot(
+            SlotRequest(
+                lease_id=f"run:r{i}", kind="run", holder="w", scopes={"runs": 2}, tenant=tenant
+            ),
+            now=now + i,
+            expires_at=now + 600,
+        )
+    await store.set_cooldown("anthropic:abc/claude-x", now + 300, "provider_rate_limited")
+    env = {"ASM_DATABASE_URL": store.url, "ASM_LIMITS": '{"max_runs": 2}'}
+    code, out, err = await asm("limits", "-o", "json", env=env)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["limits"]["max_runs"] == 2
+    assert report["runs"] == [
+        {
+            "scope": "runs",
+            "limit": 2,
+            "held": 2,
+            "waiting": 1,
+            "tenants": {"acme": [2, 0], "zed": [0, 1]},  # first come while free
+        }
+    ]
+    (rate,) = report["rates"]
+    assert rate["key"] == "anthropic:abc/claude-x" and 290 < rate["cooldown_seconds"] <= 300
+    code, text, err = await asm("limits", env=env)
+    assert code == 0, err
+    assert "max_runs=2" in text and "zed:0/1" in text and "provider_rate_limited" in text
+
+
+async def test_limits_with_a_bad_configuration_says_which(tmp_path: Path) -> None:
+    env = {"ASM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+    code, _, err = await asm("limits", env={**env, "ASM_LIMITS": '{"max_runs": -3}'})
+    assert code == 1 and "invalid_input" in err and "ASM_LIMITS" in err
+    bad = tmp_path / "limits.toml"
+    bad.write_text("max_runs = [")
+    code, _, err = await asm("limits", env={**env, "ASM_LIMITS_FILE": str(bad)})
+    assert code == 1 and "ASM_LIMITS_FILE" in err

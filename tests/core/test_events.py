@@ -26,7 +26,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 DESIGN_TYPES = """
 session_created session_started session_paused session_resumed session_completed
-session_failed session_cancelled run_started run_completed run_failed run_cancelled
+session_failed session_cancelled run_queued run_started run_completed run_failed run_cancelled
 run_timeout message_sent message_received message_streamed tool_call_started
 tool_call_completed tool_call_failed error_occurred error_recovered token_usage_updated
 turn_completed tool_approval_requested tool_approval_granted tool_approval_denied
@@ -47,7 +47,8 @@ def _event(seq: int, *, at: datetime = T0, id: str | None = None) -> Event:
     )
 
 
-def test_the_25_event_types_are_exactly_those_of_the_design() -> None:
+def test_the_26_event_types_are_the_design_s_and_run_queued() -> None:
+    # The design's 25, and run_queued (issue 16: a run waiting for a fleet-wide slot).
     assert [t.value for t in EventType] == DESIGN_TYPES
 
 

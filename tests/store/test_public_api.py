@@ -12,10 +12,15 @@ def test_public_names() -> None:
             "ApiKey",
             "DEFAULT_DATABASE_URL",
             "EventStore",
+            "LeaseInfo",
+            "RateInfo",
             "RunRow",
             "SchemaOutOfDate",
             "SessionRow",
+            "SlotRequest",
+            "SlotState",
             "open_store",
+            "session_lease_id",
             "upgrade",
         ]
     )
