@@ -37,7 +37,8 @@ SECRET_ENV_VARS = (
 class Settings(BaseSettings):
     """Everything configurable; unset ``temporal_address`` means the embedded dev server."""
 
-    model_config = SettingsConfigDict(env_prefix="ASM_", extra="ignore")
+    # A blank variable (compose passes `${X:-}`) means unset: the default applies.
+    model_config = SettingsConfigDict(env_prefix="ASM_", extra="ignore", env_ignore_empty=True)
 
     temporal_address: str | None = Field(
         default=None, description="host:port of a Temporal frontend; unset = embedded dev server"
@@ -66,7 +67,7 @@ class Settings(BaseSettings):
     #: Fleet-wide limits as JSON (``ASM_LIMITS='{"max_runs": 5}'``), or a file (JSON or TOML).
     #: Kept unvalidated here: a bad value fails what uses limits with a typed error
     #: (:meth:`fleet_limits`), not every command that reads the settings.
-    limits: Limits | dict[str, Any] | str = Field(default_factory=Limits)
+    limits: Limits | dict[str, Any] | str | None = Field(default_factory=Limits)
     limits_file: str | None = Field(default=None, description="a JSON or TOML file of limits")
 
     def fleet_limits(self) -> Limits:
@@ -74,10 +75,10 @@ class Settings(BaseSettings):
         ``invalid_input`` naming the setting."""
         if isinstance(self.limits, Limits) and not self.limits_file:
             return self.limits
-        source, data = "ASM_LIMITS", self.limits
+        source, data = "ASM_LIMITS", self.limits if self.limits is not None else {}
         try:
             if isinstance(data, str):
-                data = json.loads(data)
+                data = json.loads(data) if data.strip() else {}  # blank: none (compose's default)
             if self.limits_file:
                 path = Path(self.limits_file)
                 source = f"ASM_LIMITS_FILE {str(path)!r}"
@@ -91,7 +92,28 @@ class Settings(BaseSettings):
                 "(see docs/limits.md)",
             ) from None
 
-    @field_validator("temporal_address", "ui_url", "prices_file", "budgets", mode="before")
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools_as_json(cls, v: object) -> object:
+        # The environment's JSON list, also when handed over as text (compose's resolved value).
+        if isinstance(v, str):
+            try:
+                return json.loads(v) if v.strip() else []
+            except ValueError:
+                raise ValueError(
+                    "ASM_TOOLS must be a JSON list of module:attribute paths"
+                ) from None
+        return v
+
+    @field_validator(
+        "temporal_address",
+        "ui_url",
+        "prices_file",
+        "budgets",
+        "limits",
+        "limits_file",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
