@@ -478,6 +478,13 @@ class SessionSpec(_LoopFieldsWhenUsed):
     )
     #: At most 500: every run of an execution rides in ``describe`` and the update results.
     continue_as_new_after_runs: int = Field(default=200, ge=1, le=500)
+    #: The replay budget: a worker that lost the session from its cache (a restart, a deploy,
+    #: more active sessions than its cache holds) replays the current execution's history
+    #: before the next run, so the session continues-as-new once this execution's history
+    #: has grown by this many events or bytes (whichever first; at least one run per
+    #: execution). See docs/architecture.md, "Performance".
+    continue_as_new_after_events: int = Field(default=600, ge=100, le=50_000)
+    continue_as_new_after_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=40 * 1024 * 1024)
     carried: SessionState | None = Field(
         default=None, description="internal: state carried across continue-as-new"
     )

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     #: More tools for the worker, as ``module:attribute`` paths (a Tool, tools, or a factory);
     #: ``ASM_TOOLS='["pkg.tools:weather"]'``. Installed packages use the entry-point group.
     tools: list[str] = Field(default_factory=list)
+    #: The worker's sticky cache (``max_cached_workflows``): sessions and running runs kept in
+    #: memory between their workflow tasks. One that is not cached is replayed from its
+    #: history on its next task (bounded by the session's replay budget). About 0.1 MB per
+    #: cached session: see docs/architecture.md, "Performance" (0 disables the cache).
+    max_cached_sessions: int = Field(default=1000, ge=0, le=1_000_000)
 
     @field_validator("temporal_address", "ui_url", "prices_file", "budgets", mode="before")
     @classmethod
