@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -212,7 +213,16 @@ class Harness:
 
         async def go() -> None:
             handle = self.t.get_workflow_handle(f"bench-session-{sid}")
-            child_id = await handle.execute_update(BenchSession.run_update, sid)
+            while True:
+                try:
+                    child_id = await handle.execute_update(BenchSession.run_update, sid)
+                    break
+                except RPCError as exc:
+                    # A long bare entity replaying after eviction can time its workflow task
+                    # out on a loaded machine; the server retries the task: so do we.
+                    if "Workflow Task in failed state" not in exc.message:
+                        raise
+                    await asyncio.sleep(0.05)
             await self.t.get_workflow_handle(child_id).result()
 
         await bounded(go(), self.args.op_timeout, "bare session run")
