@@ -506,7 +506,7 @@ class SessionSpec(_LoopFieldsWhenUsed):
     #: before the next run, so the session continues-as-new once this execution's history
     #: has grown by this many events or bytes (whichever first; at least one run per
     #: execution). See docs/architecture.md, "Performance".
-    continue_as_new_after_events: int = Field(default=600, ge=100, le=50_000)
+    continue_as_new_after_events: int = Field(default=500, ge=100, le=50_000)
     continue_as_new_after_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=40 * 1024 * 1024)
     context: ContextPolicy = Field(
         default_factory=ContextPolicy,

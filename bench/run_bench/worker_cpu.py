@@ -32,14 +32,15 @@ _HERE = Path(__file__).resolve().parent
 class WorkerProcess:
     """A worker subprocess: started, told to stop by closing its stdin, then waited for."""
 
-    def __init__(self, kind: str, h: Harness) -> None:
+    def __init__(self, kind: str, h: Any, env: dict[str, str] | None = None) -> None:
         self.kind = kind
         self.task_queue = f"bench-cpu-{kind}-{uuid.uuid4().hex[:8]}"
-        self.h = h
+        self.h = h  # anything with the dev server's ``address`` and the store's ``database_url``
+        self.extra_env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        env = dict(os.environ)
+        env = dict(os.environ) | self.extra_env
         env["PYTHONPATH"] = os.pathsep.join([str(_HERE.parent), env.get("PYTHONPATH", "")])
         if sys.pycache_prefix:  # the same bytecode cache as this process (Harness.bytecode_cache)
             env["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix
