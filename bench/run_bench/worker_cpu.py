@@ -61,7 +61,7 @@ class WorkerProcess:
             env=env,
         )
         assert self.proc.stdout is not None
-        line = await bounded(self.proc.stdout.readline(), 60, f"{self.kind} worker start")
+        line = await bounded(self.proc.stdout.readline(), 300, f"{self.kind} worker start")
         if line.strip() != b"ready":
             raise RuntimeError(f"{self.kind} worker did not start: {line!r}")
 
