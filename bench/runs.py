@@ -120,6 +120,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="evicted-session sizes, comma-separated; empty skips (50,200,1000)",
     )
     p.add_argument("--evict-samples", type=int, default=2, help="restarts per size (2)")
+    p.add_argument(
+        "--evict-bare-max", type=int, default=200, help="largest N for the bare entity (200)"
+    )
     p.add_argument("--phases", default=None, help="comma-separated phases to run (default all)")
     p.add_argument("--op-timeout", type=float, default=60.0, help="per-operation timeout (s)")
     p.add_argument(

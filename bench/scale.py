@@ -90,7 +90,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         async def start() -> None:
             async with sem:
                 if worker.proc is None or worker.proc.returncode is not None:
-                    raise RuntimeError("the worker process died (killed by someone else?)")
+                    code = None if worker.proc is None else worker.proc.returncode
+                    raise RuntimeError(f"the worker process ended (exit status {code})")
                 sids.append((await client.start_session(spec)).session_id)
                 if len(sids) % 500 == 0:
                     log(

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     tools: list[str] = Field(default_factory=list)
     #: The worker's sticky cache (``max_cached_workflows``): sessions and running runs kept in
     #: memory between their workflow tasks. One that is not cached is replayed from its
-    #: history on its next task (bounded by the session's replay budget). About 0.1 MB per
+    #: history on its next task (bounded by the session's replay budget). About 0.15 MB per
     #: cached session: see docs/architecture.md, "Performance" (0 disables the cache).
     max_cached_sessions: int = Field(default=1000, ge=0, le=1_000_000)
 
