@@ -3,7 +3,7 @@
 A long session's conversation outgrows any model's context, and reading it whole each turn
 makes every turn cost more than the last. :class:`~core.contract.ContextPolicy` bounds both:
 the store reads the newest messages first, at most ``max_messages + 1`` of them, and
-:func:`fit` keeps the newest *whole* runs that fit ``max_messages`` and ``max_chars``. The
+:func:`fit_context` keeps the newest *whole* runs that fit ``max_messages`` and ``max_chars``. The
 oldest turns go first; a run's messages are kept or dropped together (a tool call never loses
 its result, a reply never its question); the system prompt travels apart and always stays.
 """
@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from agent_session_manager.core.contract import ContextPolicy, Message
 
 
-def chars(message: Message) -> int:
+def message_chars(message: Message) -> int:
     """What a message weighs against ``max_chars`` (content blocks count as their JSON)."""
     content = message.content
     return len(content) if isinstance(content, str) else len(json.dumps(content))
 
 
-def fit(
+def fit_context(
     runs_newest_first: Sequence[Sequence[Message]], policy: ContextPolicy, *, complete: bool
 ) -> list[Message]:
     """The conversation to send, oldest first: the newest whole runs within ``policy``.
@@ -37,7 +37,7 @@ def fit(
     for i, run in enumerate(runs_newest_first):
         if i == last and not complete:
             break
-        weight = sum(chars(m) for m in run)
+        weight = sum(message_chars(m) for m in run)
         if count + len(run) > policy.max_messages or size + weight > policy.max_chars:
             break
         kept.append(run)
@@ -46,4 +46,4 @@ def fit(
     return [m for run in reversed(kept) for m in run]
 
 
-__all__ = ["chars", "fit"]
+__all__ = ["fit_context", "message_chars"]

@@ -436,7 +436,7 @@ class ContextPolicy(_Model):
     ``truncate`` (the one strategy so far): the newest whole turns that fit both limits; the
     oldest go first, a turn is never cut in half, and the system prompt (sent apart from the
     conversation) is always kept. The limits also bound what each run reads from the store,
-    so a turn's read does not grow with the session (:func:`core.context.fit`).
+    so a turn's read does not grow with the session (:func:`core.context.fit_context`).
     """
 
     strategy: Literal["truncate"] = "truncate"

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent_session_manager.core.context import fit
+from agent_session_manager.core.context import fit_context
 from agent_session_manager.core.contract import ContextPolicy, Message
 from agent_session_manager.core.errors import StateError
 from agent_session_manager.core.status import RunStatus
@@ -118,7 +118,7 @@ _NEWEST = (
     )
     # By turn alone, so the database walks the index backwards and stops at ``limit``
     # (adding run_id and idx would make it sort the whole session first); the rows of a run
-    # are put in order below, and a run the limit cut is dropped by fit().
+    # are put in order below, and a run the limit cut is dropped by fit_context().
     .order_by(MESSAGES.c.turn.desc())
     .limit(sa.bindparam("limit"))
     .subquery()
@@ -153,7 +153,7 @@ async def conversation(
             for r in await conn.execute(_CONVERSATION, params)
         ]
     # One row more than the window: if it comes back, the oldest run read may be cut short,
-    # and fit() drops it (with the rows after it, it would exceed max_messages anyway).
+    # and fit_context() drops it (with the rows after it, it would exceed max_messages anyway).
     limit = policy.max_messages + 1
     folded = (await conn.execute(_window(backend), params | {"limit": limit})).scalar_one()
     rows: list[list[Any]] = json.loads(folded) if isinstance(folded, str | bytes) else folded
@@ -168,7 +168,7 @@ async def conversation(
         runs[-1].append(Message.model_construct(role=role, content=content))
     for run in runs:
         run.reverse()  # read newest first, sent in order
-    return fit(runs, policy, complete=len(rows) < limit)
+    return fit_context(runs, policy, complete=len(rows) < limit)
 
 
 _RUN_MESSAGES = (

@@ -463,9 +463,9 @@ class EventStore(Database):
         ``failed``, ``cancelled`` or ``timeout`` (a run still ``running`` whose messages were
         saved counts). Ordered by turn, then run id, then message index.
 
-        With ``policy``, only the newest whole runs within it (:func:`core.context.fit`), read
-        newest first and no further than the policy reaches: the read costs what the window
-        holds, however long the session.
+        With ``policy``, only the newest whole runs within it
+        (:func:`core.context.fit_context`), read newest first and no further than the policy
+        reaches: the read costs what the window holds, however long the session.
         """
         return await self._run_read(
             lambda conn: _conversation.conversation(

@@ -1,4 +1,4 @@
-"""The context policy: which earlier messages a run sends (core.context.fit), and its input."""
+"""The context policy: which earlier messages a run sends (core.context), and its input."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_session_manager.core.context import chars, fit
+from agent_session_manager.core.context import fit_context, message_chars
 from agent_session_manager.core.contract import ContextPolicy, Message, SessionSpec
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.temporal import data_converter, decode_input
@@ -31,9 +31,9 @@ _policy = st.builds(
 def test_fit_keeps_the_newest_whole_runs_within_both_limits(
     runs: list[list[Message]], policy: ContextPolicy
 ) -> None:
-    kept = fit(runs, policy, complete=True)
+    kept = fit_context(runs, policy, complete=True)
     assert len(kept) <= policy.max_messages
-    assert sum(chars(m) for m in kept) <= policy.max_chars
+    assert sum(message_chars(m) for m in kept) <= policy.max_chars
     # Whole runs, the newest ones, in order: the kept list is the concatenation, oldest
     # first, of runs[k-1] … runs[0] for some k ...
     k = 0
@@ -45,7 +45,7 @@ def test_fit_keeps_the_newest_whole_runs_within_both_limits(
         more = runs[: k + 1]
         assert (
             sum(len(r) for r in more) > policy.max_messages
-            or sum(chars(m) for r in more for m in r) > policy.max_chars
+            or sum(message_chars(m) for r in more for m in r) > policy.max_chars
         )
 
 
@@ -53,8 +53,8 @@ def test_fit_keeps_the_newest_whole_runs_within_both_limits(
 def test_an_oldest_run_the_reader_may_have_cut_is_never_sent(
     runs: list[list[Message]], policy: ContextPolicy
 ) -> None:
-    cut = fit(runs, policy, complete=False)
-    assert cut == fit(runs[:-1], policy, complete=True)
+    cut = fit_context(runs, policy, complete=False)
+    assert cut == fit_context(runs[:-1], policy, complete=True)
 
 
 def test_a_policy_that_holds_everything_keeps_everything() -> None:
@@ -63,7 +63,7 @@ def test_a_policy_that_holds_everything_keeps_everything() -> None:
         for i in range(50)
     ]
     everything = ContextPolicy(max_messages=100_000, max_chars=50_000_000)
-    assert fit(runs, everything, complete=True) == [m for r in reversed(runs) for m in r]
+    assert fit_context(runs, everything, complete=True) == [m for r in reversed(runs) for m in r]
 
 
 @pytest.mark.parametrize(
