@@ -154,12 +154,20 @@ async def test_a_window_keeps_the_newest_whole_runs_that_fit(
     policy = ContextPolicy(max_messages=most, max_chars=chars)
     before = len(layout) + 1
     window = await store.conversation(sid, before_turn=before, policy=policy)
-    # The runs that count, newest first, from the full read's own rules.
-    counted = [
-        [Message(role=["user", "assistant"][i % 2], content=t) for i, t in enumerate(texts)]  # type: ignore[arg-type]
-        for status, rolled_back, texts in reversed(layout)
+    # The runs that count, newest first: the full read's messages, cut by each counted run's
+    # size (as stored: PostgreSQL keeps text without NUL, the store says how).
+    sizes = [
+        len(texts)
+        for status, rolled_back, texts in layout
         if status != "failed" and not rolled_back
     ]
+    full = await store.conversation(sid, before_turn=before)
+    assert len(full) == sum(sizes)
+    counted: list[list[Message]] = []
+    start = 0
+    for size in sizes:
+        counted.insert(0, full[start : start + size])
+        start += size
     kept = 0
     while kept < len(counted):
         candidate = counted[: kept + 1]
