@@ -46,6 +46,7 @@ from agent_session_manager.activities.store_outage import StoreOutage, activity_
 from agent_session_manager.core.budget import BudgetPolicy
 from agent_session_manager.core.contract import (
     AttemptFailed,
+    ContextPolicy,
     Message,
     ProviderCall,
     ProviderOutcome,
@@ -187,7 +188,8 @@ class ProviderActivities:
                 )
                 messages = [*saved[: call.prefix], results]
             history = await outage.outlast(
-                lambda: self._history(spec.session_id, spec.turn), "reading the conversation"
+                lambda: self._history(spec.session_id, spec.turn, spec.context),
+                "reading the conversation",
             )
             # Before anything is sent: a call that would pass a budget fails here, final.
             await self._budgets.check(spec, sink, outage)
@@ -349,10 +351,16 @@ class ProviderActivities:
                 "billed_usage": cost["billed_usage"].model_dump(exclude={"total_tokens"}),
             }
 
-    async def _history(self, session_id: str, turn: int) -> list[Message]:
+    async def _history(
+        self, session_id: str, turn: int, policy: ContextPolicy | None
+    ) -> list[Message]:
         if turn == 1:  # nothing before the first turn: skip the read
             return []
-        return await self.store.conversation(session_id, before_turn=turn)
+        # The session's context policy, or the default one for a run started before
+        # policies existed: either way the read is windowed, never the whole session.
+        return await self.store.conversation(
+            session_id, before_turn=turn, policy=policy or ContextPolicy()
+        )
 
     async def _already_completed(self, run_id: str) -> ProviderOutcome | None:
         row = await self.store.get_run(run_id)

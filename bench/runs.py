@@ -7,31 +7,41 @@ share the server and the client: ours (``worker.serve``, mock provider) and a ba
 (``BenchParent`` → child ``BenchChild`` → one no-op activity, in ``run_bench/bare.py``, own
 task queue, same data converter). Each phase lives in its own ``run_bench/`` module.
 
-Phases (each beside its bare-Temporal counterpart where there is one):
+Baselines (``run_bench/bare.py``): ``bare_session``, the *session-shaped* bare program (one
+long-lived parent receives a ``run`` update, starts a child running one activity that writes
+the same rows to the same store as our run — ``run_bench/bare_store.py`` —, the caller waits on
+the child): the fair baseline, which the targets are judged against. ``bare_parent``: a new
+parent workflow per run with a no-op activity (the first baseline), kept for comparison.
 
-1. ``latency``: ``await client.run(sid, prompt)`` (``submit_run`` update + ``wait_run``) with a
-   one-step, no-delay mock script, sequential in one session, p50/p95 over ``--runs``; bare:
-   ``execute_workflow(BenchParent)`` end to end. Measured in alternating blocks (ours x10, bare
-   x10, ...) so that load from other processes hits both sides alike, while our runs stay
-   back-to-back as a real caller's would.
+Phases:
+
+1. ``latency``: ``await client.run(sid, prompt)`` (one-step, no-delay mock script, one
+   session) beside both bare programs, in rounds of alternating blocks (ours x10,
+   bare_session x10, bare_parent x10, ...); percentiles per side, per-block medians with their
+   spread, and the ours/bare_session ratio block by block.
 2. ``first_event``: submit → first ``message_streamed`` seen by a follower
    (``client.stream_events``, started before the first submit), p50/p95; plus a per-stage
-   breakdown from the event store's ``created_at`` (run_started, provider events,
-   run_completed, turn_completed) relative to the submit, and from the runs' Temporal histories.
-3. ``throughput``: 200 runs over 50 sessions (50 concurrent sessions, 4 sequential runs each) vs
-   200 bare parent workflows with 50 in flight; runs/s.
-4. ``ratios``: ours/bare latency p50 (≤ 1.3), first event p50 / bare latency p50 (≤ 1.0),
-   throughput ours/bare (≥ 0.6), with ``met``.
-5. ``cancel``: a slow mock run (1-char chunks, 10 ms apart), first delta seen, then
-   ``client.cancel_run`` timed (returns once the run is cancelled; the provider activity has
-   acknowledged by then); also cancel request → ``created_at`` of the run's last
-   ``message_streamed`` (when the provider really stopped producing). Target p95 ≤ 1 s.
-6. ``long_session``: one session with ``--long-runs`` sequential runs (0 skips): all completed?,
-   continue-as-new count, the largest history (bytes and events) over the session's
-   executions and over its AgentRun workflows (Temporal limits: 50 MB / 51,200 events).
+   breakdown from the event store's ``created_at`` and from the runs' Temporal histories.
+3. ``throughput``: 200 runs over 50 sessions (4 sequential runs each) vs 50 bare session-shaped
+   parents (4 runs each) vs 200 bare parent workflows with 50 in flight; runs/s.
+4. ``worker_cpu``: each worker in its own process (``run_bench/worker_proc.py``, the same
+   script for both sides), ``--cpu-runs`` runs per side in alternating blocks; the worker
+   process's CPU (psutil) per run, ours and bare_session.
+5. ``evicted``: sessions with N runs (``--evict-runs``, default 50,200,1000), ours and
+   bare_session; the phase's workers restart (empty cache), and the next run is timed beside a
+   cached one (``run_bench/evicted.py``).
+6. ``ratios``: the targets of issue 15 against bare_session (latency p50 <= 1.3x, first event
+   <= 1.0x its latency, throughput >= 0.7x, worker CPU <= 1.5x, evicted/cached at N=1,000
+   <= 3x), and the old ratios against bare_parent, each with ``met``.
+7. ``cancel``: a slow mock run, first delta seen, then ``client.cancel_run`` timed; also
+   cancel request → the run's last ``message_streamed``. Target p95 <= 1 s.
+8. ``long_session``: one session with ``--long-runs`` sequential runs (0 skips): all
+   completed?, continue-as-new count, the largest history over its executions and its runs.
+
+``--phases latency,worker_cpu`` runs only those.
 
 Run: ``.venv/bin/python bench/runs.py [--runs 50] [--sessions 50] [--long-runs 500]``
-(about 2-3 minutes on 2 cores with the defaults).
+(about 4-5 minutes on 2 cores with the defaults; progress on stderr).
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ import time
 import traceback
 
 from run_bench.cancel import cancel
+from run_bench.evicted import evicted
 from run_bench.first_event import first_event
 from run_bench.harness import Harness, log
 from run_bench.latency import latency
@@ -52,6 +63,7 @@ from run_bench.long_session import long_session
 from run_bench.machine import load_snapshot
 from run_bench.report import NOTES, ratios
 from run_bench.throughput import throughput
+from run_bench.worker_cpu import worker_cpu
 
 
 async def run(h: Harness) -> int:
@@ -71,6 +83,10 @@ async def run(h: Harness) -> int:
         await h.phase("latency", latency)
         await h.phase("first_event", first_event)
         await h.phase("throughput", throughput)
+        if h.args.cpu_runs > 0:
+            await h.phase("worker_cpu", worker_cpu)
+        if h.args.evict_runs:
+            await h.phase("evicted", evicted)
         if h.args.cancel_runs > 0:
             await h.phase("cancel", cancel)
         if h.args.long_runs > 0:
@@ -94,6 +110,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--throughput-rounds", type=int, default=1, help="ours/bare rounds (1)")
     p.add_argument("--cancel-runs", type=int, default=20, help="cancel samples; 0 skips (20)")
     p.add_argument("--long-runs", type=int, default=500, help="long session runs; 0 skips (500)")
+    p.add_argument(
+        "--cpu-runs", type=int, default=40, help="worker-CPU runs per side; 0 skips (40)"
+    )
+    p.add_argument(
+        "--evict-runs",
+        type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+        default=[50, 200, 1000],
+        help="evicted-session sizes, comma-separated; empty skips (50,200,1000)",
+    )
+    p.add_argument("--evict-samples", type=int, default=2, help="restarts per size (2)")
+    p.add_argument(
+        "--evict-bare-max", type=int, default=200, help="largest N for the bare entity (200)"
+    )
+    p.add_argument("--phases", default=None, help="comma-separated phases to run (default all)")
     p.add_argument("--op-timeout", type=float, default=60.0, help="per-operation timeout (s)")
     p.add_argument(
         "--no-bytecode-cache",
@@ -118,6 +148,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--runs, --block, --sessions and --runs-per-session must be >= 1")
     if args.long_runs < 0 or args.cancel_runs < 0 or args.warmup < 0:
         p.error("--long-runs, --cancel-runs and --warmup must be >= 0")
+    if args.cpu_runs < 0 or args.evict_samples < 1 or any(n < 1 for n in args.evict_runs):
+        p.error("--cpu-runs must be >= 0, --evict-samples and --evict-runs sizes >= 1")
     if args.throughput_rounds < 1:
         p.error("--throughput-rounds must be >= 1")
     return args

@@ -12,6 +12,7 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.capabilities` capabilities       * :mod:`core.usage` token usage
 * :mod:`core.content` large content by reference: :class:`ContentRef` and the inline limit
 * :mod:`core.scrub` redaction and byte caps for text from outside
+* :mod:`core.context` the context policy: which earlier messages a run sends
 * :mod:`core.ownership` claims on session and run ids (enforced by the store)
 * :mod:`core.prices` the versioned price table    * :mod:`core.ledger` cost ledger shapes
 * :mod:`core.budget` spending budgets and the check before each provider call
@@ -65,6 +66,7 @@ from agent_session_manager.core.content import (
     ref_of,
     travels_by_reference,
 )
+from agent_session_manager.core.context import fit_context, message_chars
 from agent_session_manager.core.contract import (
     ID_PATTERN,
     MAX_ID_CHARS,
@@ -82,6 +84,7 @@ from agent_session_manager.core.contract import (
     CancelRequest,
     CancelRun,
     CancelSession,
+    ContextPolicy,
     Id,
     LifecycleRecord,
     Message,
@@ -388,6 +391,7 @@ __all__ = [
     "Category",
     "ConcurrencyError",
     "ContentRef",
+    "ContextPolicy",
     "Digest",
     "ErrorCode",
     "Event",
@@ -497,6 +501,7 @@ __all__ = [
     "error",
     "exceeded",
     "finite_delay",
+    "fit_context",
     "grant_slots",
     "invalid",
     "is_retryable",
@@ -504,6 +509,7 @@ __all__ = [
     "json_size",
     "judge",
     "lifecycle_event_id",
+    "message_chars",
     "new_run_id",
     "new_session_id",
     "parse_budgets",

@@ -236,6 +236,8 @@ class _Model(BaseModel):
 #: the previous release (which forbids unknown fields) still takes it during a rolling deploy.
 _LOOP_FIELDS = frozenset(
     {
+        # Not a loop field, but left out the same way: the default context policy.
+        "context",
         "tools",
         "client_tools",
         "tool_policies",
@@ -428,6 +430,27 @@ class RetrySettings(_Model):
 # --- session ------------------------------------------------------------------------------
 
 
+class ContextPolicy(_Model):
+    """What of the conversation a run sends its model when the session has outgrown it.
+
+    ``truncate`` (the one strategy so far): the newest whole turns that fit both limits; the
+    oldest go first, a turn is never cut in half, and the system prompt (sent apart from the
+    conversation) is always kept. The limits also bound what each run reads from the store,
+    so a turn's read does not grow with the session (:func:`core.context.fit_context`).
+    """
+
+    strategy: Literal["truncate"] = "truncate"
+    max_messages: int = Field(
+        default=200, ge=2, le=100_000, description="earlier messages sent at most"
+    )
+    max_chars: int = Field(
+        default=400_000,
+        ge=1_000,
+        le=50_000_000,
+        description="earlier messages' characters sent at most (content blocks as JSON)",
+    )
+
+
 class SessionSpec(_LoopFieldsWhenUsed):
     """Input of ``AgentSession``: who the agent is, which provider, and the session's policies."""
 
@@ -478,6 +501,17 @@ class SessionSpec(_LoopFieldsWhenUsed):
     )
     #: At most 500: every run of an execution rides in ``describe`` and the update results.
     continue_as_new_after_runs: int = Field(default=200, ge=1, le=500)
+    #: The replay budget: a worker that lost the session from its cache (a restart, a deploy,
+    #: more active sessions than its cache holds) replays the current execution's history
+    #: before the next run, so the session continues-as-new once this execution's history
+    #: has grown by this many events or bytes (whichever first; at least one run per
+    #: execution). See docs/architecture.md, "Performance".
+    continue_as_new_after_events: int = Field(default=500, ge=100, le=50_000)
+    continue_as_new_after_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=40 * 1024 * 1024)
+    context: ContextPolicy = Field(
+        default_factory=ContextPolicy,
+        description="how much of the earlier conversation each run sends its model",
+    )
     carried: SessionState | None = Field(
         default=None, description="internal: state carried across continue-as-new"
     )
@@ -649,6 +683,9 @@ class RunSpec(_LoopFieldsWhenUsed):
         default_factory=dict, description="per-tool approval overrides: always | never | ask"
     )
     max_turns: int = Field(default=10, ge=1, le=MAX_TURNS_LIMIT)
+    context: ContextPolicy | None = Field(
+        default=None, description="the session's context policy (None: the default policy)"
+    )
 
     @model_validator(mode="after")
     def _small(self) -> RunSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent_session_manager.core.contract import Message
+from agent_session_manager.core.context import fit_context
+from agent_session_manager.core.contract import ContextPolicy, Message
 from agent_session_manager.core.errors import StateError
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.store._engine import Backend, dialect_insert
@@ -99,15 +101,74 @@ async def replace_messages(
         )
 
 
-async def conversation(conn: AsyncConnection, session_id: str, before_turn: int) -> list[Message]:
-    """Saved messages of the session's runs before ``before_turn`` that count (see the store)."""
-    params = {"session_id": session_id, "before_turn": before_turn}
+#: The windowed read: the rows that count, newest first, at most ``limit`` of them (the index
+#: on ``(session_id, turn)`` lets the database stop there), folded by the database into ONE
+#: JSON array. One value to fetch and one ``json.loads`` instead of a driver row per message:
+#: the read then costs about what turn 2's does at any turn (``bench/continuity.py``).
+_NEWEST = (
+    sa.select(
+        MESSAGES.c.turn, MESSAGES.c.run_id, MESSAGES.c.idx, MESSAGES.c.role, MESSAGES.c.content
+    )
+    .select_from(MESSAGES.join(RUNS, RUNS.c.run_id == MESSAGES.c.run_id))
+    .where(
+        MESSAGES.c.session_id == sa.bindparam("session_id"),
+        MESSAGES.c.turn < sa.bindparam("before_turn"),
+        RUNS.c.rolled_back.is_(False),
+        RUNS.c.status.not_in(_RUN_EXCLUDED_FROM_CONVERSATION),
+    )
+    # By turn alone, so the database walks the index backwards and stops at ``limit``
+    # (adding run_id and idx would make it sort the whole session first); the rows of a run
+    # are put in order below, and a run the limit cut is dropped by fit_context().
+    .order_by(MESSAGES.c.turn.desc())
+    .limit(sa.bindparam("limit"))
+    .subquery()
+)
+
+
+@functools.cache
+def _window(backend: Backend) -> Any:
+    w = _NEWEST.c
+    if backend == "postgresql":
+        row = sa.func.jsonb_build_array(w.turn, w.run_id, w.idx, w.role, w.content)
+        return sa.select(sa.func.coalesce(sa.func.jsonb_agg(row), sa.text("'[]'::jsonb")))
+    row = sa.func.json_array(w.turn, w.run_id, w.idx, w.role, sa.func.json(w.content))
+    return sa.select(sa.func.json_group_array(row))
+
+
+async def conversation(
+    conn: AsyncConnection,
+    backend: Backend,
+    session_id: str,
+    before_turn: int,
+    policy: ContextPolicy | None,
+) -> list[Message]:
+    """Saved messages of the session's runs before ``before_turn`` that count (see the store):
+    all of them (``policy`` None), or the newest whole runs within ``policy``."""
+    params: dict[str, Any] = {"session_id": session_id, "before_turn": before_turn}
     # Validated when saved; re-validating every earlier message on every turn would make a
     # long session's turns cost more and more.
-    return [
-        Message.model_construct(role=r.role, content=r.content)
-        for r in await conn.execute(_CONVERSATION, params)
-    ]
+    if policy is None:
+        return [
+            Message.model_construct(role=r.role, content=r.content)
+            for r in await conn.execute(_CONVERSATION, params)
+        ]
+    # One row more than the window: if it comes back, the oldest run read may be cut short,
+    # and fit_context() drops it (with the rows after it, it would exceed max_messages anyway).
+    limit = policy.max_messages + 1
+    folded = (await conn.execute(_window(backend), params | {"limit": limit})).scalar_one()
+    rows: list[list[Any]] = json.loads(folded) if isinstance(folded, str | bytes) else folded
+    # An aggregate's order is not promised: put them back newest first.
+    rows.sort(key=lambda r: (r[0], r[1], r[2]), reverse=True)
+    runs: list[list[Message]] = []
+    key: tuple[int, str] | None = None
+    for turn, run_id, _idx, role, content in rows:
+        if (turn, run_id) != key:
+            key = (turn, run_id)
+            runs.append([])
+        runs[-1].append(Message.model_construct(role=role, content=content))
+    for run in runs:
+        run.reverse()  # read newest first, sent in order
+    return fit_context(runs, policy, complete=len(rows) < limit)
 
 
 _RUN_MESSAGES = (

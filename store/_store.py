@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent_session_manager.core.budget import Spend
 from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef, content_bytes, ref_of
-from agent_session_manager.core.contract import LifecycleRecord, Message
+from agent_session_manager.core.contract import ContextPolicy, LifecycleRecord, Message
 from agent_session_manager.core.errors import AsmError, ResourceError, StateError
 from agent_session_manager.core.events import Event, EventDraft
 from agent_session_manager.core.ledger import LedgerEntry, UsageGroup, UsageTotal
@@ -512,16 +512,24 @@ class EventStore(Database):
         self._published(written)
         return written
 
-    async def conversation(self, session_id: str, before_turn: int) -> list[Message]:
+    async def conversation(
+        self, session_id: str, before_turn: int, policy: ContextPolicy | None = None
+    ) -> list[Message]:
         """The conversation so far: saved messages of the session's earlier runs.
 
         A run's messages count iff the run's turn is below ``before_turn``, its messages were
         saved, it was not rolled back (:meth:`mark_rolled_back`), and its status is not
         ``failed``, ``cancelled`` or ``timeout`` (a run still ``running`` whose messages were
         saved counts). Ordered by turn, then run id, then message index.
+
+        With ``policy``, only the newest whole runs within it
+        (:func:`core.context.fit_context`), read newest first and no further than the policy
+        reaches: the read costs what the window holds, however long the session.
         """
         return await self._run_read(
-            lambda conn: _conversation.conversation(conn, session_id, before_turn)
+            lambda conn: _conversation.conversation(
+                conn, self.backend, session_id, before_turn, policy
+            )
         )
 
     async def run_messages(self, run_id: str) -> list[Message]:

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from agent_session_manager.activities.content import ContentActivities
 from agent_session_manager.activities.lifecycle import LifecycleActivities
@@ -36,6 +37,21 @@ from agent_session_manager.worker.settings import (
 from agent_session_manager.workflows.agent_run import AgentRun
 from agent_session_manager.workflows.agent_session import AgentSession
 
+#: Our modules the workflow sandbox takes from the worker instead of re-importing them for
+#: every workflow instance (a run is a new ``AgentRun`` instance, so it paid the import of
+#: ``workflows/*`` on every run). Safe because they hold no mutable module state and import
+#: only ``temporalio`` and ``core`` (the import-linter contract ``workflows -> core``, checked
+#: in CI): nothing they import can be non-deterministic. The sandbox's runtime restrictions
+#: (clocks, randomness, I/O called from workflow code) still apply to them.
+SANDBOX_PASSTHROUGH = ("agent_session_manager.core", "agent_session_manager.workflows")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox with our pure modules passed through (:data:`SANDBOX_PASSTHROUGH`)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+    )
+
 
 @asynccontextmanager
 async def serve(
@@ -46,7 +62,7 @@ async def serve(
     providers: dict[str, Provider] | None = None,
     secrets: dict[str, str] | None = None,
     settings: Settings | None = None,
-    max_cached_workflows: int = 1000,
+    max_cached_workflows: int | None = None,
     prices: PriceTable | None = None,
     budgets: BudgetPolicy | None = None,
     tools: Sequence[Tool] | None = None,
@@ -54,10 +70,11 @@ async def serve(
     """Run a worker against ``store`` for the duration of the block, then shut it down.
 
     Defaults: the task queue of ``settings`` (``ASM_TASK_QUEUE``), the providers found by
-    discovery, the provider credentials in this process's environment, and the SDK's workflow
-    cache size (0 makes every workflow task replay its history), the price table and budgets
-    of ``settings`` (``ASM_PRICES_FILE``, ``ASM_BUDGETS``). Tools: those found by discovery
-    (entry points and ``ASM_TOOLS``) plus ``tools``. Tracing comes with
+    discovery, the provider credentials in this process's environment, the workflow cache size
+    of ``settings`` (``ASM_MAX_CACHED_SESSIONS``; 0 makes every workflow task replay its
+    history), the price table and budgets of ``settings`` (``ASM_PRICES_FILE``,
+    ``ASM_BUDGETS``). Tools: those found by discovery (entry points and ``ASM_TOOLS``) plus
+    ``tools``. Tracing comes with
     ``client``: a client connected with the OpenTelemetry plugin hands it to the worker.
     """
     settings = settings or Settings()
@@ -106,7 +123,10 @@ async def serve(
         ],
         max_heartbeat_throttle_interval=throttle,
         default_heartbeat_throttle_interval=throttle,
-        max_cached_workflows=max_cached_workflows,
+        max_cached_workflows=(
+            settings.max_cached_sessions if max_cached_workflows is None else max_cached_workflows
+        ),
+        workflow_runner=workflow_runner(),
         # Temporal echoes an update's request in the workflow's accept/reject reply, so an
         # update just under the server's 2 MiB request limit makes that reply exceed the SDK's
         # own 2 MiB check: the task would fail on every retry and wedge the session (found by

@@ -50,7 +50,7 @@ from agent_session_manager.workflows.inputs import argument, fail, no_arguments,
 from agent_session_manager.workflows.lifecycle import LIFECYCLE_RETRY, LOCAL_TIMEOUT
 from agent_session_manager.workflows.ownership import claim_session
 from agent_session_manager.workflows.session_base import SessionBase
-from agent_session_manager.workflows.session_execution import Execution
+from agent_session_manager.workflows.session_execution import LEAN_RUNS, Execution
 from agent_session_manager.workflows.session_runs import RUN_EVIDENCE, SessionRuns
 from agent_session_manager.workflows.session_transitions import SessionTransitions, transition_arg
 from agent_session_manager.workflows.session_visibility import COST_LEDGER
@@ -136,6 +136,10 @@ class AgentSession(SessionBase):
             # history does not replay (see workflows/content.py).
             workflow.patched(RUN_EVIDENCE)
             workflow.patched(CONTENT_BY_REFERENCE)
+            execution.lean = workflow.patched(LEAN_RUNS)
+            info = workflow.info()
+            execution.base_events = info.get_current_history_length()
+            execution.base_bytes = info.get_current_history_size()
         # Asked before any command, in every execution: show() asks it again (memoized) at
         # each upsert of the session's attributes.
         workflow.patched(COST_LEDGER)
@@ -305,6 +309,8 @@ class AgentSession(SessionBase):
         return self._draining() and not self._execution.active and not self._execution.watchers
 
     def _continue_as_new(self) -> NoReturn:
+        if self._execution.lean:
+            self._describe(tokens=True)  # the next execution starts with the exact totals
         state = self._state.model_copy(
             update={
                 "runs": self._state.runs[-CARRIED_RUNS:],

@@ -49,10 +49,27 @@ class SessionBase:
         self._execution = execution
 
     def _draining(self) -> bool:
-        """Time to continue-as-new: new runs wait in the (carried) queue until we have."""
+        """Time to continue-as-new: new runs wait in the (carried) queue until we have.
+
+        After ``continue_as_new_after_runs`` runs, when Temporal suggests it, or (patch
+        ``lean-runs``) when this execution's history has grown past the replay budget: what
+        a worker that lost the session from its cache replays before the next run is then
+        bounded by the budget, not by the session's age. At least one run per execution, so
+        a large carried state can never make it continue in a loop.
+        """
+        execution, spec, info = self._execution, self._spec, workflow.info()
+        if (
+            execution.runs_started >= spec.continue_as_new_after_runs
+            or info.is_continue_as_new_suggested()
+        ):
+            return True
+        if not execution.lean or execution.runs_started == 0:
+            return False
         return (
-            self._execution.runs_started >= self._spec.continue_as_new_after_runs
-            or workflow.info().is_continue_as_new_suggested()
+            info.get_current_history_length() - execution.base_events
+            >= spec.continue_as_new_after_events
+            or info.get_current_history_size() - execution.base_bytes
+            >= spec.continue_as_new_after_bytes
         )
 
     def _view(self, cls: type[SessionView]) -> SessionView:
@@ -118,13 +135,17 @@ class SessionBase:
             note=note,
         )
 
-    def _describe(self, note: str | None = None) -> None:
+    def _describe(self, note: str | None = None, *, tokens: bool = False) -> None:
+        """Current details and search attributes; ``tokens`` forces the per-run totals
+        (``AsmTotalTokens``, ``AsmCostMicros``) out: before continue-as-new (histories before
+        ``lean-runs`` always did)."""
         show(
             self._state,
             running=len(self._execution.active),
             tags=self._spec.tags,
             counted=self._execution.ui_truth,
             note=note,
+            totals=tokens or not self._execution.lean,
         )
 
     def _ended(self, view: RunView, status: RunStatus) -> None:

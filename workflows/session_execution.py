@@ -22,6 +22,11 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.errors import AsmError
     from agent_session_manager.core.status import SessionStatus
 
+#: Patch: continue-as-new on a replay budget (history events and bytes, not only runs), and
+#: no search-attribute upsert for a run's tokens alone. Histories from before it replay as
+#: they ran (``tests/histories/before-lean-runs``).
+LEAN_RUNS = "lean-runs"
+
 #: How far one execution has got in starting: ``starting`` reads the provider catalog (updates
 #: wait for it), ``creating`` records ``session_created`` and the activation (validators can
 #: negotiate capabilities, ``describe`` says not ready), ``serving`` is the rest of its life.
@@ -63,6 +68,14 @@ class Execution:
     owns_ids: bool = field(default_factory=ownership.enforcing)
     #: Patch ``ui-truth`` (:mod:`workflows.session_visibility`), decided the same way.
     ui_truth: bool = field(default_factory=lambda: workflow.patched(UI_TRUTH))
+    #: Patch ``lean-runs`` (:data:`LEAN_RUNS`): this execution continues-as-new on the replay
+    #: budget too and upserts ``AsmTotalTokens`` with the other attributes only. Decided in
+    #: the first activation, like every patch here (``AgentSession.__init__``).
+    lean: bool = False
+    #: The history this execution started with (its start event carries the session's state,
+    #: which may be large): the replay budget counts what the execution added to it.
+    base_events: int = 0
+    base_bytes: int = 0
 
     @property
     def ready(self) -> bool:
@@ -75,4 +88,4 @@ class Execution:
         return self.closing is not None or self.cancel is not None
 
 
-__all__ = ["Execution", "Phase"]
+__all__ = ["LEAN_RUNS", "Execution", "Phase"]

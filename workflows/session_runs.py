@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.capabilities import CapabilityResolver, Negotiation
     from agent_session_manager.core.contract import (
         CancelRun,
+        ContextPolicy,
         RunFinished,
         RunPatch,
         RunRef,
@@ -218,6 +219,8 @@ class SessionRuns(SessionBase):
             client_tools=[*spec.client_tools, *request.client_tools],
             tool_policies={**spec.tool_policies, **request.tool_policies},
             max_turns=request.max_turns or spec.max_turns,
+            # The default policy need not ride in every run's input (the activity applies it).
+            context=None if spec.context == ContextPolicy() else spec.context,
         )
         try:
             handle = await workflow.start_child_workflow(

@@ -57,11 +57,16 @@ def show(
     tags: list[str],
     counted: bool = False,
     note: str | None = None,
+    totals: bool = True,
 ) -> None:
     """Say where the session is: its current details and, when one changed, the attributes.
 
     ``counted`` (patch ``ui-truth``): the details count every outcome and say why the session
     ended. Upserting only on a change keeps the history free of no-op search-attribute events.
+    ``totals=False`` (patch ``lean-runs``): a change of the per-run totals alone
+    (``AsmTotalTokens``, ``AsmCostMicros``), which every run makes, is not worth an event per
+    run; they go out with the next status change, before continue-as-new and at the end
+    (``describe`` and the store have them exact at all times).
     """
     if counted:
         workflow.set_current_details(details(state, running=running, note=note))
@@ -83,7 +88,9 @@ def show(
     if tags:
         pairs.append(search_attributes.TAGS.value_set(tags))
     current = workflow.info().typed_search_attributes
-    if any(current.get(p.key) != p.value for p in pairs):
+    per_run = (search_attributes.TOTAL_TOKENS, search_attributes.COST_MICROS)
+    watched = pairs if totals else [p for p in pairs if p.key not in per_run]
+    if any(current.get(p.key) != p.value for p in watched):
         workflow.upsert_search_attributes(pairs)
 
 

@@ -1,4 +1,12 @@
-"""Bare Temporal: parent → child → one no-op activity, the baseline our runs are compared to.
+"""Bare Temporal, the baselines our runs are compared to.
+
+* ``BenchParent`` → ``BenchChild`` → one no-op activity: a *new parent per run* (the first
+  baseline; it pays a workflow start per run, which sessions do not).
+* ``BenchSession`` → ``BenchRun`` → ``bench_store_run``: built the way sessions are. One
+  long-lived parent receives a ``run`` update, starts a child running one activity that writes
+  the same rows to the same store as one of our runs (``run_bench/bare_store.py``), returns the
+  child's id, and the caller waits on the child. The parent awaits each child's end (as our
+  session settles its runs) and ends on the ``end`` signal.
 
 Kept apart from everything else: the workflow sandbox re-imports this module for every
 ``BenchParent``/``BenchChild`` instance (as it re-imports workflows/agent_*.py for ours), so it
@@ -7,6 +15,7 @@ imports nothing but temporalio and costs what importing a small workflow module 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import activity, workflow
@@ -51,3 +60,48 @@ class BenchActivities:
                 bench_noop, str(n), start_to_close_timeout=timedelta(seconds=30)
             )
         return count
+
+
+@workflow.defn(name="BenchRun")
+class BenchRun:
+    """Runs the activity that writes one run's rows (the counterpart of ``AgentRun``)."""
+
+    @workflow.run
+    async def run(self, args: list[str]) -> str:
+        return str(
+            await workflow.execute_activity(
+                "bench_store_run", args, start_to_close_timeout=timedelta(seconds=30)
+            )
+        )
+
+
+@workflow.defn(name="BenchSession")
+class BenchSession:
+    """A long-lived parent: each ``run`` update starts one child (the counterpart of
+    ``AgentSession``); the caller waits on the child by the id the update returns."""
+
+    def __init__(self) -> None:
+        self._turn = 0
+        self._ended = False
+        self._children: set[asyncio.Task[str]] = set()
+
+    @workflow.run
+    async def run(self, session_id: str) -> int:
+        await workflow.wait_condition(lambda: self._ended and not self._children)
+        return self._turn
+
+    @workflow.update(name="run")
+    async def run_update(self, session_id: str) -> str:
+        self._turn += 1
+        child_id = f"{workflow.info().workflow_id}-run-{self._turn}"
+        handle = await workflow.start_child_workflow(
+            BenchRun.run, [session_id, child_id, str(self._turn)], id=child_id
+        )
+        task: asyncio.Task[str] = asyncio.ensure_future(handle)
+        self._children.add(task)
+        task.add_done_callback(self._children.discard)
+        return child_id
+
+    @workflow.signal(name="end")
+    def end(self) -> None:
+        self._ended = True

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -28,7 +29,8 @@ from agent_session_manager.store import EventStore, open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server
 from agent_session_manager.worker.settings import Settings
 from agent_session_manager.worker.worker import serve
-from run_bench.bare import BenchChild, BenchParent, bench_noop
+from run_bench.bare import BenchChild, BenchParent, BenchRun, BenchSession, bench_noop
+from run_bench.bare_store import BareStore, session_created
 from run_bench.machine import server_pids
 
 T = TypeVar("T")
@@ -74,11 +76,14 @@ class Harness:
         self.out: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self.server_pids: list[int] = []
+        self.address = ""  # the dev server's frontend, for worker processes
+        self.database_url = ""
 
     # --- setup / teardown -------------------------------------------------------------------
 
     async def setup(self) -> None:
         url = self.args.database_url or f"sqlite+aiosqlite:///{Path(self.tmp.name) / 'asm.db'}"
+        self.database_url = url
         t = time.perf_counter()
         extra = [a for kv in self.args.dynamic_config for a in ("--dynamic-config-value", kv)]
         self.env = await bounded(
@@ -89,6 +94,7 @@ class Harness:
         await bounded(upgrade(url), 120, "store migration")
         self.store = await bounded(open_store(url), 60, "store open")
         self.temporal = self.env.client
+        self.address = self.temporal.service_client.config.target_host
         assert self.temporal.data_converter is data_converter or (
             self.temporal.data_converter.payload_converter_class
             is data_converter.payload_converter_class
@@ -107,8 +113,8 @@ class Harness:
         bare = Worker(
             self.temporal,
             task_queue=self.bare_tq,
-            workflows=[BenchParent, BenchChild],
-            activities=[bench_noop],
+            workflows=[BenchParent, BenchChild, BenchSession, BenchRun],
+            activities=[bench_noop, BareStore(self.store).run],
         )
         await self.workers.enter_async_context(bare)
         self.client = SessionClient(self.temporal, self.store, task_queue=self.ours_tq)
@@ -186,8 +192,50 @@ class Harness:
         async with sem:
             await self.bare_run()
 
+    async def bare_session(self, task_queue: str | None = None) -> str:
+        """Start a session-shaped bare parent (its session row written first, as ours)."""
+        sid = f"bench-bare-{uuid.uuid4().hex[:16]}"
+        await self.s.record(session_created(sid))
+        await bounded(
+            self.t.start_workflow(
+                BenchSession.run,
+                sid,
+                id=f"bench-session-{sid}",
+                task_queue=task_queue or self.bare_tq,
+            ),
+            60,
+            "bare session start",
+        )
+        return sid
+
+    async def bare_session_run(self, sid: str) -> None:
+        """One run of a session-shaped bare parent: the update, then wait on the child."""
+
+        async def go() -> None:
+            handle = self.t.get_workflow_handle(f"bench-session-{sid}")
+            while True:
+                try:
+                    child_id = await handle.execute_update(BenchSession.run_update, sid)
+                    break
+                except RPCError as exc:
+                    # A long bare entity replaying after eviction can time its workflow task
+                    # out on a loaded machine; the server retries the task: so do we.
+                    if "Workflow Task in failed state" not in exc.message:
+                        raise
+                    await asyncio.sleep(0.05)
+            await self.t.get_workflow_handle(child_id).result()
+
+        await bounded(go(), self.args.op_timeout, "bare session run")
+
+    async def end_bare_sessions(self, sids: list[str]) -> None:
+        for sid in sids:
+            with contextlib.suppress(Exception):
+                await self.t.get_workflow_handle(f"bench-session-{sid}").signal(BenchSession.end)
+
     async def phase(self, name: str, fn: Callable[[Harness], Awaitable[dict[str, Any]]]) -> None:
         """Run one phase into ``out[name]``; a failure is recorded and the next phase runs."""
+        if self.args.phases and name not in self.args.phases.split(","):
+            return
         log(f"phase {name} …")
         t = time.perf_counter()
         try:

@@ -9,7 +9,9 @@ from run_bench.stats import ratio
 TARGETS = {
     "latency_p50_ratio_max": 1.3,
     "first_event_p50_over_bare_latency_p50_max": 1.0,
-    "throughput_ratio_min": 0.6,
+    "throughput_ratio_min": 0.7,
+    "worker_cpu_ratio_max": 1.5,
+    "evicted_over_cached_max": 3.0,
     "cancel_p95_max_s": 1.0,
 }
 
@@ -28,12 +30,16 @@ def ratios(out: dict[str, Any]) -> dict[str, Any]:
     fe = out.get("first_event", {})
     tp = out.get("throughput", {})
     cn = out.get("cancel", {})
+    wc = out.get("worker_cpu", {})
+    ev = out.get("evicted", {})
     ours_p50 = (lat.get("ours") or {}).get("p50_ms")
-    bare_p50 = (lat.get("bare") or {}).get("p50_ms")
+    bare_p50 = (lat.get("bare_parent") or lat.get("bare") or {}).get("p50_ms")
+    session_p50 = (lat.get("bare_session") or {}).get("p50_ms")
     first_p50 = (fe.get("ours_submit_to_first_message_streamed") or {}).get("p50_ms")
     lat_r = ratio(ours_p50, bare_p50)
     first_r = ratio(first_p50, bare_p50)
     tp_r = ratio(tp.get("ours_runs_per_s"), tp.get("bare_runs_per_s"))
+    evicted_1000 = (ev.get("n_1000") or {}).get("ours_evicted_over_cached")
     cancel_p95 = (cn.get("cancel_run_returned") or {}).get("p95_ms")
     stop_p95 = (cn.get("cancel_to_last_message_streamed") or {}).get("p95_ms")
 
@@ -42,6 +48,27 @@ def ratios(out: dict[str, Any]) -> dict[str, Any]:
         return {"value": value, "target": ("<= " if le else ">= ") + f"{target:g}", "met": met}
 
     return {
+        # Against the session-shaped bare program (the fair baseline): the targets.
+        "latency_p50_ours_over_bare_session": check(
+            ratio(ours_p50, session_p50), TARGETS["latency_p50_ratio_max"], True
+        ),
+        "first_event_p50_over_bare_session_latency_p50": check(
+            ratio(first_p50, session_p50),
+            TARGETS["first_event_p50_over_bare_latency_p50_max"],
+            True,
+        ),
+        "throughput_ours_over_bare_session": check(
+            ratio(tp.get("ours_runs_per_s"), tp.get("bare_session_runs_per_s")),
+            TARGETS["throughput_ratio_min"],
+            False,
+        ),
+        "worker_cpu_per_run_ours_over_bare_session": check(
+            wc.get("ours_over_bare_session"), TARGETS["worker_cpu_ratio_max"], True
+        ),
+        "evicted_run_over_cached_run_n_1000": check(
+            evicted_1000, TARGETS["evicted_over_cached_max"], True
+        ),
+        # Against the new-parent-per-run program (the first baseline), for comparison.
         "latency_p50_ours_over_bare": check(lat_r, TARGETS["latency_p50_ratio_max"], True),
         "first_event_p50_over_bare_latency_p50": check(
             first_r, TARGETS["first_event_p50_over_bare_latency_p50_max"], True

@@ -43,3 +43,17 @@ def wall(dt: datetime) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+def spread_ms(values: list[float]) -> dict[str, Any]:
+    """The median of ``values`` and how far they spread (min, quartiles, max), in ms."""
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "median_ms": ms(statistics.median(values)),
+        "q1_ms": ms(pct(values, 25)),
+        "q3_ms": ms(pct(values, 75)),
+        "min_ms": ms(min(values)),
+        "max_ms": ms(max(values)),
+    }

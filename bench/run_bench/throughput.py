@@ -16,6 +16,7 @@ async def throughput(h: Harness) -> dict[str, Any]:
     t = time.perf_counter()
     sids = await asyncio.gather(*(h.new_session() for _ in range(sessions)))
     start_s = time.perf_counter() - t
+    bare_sids = await asyncio.gather(*(h.bare_session() for _ in range(sessions)))
     rounds: list[dict[str, float]] = []
     cpu = CpuMeter(h.server_pids)
     for r in range(h.args.throughput_rounds):
@@ -29,6 +30,18 @@ async def throughput(h: Harness) -> dict[str, Any]:
         with cpu.measure("ours", total):
             await bounded(asyncio.gather(*(drive(s) for s in sids)), 600, "ours throughput")
         ours_s = time.perf_counter() - t0
+        # bare, session-shaped: as many long-lived parents, `per` runs each, all at once
+        t0 = time.perf_counter()
+
+        async def drive_bare(sid: str) -> None:
+            for _ in range(per):
+                await h.bare_session_run(sid)
+
+        with cpu.measure("bare_session", total):
+            await bounded(
+                asyncio.gather(*(drive_bare(s) for s in bare_sids)), 600, "bare session throughput"
+            )
+        bare_session_s = time.perf_counter() - t0
         # bare: `total` parent workflows, `sessions` in flight
         sem = asyncio.Semaphore(sessions)
         t0 = time.perf_counter()
@@ -42,14 +55,18 @@ async def throughput(h: Harness) -> dict[str, Any]:
         rounds.append(
             {
                 "ours_runs_per_s": round(total / ours_s, 2),
+                "bare_session_runs_per_s": round(total / bare_session_s, 2),
                 "bare_runs_per_s": round(total / bare_s, 2),
                 "ours_seconds": round(ours_s, 2),
+                "bare_session_seconds": round(bare_session_s, 2),
                 "bare_seconds": round(bare_s, 2),
             }
         )
         log(f"throughput round {r + 1}: {rounds[-1]}")
     ours_rate = total * len(rounds) / sum(x["ours_seconds"] for x in rounds)
     bare_rate = total * len(rounds) / sum(x["bare_seconds"] for x in rounds)
+    bare_session_rate = total * len(rounds) / sum(x["bare_session_seconds"] for x in rounds)
+    await h.end_bare_sessions(bare_sids)
     return {
         "runs": total,
         "sessions": sessions,
@@ -60,5 +77,6 @@ async def throughput(h: Harness) -> dict[str, Any]:
         "rounds": rounds,
         "ours_runs_per_s": round(ours_rate, 2),
         "bare_runs_per_s": round(bare_rate, 2),
+        "bare_session_runs_per_s": round(bare_session_rate, 2),
         "cpu": cpu.report(),
     }

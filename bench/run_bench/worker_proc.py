@@ -1,0 +1,67 @@
+"""One worker in its own process, ours or the session-shaped bare one, for the CPU phase.
+
+Both sides run the same way: this script, a Temporal client on the harness's dev server, the
+harness's store URL, one worker on its own task queue; it prints ``ready`` once polling and
+runs until its stdin closes. So the CPU the harness reads from this process (psutil) is the
+worker's alone, for either side, in the same process shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from agent_session_manager.activities.providers import discover
+from agent_session_manager.core.temporal import data_converter
+from agent_session_manager.store import open_store
+from agent_session_manager.worker.settings import Settings
+from agent_session_manager.worker.worker import serve
+from run_bench.bare import BenchRun, BenchSession
+from run_bench.bare_store import BareStore
+
+
+async def main(args: argparse.Namespace) -> None:
+    client = await Client.connect(args.address, data_converter=data_converter)
+    store = await open_store(args.database_url)
+    async with contextlib.AsyncExitStack() as stack:
+        if args.kind == "ours":
+            await stack.enter_async_context(
+                serve(
+                    client,
+                    store,
+                    task_queue=args.task_queue,
+                    providers=discover(),
+                    secrets={},
+                    settings=Settings(),
+                )
+            )
+        else:
+            worker = Worker(
+                client,
+                task_queue=args.task_queue,
+                workflows=[BenchSession, BenchRun],
+                activities=[BareStore(store).run],
+            )
+            await stack.enter_async_context(worker)
+        print("ready", flush=True)
+        # Until the harness closes our stdin.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await store.close()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--kind", choices=["ours", "bare"], required=True)
+    p.add_argument("--address", required=True)
+    p.add_argument("--task-queue", required=True)
+    p.add_argument("--database-url", required=True)
+    asyncio.run(main(p.parse_args()))
+    sys.stdout.flush()
+    import os
+
+    os._exit(0)  # temporalio/sdk-python#300: no abort at interpreter exit
