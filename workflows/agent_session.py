@@ -309,8 +309,6 @@ class AgentSession(SessionBase):
         return self._draining() and not self._execution.active and not self._execution.watchers
 
     def _continue_as_new(self) -> NoReturn:
-        if self._execution.lean:
-            self._describe(tokens=True)  # the next execution starts with the exact totals
         state = self._state.model_copy(
             update={
                 "runs": self._state.runs[-CARRIED_RUNS:],

@@ -135,17 +135,14 @@ class SessionBase:
             note=note,
         )
 
-    def _describe(self, note: str | None = None, *, tokens: bool = False) -> None:
-        """Current details and search attributes; ``tokens`` forces the per-run totals
-        (``AsmTotalTokens``, ``AsmCostMicros``) out: before continue-as-new (histories before
-        ``lean-runs`` always did)."""
+    def _describe(self, note: str | None = None) -> None:
+        """Current details and search attributes."""
         show(
             self._state,
             running=len(self._execution.active),
             tags=self._spec.tags,
             counted=self._execution.ui_truth,
             note=note,
-            totals=tokens or not self._execution.lean,
         )
 
     def _ended(self, view: RunView, status: RunStatus) -> None:

@@ -57,16 +57,13 @@ def show(
     tags: list[str],
     counted: bool = False,
     note: str | None = None,
-    totals: bool = True,
 ) -> None:
     """Say where the session is: its current details and, when one changed, the attributes.
 
     ``counted`` (patch ``ui-truth``): the details count every outcome and say why the session
     ended. Upserting only on a change keeps the history free of no-op search-attribute events.
-    ``totals=False`` (patch ``lean-runs``): a change of the per-run totals alone
-    (``AsmTotalTokens``, ``AsmCostMicros``), which every run makes, is not worth an event per
-    run; they go out with the next status change, before continue-as-new and at the end
-    (``describe`` and the store have them exact at all times).
+    The per-run totals (``AsmTotalTokens``, ``AsmCostMicros``) go out as each run settles:
+    "sessions that cost more than $1 today" must find a session that is still active.
     """
     if counted:
         workflow.set_current_details(details(state, running=running, note=note))
@@ -88,9 +85,7 @@ def show(
     if tags:
         pairs.append(search_attributes.TAGS.value_set(tags))
     current = workflow.info().typed_search_attributes
-    per_run = (search_attributes.TOTAL_TOKENS, search_attributes.COST_MICROS)
-    watched = pairs if totals else [p for p in pairs if p.key not in per_run]
-    if any(current.get(p.key) != p.value for p in watched):
+    if any(current.get(p.key) != p.value for p in pairs):
         workflow.upsert_search_attributes(pairs)
 
 
