@@ -10,7 +10,8 @@ called the provider (a budget refused it, its input could not be read) has no ro
 The write goes through the attempt's :class:`~activities.store_outage.StoreOutage`: an event
 store that is down is waited out, on the activity's own deadline, never by failing the
 attempt (which would spend one of the provider's retries and call the model again). Rows are
-keyed ``(run_id, step, attempt)`` (an agent loop calls its model once per step), so writing again after a commit in doubt is a no-op.
+keyed ``(run_id, step, attempt)`` (an agent loop calls its model once per step), so writing
+again after a commit in doubt is a no-op.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The cost ledger: one row per (run, model call, attempt), written once; totals per run, session, agent,
-tenant and day; superseded attempts; the spend a budget check reads."""
+"""The cost ledger: one row per (run, model call, attempt), written once; totals per run,
+session, agent, tenant and day; superseded attempts; the spend a budget check reads."""
 
 from __future__ import annotations
 

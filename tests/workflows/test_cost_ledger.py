@@ -376,3 +376,70 @@ async def test_a_budget_stops_the_loop_before_the_model_call_that_would_pass_it(
         (2, 1, "completed"),
     ]
     assert (await store.spend(session_id=sid)).tokens == 80 <= 100
+
+
+# --- one notion of tenant: start_session(tenant=) is the tenant budgets and the ledger see ---
+
+
+async def test_a_session_started_with_a_tenant_is_that_tenants_for_budgets_and_the_ledger(
+    client: SessionClient, store: EventStore, run_worker: Any, temporal: Client
+) -> None:
+    tenant = f"acme-{uuid.uuid4().hex[:8]}"
+    policy = BudgetPolicy(tenants={tenant: Budget(tokens=15)})
+
+    def mock(tokens: int) -> MockScript:
+        return MockScript(steps=[MockText(text="ok")], usage=TokenUsage(input_tokens=tokens))
+
+    async with run_worker(budgets=policy):
+        view = await client.start_session(agent_id="agent-tenant", tenant=tenant)
+        sid = view.session_id
+        first = await client.wait_run(
+            (await client.submit_run(sid, "a", mock=mock(10))).run_id, sid
+        )
+        # 10 spent, the next call projected at 10: 20 > 15, refused before the call.
+        second = await client.wait_run(
+            (await client.submit_run(sid, "b", mock=mock(1))).run_id, sid
+        )
+        # A session of the same tenant named by its tag shares the tenant's day.
+        tagged = await client.start_session(agent_id="agent-tenant", tags=[f"tenant:{tenant}"])
+        third = await client.wait_run(
+            (await client.submit_run(tagged.session_id, "c", mock=mock(6))).run_id,
+            tagged.session_id,
+        )
+    assert first.status is RunStatus.COMPLETED
+    assert second.error is not None and second.error["code"] == "budget_exceeded"
+    assert second.error["details"]["scope"] == "tenant"
+    # The tagged session's first call is projected at its own last call (none: 0) and the
+    # tenant's 10 < 15: it goes, and the tenant's usage counts both sessions.
+    assert third.status is RunStatus.COMPLETED
+    (row,) = await store.ledger(session_id=sid)
+    assert row.tenant == tenant
+    (by_tenant,) = await store.usage_totals("tenant", tenant=tenant)
+    assert by_tenant.key == tenant and by_tenant.usage.input_tokens == 16
+    # The same tenant in visibility (AsmTenant) for both ways of naming it.
+    found: set[str] = set()
+    for _ in range(100):
+        found = {s.session_id for s in await client.list_sessions(f"AsmTenant = '{tenant}'")}
+        if found == {sid, tagged.session_id}:
+            break
+        await asyncio.sleep(0.1)
+    assert found == {sid, tagged.session_id}
+
+
+@pytest.mark.parametrize(
+    ("tags", "tenant"),
+    [
+        (["tenant:other"], "acme"),  # the tag and tenant= disagree
+        (["tenant:a", "tenant:b"], None),  # two tags, two tenants
+        (["tenant:bad name"], None),  # not a tenant's name
+        (["tenant:"], None),  # an empty one
+        ([f"t{i}" for i in range(32)], "acme"),  # no room for the tenant's tag
+    ],
+)
+async def test_conflicting_or_bad_tenants_are_a_typed_validation_error(
+    client: SessionClient, tags: list[str], tenant: str | None
+) -> None:
+    with pytest.raises(AsmError) as err:
+        await client.start_session(agent_id="agent-tenant", tags=tags, tenant=tenant)
+    assert err.value.code == "validation_error"
+    assert err.value.details["field"] in ("tenant", "tags")
