@@ -34,6 +34,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -200,6 +201,14 @@ def _translated(session_id: str | None = None, address: str | None = None) -> It
         raise
     except (WorkflowUpdateFailedError, WorkflowFailureError) as exc:
         raise from_failure(exc.cause) from exc
+    except WorkflowQueryFailedError as exc:
+        # The worker could not answer now (e.g. a starved worker's deadlock detector cut the
+        # query's activation): nothing is wrong with the request, asking again may work.
+        raise error(
+            "temporal_unavailable",
+            f"the worker could not answer the query ({str(exc)[:300]}); try again shortly",
+            retryable=True,
+        ) from exc
     except (RPCError, RuntimeError, ConnectionError) as exc:
         if is_unreachable(exc):
             raise temporal_unavailable(exc, address) from exc
@@ -835,8 +844,18 @@ class SessionClient:
         """Hand a run the result of a client-side tool call it waits for."""
         submission = ToolResultSubmission(call_id=call_id, output=output, is_error=is_error)
         handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
-        with self._translated():
-            return await handle.execute_update(_update(AgentRun.submit_tool_result), submission)
+        try:
+            with self._translated():
+                return await handle.execute_update(_update(AgentRun.submit_tool_result), submission)
+        except AsmError as err:
+            if err.code != "invalid_transition":
+                raise
+            # The run has ended (every client call it made was answered or cancelled first).
+            raise error(
+                "invalid_transition",
+                f"run {run_id} has ended: it takes no more tool results (see its events)",
+                details={"run_id": run_id, "call_id": call_id},
+            ) from err
 
     # --- events -----------------------------------------------------------------------
 
