@@ -87,8 +87,8 @@ async def pending_run(
     raise AssertionError(f"no approval listed: {r.status_code} {r.text}")
 
 
-def test_the_status_map_covers_every_code() -> None:
-    assert set(HTTP_STATUS) == set(CODES)
+def test_the_agent_loops_codes_answer_with_their_statuses() -> None:
+    # Completeness of the map is test_api's check; these are the statuses clients act on.
     assert HTTP_STATUS["approval_already_resolved"] == 409
     assert HTTP_STATUS["approval_not_found"] == 404
     assert HTTP_STATUS["tool_call_not_found"] == 404
