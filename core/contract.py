@@ -129,10 +129,10 @@ def check_id(v: str) -> str:
     return v
 
 
-#: A tenant name: the ``AsmTenant`` search attribute, a store key, shown in URLs and logs. 64:
-#: the narrowest column a tenant lands in (the fleet limits' slot leases, ``varchar(64)``), so
-#: a tenant valid here fits every table (keys and session tenants 128, the ledger 255).
-MAX_TENANT_CHARS = 64
+#: A tenant name: the ``AsmTenant`` search attribute, a store key, shown in URLs and logs. A
+#: session carries it as its tag ``tenant:<name>`` (at most :data:`MAX_TAG_CHARS`), so a tenant
+#: valid here fits its tag and every table (slot leases 64, keys 128, the ledger 255).
+MAX_TENANT_CHARS = MAX_TAG_CHARS - len(TENANT_TAG_PREFIX)
 
 
 def check_tenant(v: object) -> str:
