@@ -10,7 +10,8 @@ called the provider (a budget refused it, its input could not be read) has no ro
 The write goes through the attempt's :class:`~activities.store_outage.StoreOutage`: an event
 store that is down is waited out, on the activity's own deadline, never by failing the
 attempt (which would spend one of the provider's retries and call the model again). Rows are
-keyed ``(run_id, attempt)``, so writing again after a commit in doubt is a no-op.
+keyed ``(run_id, step, attempt)`` (an agent loop calls its model once per step), so writing
+again after a commit in doubt is a no-op.
 """
 
 from __future__ import annotations
@@ -57,12 +58,13 @@ class Ledger:
     _unpriced_warned: set[str] = field(default_factory=set)
 
     def open(
-        self, spec: RunSpec, attempt: int, model: str | None, secrets: dict[str, str]
+        self, spec: RunSpec, step: int, attempt: int, model: str | None, secrets: dict[str, str]
     ) -> AttemptBill:
-        """The bill of an attempt about to call its provider."""
+        """The bill of attempt ``attempt`` of model call ``step``, about to call its provider."""
         return AttemptBill(
             ledger=self,
             spec=spec,
+            step=step,
             attempt=attempt,
             model=model,
             credential=credential_alias(spec.provider, secrets),
@@ -88,6 +90,7 @@ class AttemptBill:
 
     ledger: Ledger
     spec: RunSpec
+    step: int
     attempt: int
     model: str | None
     credential: str | None
@@ -108,6 +111,7 @@ class AttemptBill:
         cost = self.ledger.price(model, usage)
         return LedgerEntry(
             run_id=self.spec.run_id,
+            step=self.step,
             attempt=self.attempt,
             session_id=self.spec.session_id,
             agent_id=self.spec.agent_id,
@@ -155,7 +159,8 @@ class AttemptBill:
             )
         try:
             self.run_total = await outage.outlast(
-                lambda: self.ledger.store.bill(entry), f"billing attempt {self.attempt}"
+                lambda: self.ledger.store.bill(entry),
+                f"billing call {self.step} attempt {self.attempt}",
             )
         except Exception:
             log.error(

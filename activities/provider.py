@@ -208,7 +208,7 @@ class ProviderActivities:
                 tools=loop.offered,
                 step=call.step,
             )
-            bill = self._ledger.open(spec, attempt, request.model, self.secrets)
+            bill = self._ledger.open(spec, call.step, attempt, request.model, self.secrets)
             result = await sink.run_with_ticker(
                 provider.stream(request, sink),
                 tick=self.tick,

@@ -34,6 +34,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -62,6 +63,7 @@ from agent_session_manager.core.contract import (
     check_id,
     check_tenant,
     run_workflow_id,
+    session_tenant,
     session_workflow_id,
 )
 from agent_session_manager.core.errors import AsmError, error
@@ -199,6 +201,14 @@ def _translated(session_id: str | None = None, address: str | None = None) -> It
         raise
     except (WorkflowUpdateFailedError, WorkflowFailureError) as exc:
         raise from_failure(exc.cause) from exc
+    except WorkflowQueryFailedError as exc:
+        # The worker could not answer now (e.g. a starved worker's deadlock detector cut the
+        # query's activation): nothing is wrong with the request, asking again may work.
+        raise error(
+            "temporal_unavailable",
+            f"the worker could not answer the query ({str(exc)[:300]}); try again shortly",
+            retryable=True,
+        ) from exc
     except (RPCError, RuntimeError, ConnectionError) as exc:
         if is_unreachable(exc):
             raise temporal_unavailable(exc, address) from exc
@@ -377,8 +387,12 @@ class SessionClient:
 
         Give a :class:`SessionSpec`, or its fields as keywords (``agent_id`` is required
         then); the keywords are ignored when a spec is given. ``tenant`` (given either way)
-        is recorded as the ``AsmTenant`` search attribute, so visibility can list a tenant's
-        sessions; the HTTP gateway sets it (and records it in the store) for its keys.
+        is the session's one tenant: it is recorded as the ``AsmTenant`` search attribute, so
+        visibility can list a tenant's sessions, and as the ``tenant:<name>`` tag, which the
+        worker's budgets, the cost ledger and ``asm usage --by tenant`` read. A session whose
+        tags already name a tenant is that tenant's; a ``tenant:`` tag naming another tenant
+        than ``tenant=`` is a ``validation_error``. The HTTP gateway sets it (and records it
+        in the store) for its keys.
         """
         if tenant is not None:
             tenant = check_tenant(tenant)
@@ -411,8 +425,9 @@ class SessionClient:
             )
         elif (system_ref := await self._by_reference(spec.system_prompt)) is not None:
             spec = spec.model_copy(update={"system_prompt": None, "system_prompt_ref": system_ref})
+        tags, tenant = session_tenant(spec.tags, tenant)
         session_id = spec.session_id or new_session_id(uuid.uuid4())
-        spec = spec.model_copy(update={"session_id": session_id})
+        spec = spec.model_copy(update={"session_id": session_id, "tags": tags})
         attrs = TypedSearchAttributes(
             [
                 SearchAttributePair(search_attributes.SESSION_ID, session_id),
@@ -777,18 +792,30 @@ class SessionClient:
         return found
 
     async def approve(
-        self, run_id: str, digest: str, *, call_id: str | None = None, reason: str | None = None
+        self,
+        run_id: str,
+        digest: str,
+        *,
+        call_id: str | None = None,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> ApprovalResolution:
         """Grant the pending approval with ``digest`` (``approval_already_resolved`` if it was
         decided, ``approval_mismatch`` if ``call_id``'s digest is another one)."""
-        decision = ApprovalDecision(digest=digest, call_id=call_id, reason=reason)
+        decision = ApprovalDecision(digest=digest, call_id=call_id, reason=reason, by=by)
         return await self._decide(run_id, decision, _update(AgentRun.approve))
 
     async def deny(
-        self, run_id: str, digest: str, *, call_id: str | None = None, reason: str | None = None
+        self,
+        run_id: str,
+        digest: str,
+        *,
+        call_id: str | None = None,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> ApprovalResolution:
         """Deny the pending approval with ``digest`` (the model is told it was not approved)."""
-        decision = ApprovalDecision(digest=digest, call_id=call_id, reason=reason)
+        decision = ApprovalDecision(digest=digest, call_id=call_id, reason=reason, by=by)
         return await self._decide(run_id, decision, _update(AgentRun.deny))
 
     async def _decide(
@@ -817,8 +844,18 @@ class SessionClient:
         """Hand a run the result of a client-side tool call it waits for."""
         submission = ToolResultSubmission(call_id=call_id, output=output, is_error=is_error)
         handle = self.temporal.get_workflow_handle_for(AgentRun.run, run_workflow_id(run_id))
-        with self._translated():
-            return await handle.execute_update(_update(AgentRun.submit_tool_result), submission)
+        try:
+            with self._translated():
+                return await handle.execute_update(_update(AgentRun.submit_tool_result), submission)
+        except AsmError as err:
+            if err.code != "invalid_transition":
+                raise
+            # The run has ended (every client call it made was answered or cancelled first).
+            raise error(
+                "invalid_transition",
+                f"run {run_id} has ended: it takes no more tool results (see its events)",
+                details={"run_id": run_id, "call_id": call_id},
+            ) from err
 
     # --- events -----------------------------------------------------------------------
 

@@ -125,6 +125,7 @@ from agent_session_manager.core.contract import (
     invalid,
     run_workflow_id,
     session_id_from_workflow_id,
+    session_tenant,
     session_workflow_id,
 )
 from agent_session_manager.core.errors import (
@@ -532,6 +533,7 @@ __all__ = [
     "scrub_value",
     "session_id_from_workflow_id",
     "session_scopes",
+    "session_tenant",
     "session_workflow_id",
     "sha256_of",
     "tenant_of",

@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent_session_manager.core.budget import Budget
+from agent_session_manager.core.budget import TENANT_TAG_PREFIX, Budget
 from agent_session_manager.core.capabilities import Capability, CapabilityType, Negotiation
 from agent_session_manager.core.content import TEXT_MEDIA_TYPE, ContentRef
 from agent_session_manager.core.errors import MAX_MESSAGE_BYTES, ValidationError
@@ -129,8 +129,10 @@ def check_id(v: str) -> str:
     return v
 
 
-#: A tenant name: the ``AsmTenant`` search attribute, a store key, shown in URLs and logs.
-MAX_TENANT_CHARS = 128
+#: A tenant name: the ``AsmTenant`` search attribute, a store key, shown in URLs and logs. A
+#: session carries it as its tag ``tenant:<name>`` (at most :data:`MAX_TAG_CHARS`), so a tenant
+#: valid here fits its tag and every table (slot leases 64, keys 128, the ledger 255).
+MAX_TENANT_CHARS = MAX_TAG_CHARS - len(TENANT_TAG_PREFIX)
 
 
 def check_tenant(v: object) -> str:
@@ -143,6 +145,42 @@ def check_tenant(v: object) -> str:
             details={"field": "tenant"},
         )
     return v
+
+
+def session_tenant(tags: list[str], tenant: str | None) -> tuple[list[str], str | None]:
+    """One tenant for a session, from ``tenant=`` and/or its ``tenant:<name>`` tag: the tags
+    (with the tag added when only ``tenant=`` named it) and the tenant, checked once.
+
+    The tag is what the worker reads (budgets, the ledger, ``asm usage --by tenant``), so a
+    session started with ``tenant=X`` is X's everywhere. ``validation_error`` when the two
+    name different tenants, when tags name several, or when the name is not a tenant's.
+    """
+    named = {tag[len(TENANT_TAG_PREFIX) :] for tag in tags if tag.startswith(TENANT_TAG_PREFIX)}
+    if tenant is not None:
+        named.add(tenant)
+    if not named:
+        return tags, None
+    if len(named) > 1:
+        raise ValidationError(
+            "validation_error",
+            "the session names more than one tenant (tenant= and tenant:<name> tags must "
+            "agree): give the tenant once, tenant= adds the tag",
+            details={"field": "tenant"},
+        )
+    (one,) = named
+    one = check_tenant(one)
+    if f"{TENANT_TAG_PREFIX}{one}" in tags:
+        return tags, one
+    with_tag = [*tags, f"{TENANT_TAG_PREFIX}{one}"]
+    try:
+        _tags(with_tag)
+    except ValueError as exc:
+        raise ValidationError(
+            "validation_error",
+            f"no room for the tenant's tag: {exc}",
+            details={"field": "tags"},
+        ) from None
+    return with_tag, one
 
 
 def _search_attribute_bytes(v: Any) -> int:

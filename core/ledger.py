@@ -4,8 +4,10 @@ Every attempt a provider was actually called for gets one entry when it ends —
 failed, cancelled — with the tokens the stream had reported by then (a provider bills a failed
 attempt's tokens too) and its cost at the price table's version of the day
 (:mod:`core.prices`). When a later attempt of the run completes, the failed ones before it are
-marked ``superseded``. Entries are keyed by ``(run_id, attempt)``, so a replayed or retried
-write is a no-op. The credential is its alias (the environment variable's name), never its
+marked ``superseded``. A run with tools calls its model once per loop step (``step``, 1-based),
+and each call has its own attempts 1..n, so entries are keyed by ``(run_id, step, attempt)``: a
+replayed or retried write is a no-op, and a later step's row is never mistaken for an earlier
+one's. The credential is its alias (the environment variable's name), never its
 value.
 """
 
@@ -32,6 +34,7 @@ class LedgerEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     run_id: str
+    step: int = Field(default=1, ge=1, description="the agent loop's model call, 1-based")
     attempt: int = Field(ge=1)
     session_id: str
     agent_id: str

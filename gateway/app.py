@@ -1,9 +1,9 @@
 """The ASGI application: :func:`create_app` over an injected :class:`SessionClient` and
 event store (``asm serve`` builds them from the environment; tests inject their own).
 
-Routers, one per concept: :mod:`.sessions`, :mod:`.runs`, :mod:`.events`, :mod:`.web`. Tool
-approvals and tool results get theirs the same way once the session contract has them: a
-module with an ``APIRouter`` under ``/v1/sessions/{session_id}/…`` whose endpoints take
+Routers, one per concept: :mod:`.sessions`, :mod:`.runs`, :mod:`.approvals` (the agent loop's
+approvals and client-side tool results), :mod:`.events`, :mod:`.web`. A new one is a module
+with an ``APIRouter`` under ``/v1/sessions/{session_id}/…`` whose endpoints take
 ``OwnedSession`` (the tenancy check), added to :data:`ROUTERS`.
 """
 
@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from agent_session_manager.client import SessionClient
 from agent_session_manager.core.errors import AsmError, error
-from agent_session_manager.gateway import events, runs, sessions, web
+from agent_session_manager.gateway import approvals, events, runs, sessions, web
 from agent_session_manager.gateway.auth import UI_HEADER, Authenticator
 from agent_session_manager.gateway.body_limit import BodyLimit, BodyTooLarge
 from agent_session_manager.gateway.deps import Gateway
@@ -25,7 +25,13 @@ from agent_session_manager.gateway.models import Health
 from agent_session_manager.gateway.settings import GatewaySettings
 from agent_session_manager.store import EventStore
 
-ROUTERS: tuple[APIRouter, ...] = (sessions.router, runs.router, events.router, web.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    sessions.router,
+    runs.router,
+    approvals.router,
+    events.router,
+    web.router,
+)
 
 
 def create_app(

@@ -76,6 +76,15 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     "tool_not_found": 404,
     "tool_execution_failed": 502,
     "tool_permission_denied": 403,
+    "tool_call_not_found": 404,
+    "tool_result_already_submitted": 409,
+    "max_turns_exceeded": 409,
+    # approvals: the decision came too late, or names another action
+    "approval_already_resolved": 409,
+    "approval_mismatch": 409,
+    "approval_not_found": 404,
+    # budgets: the spending limit is reached (a payment matter, not a retry-later one)
+    "budget_exceeded": 402,
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_session_manager.core.capabilities import CapabilityType
+from agent_session_manager.core.content import Digest
 from agent_session_manager.core.contract import (
     Message,
     MockScript,
@@ -27,6 +28,17 @@ from agent_session_manager.core.contract import (
     Tags,
 )
 from agent_session_manager.core.events import Event
+from agent_session_manager.core.tools import (
+    MAX_REASON_CHARS,
+    MAX_SUBMITTED_RESULT_BYTES,
+    MAX_TOOLS,
+    MAX_TURNS_LIMIT,
+    ApprovalPolicy,
+    CallId,
+    PendingApproval,
+    ToolName,
+    ToolSpec,
+)
 
 _Reason = Field(default=None, max_length=4096)
 
@@ -53,6 +65,10 @@ class CreateSession(_Body):
     max_concurrent_runs: int = Field(default=1, ge=1, le=100)
     max_queued_runs: int = Field(default=100, ge=0, le=10000)
     multitask_strategy: MultitaskStrategy = "reject"
+    tools: list[ToolName] = Field(default_factory=list, max_length=MAX_TOOLS)
+    client_tools: list[ToolSpec] = Field(default_factory=list, max_length=MAX_TOOLS)
+    tool_policies: dict[ToolName, ApprovalPolicy] = Field(default_factory=dict)
+    max_turns: int = Field(default=10, ge=1, le=MAX_TURNS_LIMIT)
 
 
 class SubmitRun(_Body):
@@ -75,6 +91,30 @@ class Reason(_Body):
     """An optional reason, recorded in the lifecycle event."""
 
     reason: str | None = _Reason
+
+
+class Decision(_Body):
+    """``POST …/runs/{run_id}/approve`` and ``…/deny``: the digest of the action decided on
+    (from ``tool_approval_requested`` or ``GET …/approvals``); ``call_id`` makes a digest
+    for other arguments ``approval_mismatch`` rather than ``approval_not_found``."""
+
+    digest: Digest
+    call_id: CallId | None = None
+    reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
+
+
+class SubmitToolResult(_Body):
+    """``POST …/runs/{run_id}/tool-results``: a client-side tool call's result."""
+
+    call_id: CallId
+    output: str = Field(default="", max_length=MAX_SUBMITTED_RESULT_BYTES)
+    is_error: bool = False
+
+
+class ApprovalList(BaseModel):
+    """Approvals waiting for a human, each with the digest to approve or deny."""
+
+    approvals: list[PendingApproval]
 
 
 class SessionItem(BaseModel):

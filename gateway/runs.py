@@ -40,7 +40,8 @@ def _find(view: SessionView, run_id: str) -> RunView | None:
     return run
 
 
-async def _owned_run(gw: Parts, session_id: str, run_id: str) -> RunView:
+async def owned_run(gw: Parts, session_id: str, run_id: str) -> RunView:
+    """The run ``run_id`` of the (owned) session, or ``run_not_found`` — whoever's it is."""
     try:
         check_id(run_id)
     except ValueError:
@@ -81,7 +82,7 @@ async def list_runs(session_id: OwnedSession, gw: Parts) -> RunList:
 @router.get("/{run_id}", response_model=RunView)
 async def get_run(session_id: OwnedSession, run_id: str, gw: Parts) -> RunView:
     """One run's status, usage and error."""
-    return await _owned_run(gw, session_id, run_id)
+    return await owned_run(gw, session_id, run_id)
 
 
 @router.post("/{run_id}/cancel", response_model=RunRef)
@@ -89,7 +90,7 @@ async def cancel_run(
     session_id: OwnedSession, run_id: str, gw: Parts, body: Reason | None = None
 ) -> RunRef:
     """Cancel a run and wait until it stopped; a finished run is a no-op that says so."""
-    await _owned_run(gw, session_id, run_id)
+    await owned_run(gw, session_id, run_id)
     return await gw.client.cancel_run(session_id, run_id, body.reason if body else None)
 
 
@@ -105,10 +106,10 @@ async def wait_run(
 ) -> RunWait:
     """The run's result once it ended (failed, timed-out and cancelled runs included), waiting
     up to ``timeout`` seconds; ``done: false`` with its status when it is still going."""
-    await _owned_run(gw, session_id, run_id)
+    await owned_run(gw, session_id, run_id)
     try:
         async with asyncio.timeout(timeout):
             result = await gw.client.wait_run(run_id, session_id)
     except TimeoutError:
-        return RunWait(done=False, run=await _owned_run(gw, session_id, run_id))
+        return RunWait(done=False, run=await owned_run(gw, session_id, run_id))
     return RunWait(done=True, result=result)

@@ -53,6 +53,10 @@ async def create_session(body: CreateSession, caller: Caller, gw: Parts) -> Sess
         max_concurrent_runs=body.max_concurrent_runs,
         max_queued_runs=body.max_queued_runs,
         multitask_strategy=body.multitask_strategy,
+        tools=body.tools,
+        client_tools=body.client_tools,
+        tool_policies=body.tool_policies,
+        max_turns=body.max_turns,
         tenant=caller.tenant,
     )
 

@@ -1,6 +1,6 @@
 """The cost ledger's writes and read models (``core.ledger``): one row per provider attempt.
 
-Writes are idempotent: a row is inserted once per ``(run_id, attempt)`` (``DO NOTHING`` on a
+Writes are idempotent: a row is inserted once per ``(run_id, step, attempt)`` (``DO NOTHING`` on a
 second write: the first one is the attempt's word, a retried write after a commit in doubt
 changes nothing), and marking earlier failed attempts ``superseded`` is a set. Totals are
 ``SUM``/``COUNT`` over indexed ranges; nothing is cached, so a total is never stale.
@@ -51,7 +51,7 @@ _SUMS = (
 @functools.cache
 def _insert(backend: Backend) -> Any:
     return dialect_insert(backend, LEDGER).on_conflict_do_nothing(
-        index_elements=["run_id", "attempt"]
+        index_elements=["run_id", "step", "attempt"]
     )
 
 
@@ -59,6 +59,7 @@ def _row(entry: LedgerEntry, now: datetime) -> dict[str, Any]:
     usage = entry.usage
     return {
         "run_id": entry.run_id,
+        "step": entry.step,
         "attempt": entry.attempt,
         "session_id": entry.session_id,
         "agent_id": entry.agent_id,
@@ -101,14 +102,16 @@ def _total(group: UsageGroup, key: str | None, row: Any) -> UsageTotal:
 async def bill(
     conn: AsyncConnection, backend: Backend, entry: LedgerEntry, now: datetime
 ) -> UsageTotal:
-    """Write ``entry`` (once); on a completed attempt mark the run's failed ones superseded.
-    Returns the run's total over all its attempts."""
+    """Write ``entry`` (once); on a completed attempt mark the failed attempts before it of
+    the same model call (step) superseded. Returns the run's total over every step and
+    attempt."""
     await conn.execute(_insert(backend), _row(entry, now))
     if entry.outcome == "completed":
         await conn.execute(
             LEDGER.update()
             .where(
                 LEDGER.c.run_id == entry.run_id,
+                LEDGER.c.step == entry.step,
                 LEDGER.c.attempt < entry.attempt,
                 LEDGER.c.outcome == "failed",
             )
@@ -118,7 +121,7 @@ async def bill(
 
 
 async def run_total(conn: AsyncConnection, run_id: str) -> UsageTotal:
-    """Every attempt of ``run_id`` summed."""
+    """Every step and attempt of ``run_id`` summed."""
     row = (await conn.execute(sa.select(*_SUMS).where(LEDGER.c.run_id == run_id))).one()
     return _total("run", run_id, row)
 
@@ -165,7 +168,7 @@ async def last_call(conn: AsyncConnection, session_id: str) -> Spend:
     stmt = (
         sa.select(LEDGER.c.total_tokens, LEDGER.c.cost_micros)
         .where(LEDGER.c.session_id == session_id)
-        .order_by(LEDGER.c.created_at.desc(), LEDGER.c.attempt.desc())
+        .order_by(LEDGER.c.created_at.desc(), LEDGER.c.step.desc(), LEDGER.c.attempt.desc())
         .limit(1)
     )
     row = (await conn.execute(stmt)).one_or_none()
@@ -197,12 +200,13 @@ async def entries(conn: AsyncConnection, limit: int, **filters: str | None) -> l
     stmt = (
         sa.select(LEDGER)
         .where(*_filters(**filters))
-        .order_by(LEDGER.c.created_at, LEDGER.c.run_id, LEDGER.c.attempt)
+        .order_by(LEDGER.c.created_at, LEDGER.c.run_id, LEDGER.c.step, LEDGER.c.attempt)
         .limit(limit)
     )
     return [
         LedgerEntry(
             run_id=r.run_id,
+            step=r.step,
             attempt=r.attempt,
             session_id=r.session_id,
             agent_id=r.agent_id,

@@ -222,7 +222,8 @@ class RunOwnerRow(_AsmModel, table=True):
 class LedgerRow(_AsmModel, table=True):
     """The cost ledger: one row per provider attempt (``core.ledger``), written as it ends.
 
-    Keyed by ``(run_id, attempt)`` so a retried write is a no-op. ``day`` (UTC, ``YYYY-MM-DD``)
+    Keyed by ``(run_id, step, attempt)`` (an agent loop calls its model once per step, each
+    call with its own attempts) so a retried write is a no-op. ``day`` (UTC, ``YYYY-MM-DD``)
     is a column, not an expression over ``created_at``, so "per agent per day" is an index
     range on both backends.
     """
@@ -236,6 +237,7 @@ class LedgerRow(_AsmModel, table=True):
     )
 
     run_id: str = Field(primary_key=True, max_length=255)
+    step: int = Field(sa_column_kwargs={"primary_key": True, "autoincrement": False})
     attempt: int = Field(sa_column_kwargs={"primary_key": True, "autoincrement": False})
     session_id: str = Field(max_length=255)
     agent_id: str = Field(max_length=255)

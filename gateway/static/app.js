@@ -199,13 +199,15 @@ function apply(event) {
       run.notes.append(el("div", "tool", `✗ tool ${d.name}: ${d.error || ""}`));
       break;
     case "tool_approval_requested":
-      // Deciding needs the gateway's approvals endpoints (not served yet): shown, not faked.
-      run.notes.append(el("div", "approval", `approval requested: ${JSON.stringify(d)}`));
+      run.notes.append(approvalBox(event.run_id, d));
       break;
     case "tool_approval_granted":
-    case "tool_approval_denied":
-      run.notes.append(el("div", "approval", `${event.type.replace("tool_approval_", "")}`));
+    case "tool_approval_denied": {
+      const decided = event.type.replace("tool_approval_", "");
+      settleApproval(d.digest, decided, d.reason);
+      run.notes.append(el("div", "approval", `${d.name || "tool"}: ${decided}`));
       break;
+    }
     case "error_occurred":
       run.notes.append(el("div", "note", `error: ${d.code || ""} ${d.message || ""}`));
       break;
@@ -220,6 +222,52 @@ function apply(event) {
       scheduleRefresh();
       break;
   }
+}
+
+// An approval request: what the tool would do, and buttons that name its digest (the gateway
+// checks the digest against the pending action; a second decision gets 409).
+function approvalBox(runId, d) {
+  const box = el("div", "approval pending");
+  box.dataset.digest = d.digest || "";
+  box.dataset.run = runId;
+  const expiry = d.expires_at ? ` · expires ${d.expires_at}` : "";
+  box.append(el("span", "approval-what", `approval requested: ${d.name || d.tool} (${d.id || d.call_id})${expiry} `));
+  for (const [verb, label] of [["approve", "Approve"], ["deny", "Deny"]]) {
+    const b = el("button", `${verb}-tool`, label);
+    b.addEventListener("click", () => decide(box, runId, verb, d));
+    box.append(b);
+  }
+  return box;
+}
+
+async function decide(box, runId, verb, d) {
+  for (const b of box.querySelectorAll("button")) b.disabled = true;
+  try {
+    await api(
+      "POST",
+      `/v1/sessions/${encodeURIComponent(view.sessionId)}/runs/${encodeURIComponent(runId)}/${verb}`,
+      { digest: d.digest, call_id: d.id || d.call_id },
+    );
+  } catch (e) {
+    $("session-error").textContent = e.message;
+    if (e.status !== 409) for (const b of box.querySelectorAll("button")) b.disabled = false;
+  }
+}
+
+// The decision event (whoever made it: this page, another one, the CLI, an expiry) retires the
+// buttons.
+function settleApproval(digest, decided, reason) {
+  for (const box of document.querySelectorAll(".approval.pending")) {
+    if (box.dataset.digest !== digest) continue;
+    box.classList.remove("pending");
+    for (const b of box.querySelectorAll("button")) b.remove();
+    box.append(el("span", "approval-decided", ` ${decided}${reason ? ` (${reason})` : ""}`));
+  }
+}
+
+// Micro-dollars as dollars (the ledger's integer unit; cost_micros is 0 for unpriced models).
+function dollars(micros) {
+  return `$${(micros / 1e6).toFixed(micros && micros < 10000 ? 6 : 4)}`;
 }
 
 function connect() {
@@ -268,6 +316,7 @@ async function refresh() {
     const s = await api("GET", `/v1/sessions/${encodeURIComponent(view.sessionId)}`);
     $("status").textContent = s.status;
     $("tokens").textContent = String(s.usage.total_tokens);
+    $("cost").textContent = dollars(s.cost_micros || 0);
     const body = $("runs").tBodies[0];
     body.replaceChildren();
     for (const r of s.runs) {
@@ -276,8 +325,10 @@ async function refresh() {
       tr.append(el("td", null, r.run_id), el("td", null, String(r.turn)));
       tr.append(el("td", "run-status", r.status));
       tr.append(el("td", null, String(r.usage.total_tokens)));
-      // Cost appears when the deployment records it; tokens are always there.
-      tr.append(el("td", null, r.cost !== undefined && r.cost !== null ? String(r.cost) : "—"));
+      // The run's cost so far over every attempt of every model call (the cost ledger).
+      const cost = el("td", "run-cost", dollars(r.cost_micros || 0));
+      cost.dataset.micros = String(r.cost_micros || 0);
+      tr.append(cost);
       const cell = el("td");
       if (r.status === "running" || r.status === "pending") {
         const b = el("button", "cancel-run", "Cancel");

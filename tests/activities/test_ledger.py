@@ -63,7 +63,7 @@ async def test_a_failed_attempt_is_billed_for_what_its_stream_reported(store: Ev
     await sink.emit(EventType.TOKEN_USAGE_UPDATED, {"output_tokens": 30, "bogus": "x"})
     await sink.emit(EventType.TOKEN_USAGE_UPDATED, {"budget": {"scope": "session"}})  # not usage
     await sink.emit(EventType.TOKEN_USAGE_UPDATED, {"input_tokens": -4, "output_tokens": "9"})
-    bill = Ledger(store).open(run_spec(), 1, None, {"ANTHROPIC_API_KEY": "sk-secret"})
+    bill = Ledger(store).open(run_spec(), 1, 1, None, {"ANTHROPIC_API_KEY": "sk-secret"})
     total = await bill.close(sink, StoreOutage(beats), "failed", error_code="provider_timeout")
     assert total is not None
     usage = TokenUsage(input_tokens=100, output_tokens=30, cache_read_input_tokens=50)
@@ -73,6 +73,7 @@ async def test_a_failed_attempt_is_billed_for_what_its_stream_reported(store: Ev
     (row,) = await store.ledger(run_id="r1")
     assert row.credential == "ANTHROPIC_API_KEY" and "sk-secret" not in row.model_dump_json()
     assert (row.tenant, row.agent_id, row.error_code) == ("acme", "agent-1", "provider_timeout")
+    assert (row.step, row.attempt) == (1, 1)
     # Closing again (a replayed path) writes nothing new.
     assert await bill.close(sink, StoreOutage(beats), "completed") == total
     assert len(await store.ledger(run_id="r1")) == 1
@@ -83,14 +84,14 @@ async def test_a_store_outage_is_waited_out_and_the_row_lands_once(store: EventS
     for i in range(300):
         entry = (
             Ledger(store)
-            .open(run_spec(f"filler-{i}"), 1, None, {})
+            .open(run_spec(f"filler-{i}"), 1, 1, None, {})
             .entry("completed", TokenUsage(input_tokens=1))
         )
         await store.bill(entry)
     await fill_up(store)
     probe: LedgerEntry = (
         Ledger(store)
-        .open(run_spec("probe"), 1, None, {})
+        .open(run_spec("probe"), 1, 1, None, {})
         .entry("failed", TokenUsage(input_tokens=1))
     )
     with pytest.raises(AsmError) as full:
@@ -102,7 +103,7 @@ async def test_a_store_outage_is_waited_out_and_the_row_lands_once(store: EventS
     await sink.emit(EventType.TOKEN_USAGE_UPDATED, {"input_tokens": 7})
     room = asyncio.create_task(make_room(store, after=1.0))
     outage = StoreOutage(beats, initial_delay=0.05, max_delay=0.2)
-    total = await Ledger(store).open(run_spec(), 1, None, {}).close(sink, outage, "failed")
+    total = await Ledger(store).open(run_spec(), 1, 1, None, {}).close(sink, outage, "failed")
     await room
     assert total is not None and total.usage.input_tokens == 7 and total.attempts == 1
     assert outage.failures >= 1 and beats.count >= 1  # it waited, heartbeating, not failing
@@ -114,7 +115,7 @@ async def test_a_cancelled_attempt_gives_up_on_a_store_that_stays_out(
     for i in range(300):
         entry = (
             Ledger(store)
-            .open(run_spec(f"filler-{i}"), 1, None, {})
+            .open(run_spec(f"filler-{i}"), 1, 1, None, {})
             .entry("completed", TokenUsage(input_tokens=1))
         )
         await store.bill(entry)
@@ -125,7 +126,7 @@ async def test_a_cancelled_attempt_gives_up_on_a_store_that_stays_out(
     caplog.set_level(logging.ERROR)
     results = []
     for i in range(50):  # until a row needs a page the full disk refuses
-        bill = Ledger(store).open(run_spec(f"c-{i}"), 1, None, {})
+        bill = Ledger(store).open(run_spec(f"c-{i}"), 1, 1, None, {})
         results.append(await bill.close(sink, StoreOutage(beats, initial_delay=0.05), "cancelled"))
         if results[-1] is None:
             break

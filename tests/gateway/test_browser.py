@@ -1,7 +1,8 @@
 """The web view in a real headless Chromium (Debian's, through its chromedriver): sign in,
 create a session, submit a prompt, see tokens before the run completes, lose the stream twice
 mid-run (the page's EventSource closed and reopened; the gateway process restarted) and find
-the transcript whole, with no duplicate or missing text; cancel a run from its button.
+the transcript whole, with no duplicate or missing text; cancel a run from its button; approve
+an ``ask``-policy tool from its button and see the run complete with its cost.
 
 Selenium calls block, and the gateway under test runs on this test's event loop: every
 browser call goes through ``asyncio.to_thread``.
@@ -16,13 +17,17 @@ import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from agent_session_manager.client import SessionClient
-from agent_session_manager.core.contract import MockScript, MockText
+from agent_session_manager.core.contract import MockScript, MockText, MockToolUse
+from agent_session_manager.core.prices import default_prices, parse_prices
+from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.gateway import GatewaySettings
 from agent_session_manager.store import EventStore
 from tests.gateway.conftest import serving
+from tests.workflows.test_agent_loop import CALLS, TOOLS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -172,8 +177,10 @@ async def test_web_view_streams_resumes_and_cancels(
             for e in await store.events(sid, 0, run_id=run_id, types=["message_streamed"])
         )
         assert stored == TEXT
-        last_seq = await call(driver.execute_script, "return window.asmView.lastSeq")
-        assert last_seq >= (await store.events(sid, 0, run_id=run_id))[-1].seq
+        # Events of the run can follow run_completed (the page showed that one already): the
+        # page reaches the store's last one.
+        last = (await store.events(sid, 0, run_id=run_id))[-1].seq
+        await until(driver, f"return window.asmView.lastSeq >= {last}", "the last event", 30)
 
         # Cancel a run from its button.
         await call(driver.find_element(By.ID, "prompt").send_keys, "go on forever")
@@ -206,4 +213,102 @@ async def test_web_view_streams_resumes_and_cancels(
             "return s.map(e => e.textContent).join() === 'completed,cancelled'",
             "run statuses in the table",
             30,
+        )
+
+
+async def test_web_view_approves_a_tool_and_shows_the_runs_cost(
+    driver: Any, run_worker: Callable[..., Any], client: SessionClient, store: EventStore
+) -> None:
+    """A run whose model asks for an ``ask``-policy tool: the page shows the approval with its
+    buttons, clicking Approve lets the tool run and the run complete, and the runs table shows
+    what the ledger billed."""
+    from selenium.webdriver.common.by import By
+
+    CALLS.clear()
+    _, key = await store.create_api_key("tenant-web", "browser")
+    settings = GatewaySettings(rate_per_second=500, rate_burst=500, keepalive_seconds=2)
+    # The mock model priced for this test: 1 input token = 2 micro-dollars.
+    prices = default_prices().merged(
+        parse_prices('{"version": "t", "models": {"mock-1": {"input": "2", "output": "0"}}}', "t")
+    )
+    usage = TokenUsage(input_tokens=1000)
+    script = MockScript(
+        steps=[MockToolUse(name="delete", input={"path": "/tmp/old"})],
+        stop_reason="tool_use",
+        usage=usage,
+        after_tools=[MockScript(steps=[MockText(text="deleted /tmp/old")], usage=usage)],
+    )
+    async with (
+        run_worker(tools=TOOLS, prices=prices),
+        restartable(client, store, settings) as restart,
+    ):
+        base = restart.url  # type: ignore[attr-defined]
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            r = await http.post(
+                "/v1/sessions",
+                json={"agent_id": "web-tools", "model": "mock-1", "tools": ["delete"]},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert r.status_code == 201, r.text
+            sid = r.json()["session_id"]
+        await call(driver.get, f"{base}/ui/")
+        await until(driver, "return !document.getElementById('login').hidden", "login form")
+        await call(driver.find_element(By.ID, "key").send_keys, key)
+        await call(driver.find_element(By.CSS_SELECTOR, "#login-form button").click)
+        await until(driver, "return !document.getElementById('list').hidden", "session list")
+        await call(driver.get, f"{base}/ui/#/s/{sid}")
+        await until(
+            driver,
+            "return document.getElementById('sid').textContent === arguments[0]",
+            "page",
+            60,
+            sid,
+        )
+        await call(driver.find_element(By.ID, "prompt").send_keys, "clean up /tmp/old")
+        await call(
+            driver.execute_script,
+            "document.getElementById('options').value = arguments[0]",
+            json.dumps({"mock": script.model_dump(mode="json")}),
+        )
+        await call(driver.find_element(By.ID, "send").click)
+        button = await until(
+            driver,
+            "return document.querySelector('.approval.pending button.approve-tool')",
+            "the approval's Approve button",
+            60,
+        )
+        what = await call(
+            driver.execute_script,
+            "return document.querySelector('.approval.pending .approval-what').textContent",
+        )
+        assert "delete" in what
+        assert CALLS == []  # waiting for the human
+        await call(button.click)
+        await until(driver, NOTE_JS % "run completed", "run completed", 60)
+        assert CALLS == ["delete {'path': '/tmp/old'}"]
+        await until(
+            driver,
+            "return !document.querySelector('.approval.pending') && "
+            "document.querySelector('.approval-decided').textContent.includes('granted')",
+            "the approval settled as granted",
+            30,
+        )
+        rows = await store.ledger(session_id=sid)
+        assert [(r.step, r.outcome) for r in rows] == [(1, "completed"), (2, "completed")]
+        billed = sum(r.cost_micros or 0 for r in rows)
+        assert billed == 2 * 1000 * 2
+        shown = await until(
+            driver,
+            "const c = document.querySelector('#runs .run-cost');"
+            "return c && c.dataset.micros !== '0' && c.dataset.micros",
+            "the run's cost in the table",
+            30,
+        )
+        assert int(shown) == billed
+        assert (
+            await call(
+                driver.execute_script,
+                "return document.querySelector('#runs .run-cost').textContent",
+            )
+            == "$0.004000"
         )

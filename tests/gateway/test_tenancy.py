@@ -20,6 +20,12 @@ SECRET = "tenant-b-secret-marker"
 #: A body each endpoint accepts, so only tenancy can refuse the request.
 BODIES: dict[tuple[str, str], Any] = {
     ("post", "/v1/sessions/{session_id}/runs"): {"prompt": "x"},
+    ("post", "/v1/sessions/{session_id}/runs/{run_id}/approve"): {"digest": "sha256:" + "0" * 64},
+    ("post", "/v1/sessions/{session_id}/runs/{run_id}/deny"): {"digest": "sha256:" + "0" * 64},
+    ("post", "/v1/sessions/{session_id}/runs/{run_id}/tool-results"): {
+        "call_id": "c",
+        "output": "x",
+    },
 }
 
 

@@ -1,5 +1,5 @@
-"""The cost ledger: one row per (run, attempt), written once; totals per run, session, agent,
-tenant and day; superseded attempts; the spend a budget check reads."""
+"""The cost ledger: one row per (run, model call, attempt), written once; totals per run,
+session, agent, tenant and day; superseded attempts; the spend a budget check reads."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def _entry(
     attempt: int,
     outcome: Outcome,
     *,
+    step: int = 1,
     agent: str = "agent-l",
     tenant: str | None = None,
     day: str = "2026-12-03",
@@ -30,6 +31,7 @@ def _entry(
     i, o, w, r = tokens
     return LedgerEntry(
         run_id=run,
+        step=step,
         attempt=attempt,
         session_id=sid,
         agent_id=agent,
@@ -73,6 +75,32 @@ async def test_a_completed_attempt_supersedes_the_failed_ones_and_the_run_total_
     assert total.cost_micros == 400
     outcomes = [e.outcome for e in await store.ledger(run_id=run)]
     assert outcomes == ["superseded", "superseded", "superseded", "completed"]
+
+
+async def test_each_model_call_of_a_loop_has_its_own_rows_and_supersedes_only_its_own(
+    store: EventStore, sid: str
+) -> None:
+    run = f"r-{uuid.uuid4().hex[:8]}"
+    await store.bill(_entry(sid, run, 1, "failed", step=1))
+    await store.bill(_entry(sid, run, 2, "completed", step=1))
+    # The second model call: attempt 1 again, its own row (not a no-op on step 1's).
+    await store.bill(_entry(sid, run, 1, "failed", step=2))
+    # A retried write of step 2's first attempt is still a no-op.
+    await store.bill(_entry(sid, run, 1, "failed", step=2, tokens=(999, 0, 0, 0)))
+    total = await store.bill(_entry(sid, run, 2, "completed", step=2))
+    await store.bill(_entry(sid, run, 1, "failed", step=3))
+    rows = await store.ledger(run_id=run)
+    assert [(r.step, r.attempt, r.outcome) for r in rows] == [
+        (1, 1, "superseded"),
+        (1, 2, "completed"),
+        (2, 1, "superseded"),
+        (2, 2, "completed"),
+        (3, 1, "failed"),  # no later attempt of step 3 completed
+    ]
+    assert total.attempts == 4 and total.usage.total_tokens == 80 and total.cost_micros == 400
+    (by_run,) = await store.usage_totals("run", run_id=run)
+    assert by_run.attempts == 5 and by_run.cost_micros == 500
+    assert (await store.run_total(run)).usage.input_tokens == 50
 
 
 async def test_totals_group_by_session_agent_tenant_and_day(store: EventStore, sid: str) -> None:

@@ -25,7 +25,16 @@ from agent_session_manager.core.prices import PriceTable, default_prices, parse_
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store import EventStore
-from tests.fakes.anthropic_server import AnthropicFake, Drop, Reply, StreamError, Text, Usage
+from tests.fakes.anthropic_server import (
+    AnthropicFake,
+    Drop,
+    Reply,
+    StreamError,
+    Text,
+    ToolUse,
+    Usage,
+)
+from tests.workflows.test_agent_loop import CALLS, TOOLS
 
 API_KEY = "sk-ant-ledger-SECRET"
 MODEL = "claude-sonnet-4-6"
@@ -283,3 +292,155 @@ async def test_a_cancelled_attempt_is_billed_for_what_was_reported_before_the_ca
 def test_budget_exceeded_is_final() -> None:
     err = AsmError("budget_exceeded", "spent")
     assert err.category == "resource" and not err.retryable
+
+
+# --- the agent loop: one model call per step, each with its own attempts ---------------------
+
+
+async def test_a_two_tool_loop_bills_one_row_per_model_call(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    CALLS.clear()
+    async with AnthropicFake(api_key=API_KEY) as fake:
+        fake.script(
+            Reply(
+                [ToolUse("add", {"a": 1, "b": 2})], usage=Usage(input_tokens=100, output_tokens=7)
+            ),
+            # The second model call fails mid-stream once (after message_start), then succeeds.
+            Reply([Text("cut")], usage=Usage(input_tokens=140), interrupt=StreamError()),
+            Reply(
+                [ToolUse("add", {"a": 3, "b": 4})],
+                usage=Usage(input_tokens=140, output_tokens=9, cache_read_input_tokens=60),
+            ),
+            Reply([Text("3 and 7")], usage=Usage(input_tokens=180, output_tokens=5)),
+        )
+        async with run_worker(secrets=secrets_for(fake), tools=TOOLS):
+            sid = (await client.start_session(anthropic_spec(tools=["add"]))).session_id
+            ref = await client.submit_run(sid, "add twice")
+            result = await client.wait_run(ref.run_id, sid)
+            view = await client.describe(sid)
+        served = as_usage(fake.served_usage)
+        assert len(fake.message_requests) == 4
+    assert result.status is RunStatus.COMPLETED, result
+    assert result.output == "3 and 7" and CALLS == ["add 1 2", "add 3 4"]
+    rows = await store.ledger(run_id=ref.run_id)
+    # One row per model call and attempt; the failed attempt is superseded by its own call's
+    # retry, the other calls' first attempts stay completed.
+    assert [(r.step, r.attempt, r.outcome) for r in rows] == [
+        (1, 1, "completed"),
+        (2, 1, "superseded"),
+        (2, 2, "completed"),
+        (3, 1, "completed"),
+    ]
+    billed = TokenUsage.accumulate(r.usage for r in rows)
+    assert billed == served
+    assert served.input_tokens == 100 + 140 + 140 + 180  # the failed attempt is counted
+    price = default_prices().price(MODEL)
+    assert price is not None
+    assert [r.cost_micros for r in rows] == [price.cost_micros(r.usage) for r in rows]
+    expected = sum(price.cost_micros(r.usage) for r in rows)
+    (total,) = await store.usage_totals("run", run_id=ref.run_id)
+    assert total.attempts == 4 and total.usage == served and total.cost_micros == expected > 0
+    assert result.cost_micros == expected and result.billed_usage == served
+    assert view.cost_micros == expected
+    (by_session,) = await store.usage_totals("session", session_id=sid)
+    assert by_session.cost_micros == expected
+
+
+async def test_a_budget_stops_the_loop_before_the_model_call_that_would_pass_it(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    CALLS.clear()
+    per_call = Usage(input_tokens=30, output_tokens=10)  # 40 tokens a model call
+    async with AnthropicFake(api_key=API_KEY) as fake:
+        fake.script(
+            Reply([ToolUse("add", {"a": 1, "b": 1})], usage=per_call),
+            Reply([ToolUse("add", {"a": 2, "b": 2})], usage=per_call),
+            Reply([Text("never sent")], usage=per_call),
+        )
+        async with run_worker(secrets=secrets_for(fake), tools=TOOLS):
+            sid = (
+                await client.start_session(anthropic_spec(tools=["add"], budget=Budget(tokens=100)))
+            ).session_id
+            ref = await client.submit_run(sid, "add until the budget ends")
+            result = await client.wait_run(ref.run_id, sid)
+        requests = len(fake.message_requests)
+    # Calls 1 and 2 went (0 then 40 spent, 40 projected); the third would pass 100 (80 + 40).
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and result.error["code"] == "budget_exceeded"
+    assert requests == 2  # nothing was sent for the third model call
+    assert CALLS == ["add 1 1", "add 2 2"]  # both tools ran; the loop stopped at the model
+    rows = await store.ledger(run_id=ref.run_id)
+    assert [(r.step, r.attempt, r.outcome) for r in rows] == [
+        (1, 1, "completed"),
+        (2, 1, "completed"),
+    ]
+    assert (await store.spend(session_id=sid)).tokens == 80 <= 100
+
+
+# --- one notion of tenant: start_session(tenant=) is the tenant budgets and the ledger see ---
+
+
+async def test_a_session_started_with_a_tenant_is_that_tenants_for_budgets_and_the_ledger(
+    client: SessionClient, store: EventStore, run_worker: Any, temporal: Client
+) -> None:
+    tenant = f"acme-{uuid.uuid4().hex[:8]}"
+    policy = BudgetPolicy(tenants={tenant: Budget(tokens=15)})
+
+    def mock(tokens: int) -> MockScript:
+        return MockScript(steps=[MockText(text="ok")], usage=TokenUsage(input_tokens=tokens))
+
+    async with run_worker(budgets=policy):
+        view = await client.start_session(agent_id="agent-tenant", tenant=tenant)
+        sid = view.session_id
+        first = await client.wait_run(
+            (await client.submit_run(sid, "a", mock=mock(10))).run_id, sid
+        )
+        # 10 spent, the next call projected at 10: 20 > 15, refused before the call.
+        second = await client.wait_run(
+            (await client.submit_run(sid, "b", mock=mock(1))).run_id, sid
+        )
+        # A session of the same tenant named by its tag shares the tenant's day.
+        tagged = await client.start_session(agent_id="agent-tenant", tags=[f"tenant:{tenant}"])
+        third = await client.wait_run(
+            (await client.submit_run(tagged.session_id, "c", mock=mock(6))).run_id,
+            tagged.session_id,
+        )
+    assert first.status is RunStatus.COMPLETED
+    assert second.error is not None and second.error["code"] == "budget_exceeded"
+    assert second.error["details"]["scope"] == "tenant"
+    # The tagged session's first call is projected at its own last call (none: 0) and the
+    # tenant's 10 < 15: it goes, and the tenant's usage counts both sessions.
+    assert third.status is RunStatus.COMPLETED
+    (row,) = await store.ledger(session_id=sid)
+    assert row.tenant == tenant
+    (by_tenant,) = await store.usage_totals("tenant", tenant=tenant)
+    assert by_tenant.key == tenant and by_tenant.usage.input_tokens == 16
+    # The same tenant in visibility (AsmTenant) for both ways of naming it.
+    found: set[str] = set()
+    for _ in range(100):
+        found = {s.session_id for s in await client.list_sessions(f"AsmTenant = '{tenant}'")}
+        if found == {sid, tagged.session_id}:
+            break
+        await asyncio.sleep(0.1)
+    assert found == {sid, tagged.session_id}
+
+
+@pytest.mark.parametrize(
+    ("tags", "tenant"),
+    [
+        (["tenant:other"], "acme"),  # the tag and tenant= disagree
+        (["tenant:a", "tenant:b"], None),  # two tags, two tenants
+        (["tenant:bad name"], None),  # not a tenant's name
+        (["tenant:"], None),  # an empty one
+        ([], "t" * 58),  # too long for its tag (tenant: + 57 is a tag's 64)
+        ([f"t{i}" for i in range(32)], "acme"),  # no room for the tenant's tag
+    ],
+)
+async def test_conflicting_or_bad_tenants_are_a_typed_validation_error(
+    client: SessionClient, tags: list[str], tenant: str | None
+) -> None:
+    with pytest.raises(AsmError) as err:
+        await client.start_session(agent_id="agent-tenant", tags=tags, tenant=tenant)
+    assert err.value.code == "validation_error"
+    assert err.value.details["field"] in ("tenant", "tags")

@@ -1,4 +1,5 @@
-"""The cost ledger: one row per provider attempt, with its tokens, cost and price version.
+"""The cost ledger: one row per provider attempt (of each agent-loop model call), with its
+tokens, cost and price version.
 
 Revision ID: 0005_cost_ledger
 Revises: 0004_bigint_tokens
@@ -25,6 +26,7 @@ def upgrade() -> None:
     op.create_table(
         "asm_ledger",
         sa.Column("run_id", sa.String(255), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("session_id", sa.String(255), nullable=False),
         sa.Column("agent_id", sa.String(255), nullable=False),
@@ -44,7 +46,7 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(64), nullable=True),
         sa.Column("day", sa.String(10), nullable=False),
         sa.Column("created_at", _TS, nullable=False),
-        sa.PrimaryKeyConstraint("run_id", "attempt", name="pk_asm_ledger"),
+        sa.PrimaryKeyConstraint("run_id", "step", "attempt", name="pk_asm_ledger"),
     )
     op.create_index("ix_asm_ledger_session_id", "asm_ledger", ["session_id"])
     op.create_index("ix_asm_ledger_agent_id_day", "asm_ledger", ["agent_id", "day"])
