@@ -15,14 +15,14 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from agent_session_manager.cli.output import err, out
+from agent_session_manager.cli.options import current, json_alias, shared
+from agent_session_manager.cli.output import err, out, print_json
 from agent_session_manager.cli.runtime import runtime
 from agent_session_manager.core.tools import ApprovalResolution
 
 app = typer.Typer(help="List, approve and deny pending tool approvals.", no_args_is_help=True)
 
-Output = Annotated[Literal["text", "json"], typer.Option("--output", "-o", help="text or json")]
-AsJson = Annotated[bool, typer.Option("--json", help="same as -o json")]
+AsJson = Annotated[bool, typer.Option("--json", hidden=True, help="= -o json")]
 Reason = Annotated[str | None, typer.Option(help="recorded with the decision")]
 CallId = Annotated[
     str | None, typer.Option("--call", help="the tool call id (rejects a digest of another call)")
@@ -30,19 +30,21 @@ CallId = Annotated[
 
 
 @app.command()
+@shared()
 def ls(
     session: Annotated[
         str | None, typer.Option("--session", "-s", help="only this session")
     ] = None,
-    output: Output = "text",
     as_json: AsJson = False,
 ) -> None:
-    """List approvals waiting for a decision (all sessions, or one)."""
+    """List approvals waiting for a decision (all sessions, or one); -o json prints one
+    JSON array."""
+    json_alias(as_json)
 
     async def main() -> None:
         async with runtime(with_store=False) as rt:
             pending = await rt.client.pending_approvals(session)
-        if output == "json" or as_json:
+        if current.json:
             print(json.dumps([p.model_dump(mode="json") for p in pending]), flush=True)
             return
         if not pending:
@@ -64,7 +66,6 @@ def _decide(
     digest: str,
     call_id: str | None,
     reason: str | None,
-    as_json: bool,
 ) -> None:
     async def main() -> None:
         async with runtime(with_store=False) as rt:
@@ -72,8 +73,8 @@ def _decide(
             result: ApprovalResolution = await method(
                 run_id, digest, call_id=call_id, reason=reason
             )
-        if as_json:
-            print(result.model_dump_json(), flush=True)
+        if current.json:
+            print_json(result)
         else:
             out.print(f"{result.call_id} {result.decision}", highlight=False)
 
@@ -81,26 +82,28 @@ def _decide(
 
 
 @app.command()
+@shared()
 def approve(
     run_id: str,
     digest: str,
     call_id: CallId = None,
     reason: Reason = None,
-    output: Output = "text",
     as_json: AsJson = False,
 ) -> None:
     """Grant an approval: exit 1 with approval_already_resolved if it was decided already."""
-    _decide("approve", run_id, digest, call_id, reason, output == "json" or as_json)
+    json_alias(as_json)
+    _decide("approve", run_id, digest, call_id, reason)
 
 
 @app.command()
+@shared()
 def deny(
     run_id: str,
     digest: str,
     call_id: CallId = None,
     reason: Reason = None,
-    output: Output = "text",
     as_json: AsJson = False,
 ) -> None:
     """Deny an approval (the model is told the call was not approved)."""
-    _decide("deny", run_id, digest, call_id, reason, output == "json" or as_json)
+    json_alias(as_json)
+    _decide("deny", run_id, digest, call_id, reason)

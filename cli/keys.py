@@ -7,49 +7,37 @@ These commands open the event store only; no Temporal server is needed.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
-from agent_session_manager.cli.output import err, out
-from agent_session_manager.core.errors import AsmError
+from agent_session_manager.cli.options import current, shared
+from agent_session_manager.cli.output import err, out, print_json
+from agent_session_manager.cli.project import find_project, require_store
 from agent_session_manager.store import ApiKey, EventStore, open_store
-from agent_session_manager.worker.settings import Settings
 
 app = typer.Typer(help="API keys of the HTTP gateway (asm serve).", no_args_is_help=True)
 
 T = TypeVar("T")
 
 
-class Output(StrEnum):
-    text = "text"
-    json = "json"
-
-
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text or json")]
-
-
-def with_store(fn: Callable[[EventStore], Awaitable[T]], output: Output) -> T:
-    """Run ``fn`` on the event store; with ``-o json`` an error is one JSON object on stderr."""
+def with_store(fn: Callable[[EventStore], Awaitable[T]]) -> T:
+    """Run ``fn`` on the project's event store (found from any subdirectory; a missing SQLite
+    store is refused, not created). Errors are printed by ``asm``'s one error path (exit 1,
+    75 when the store is unreachable)."""
+    project = find_project()
+    require_store(project)
 
     async def main() -> T:
-        store = await open_store(Settings().database_url)
+        store = await open_store(project.database_url)
         try:
             return await fn(store)
         finally:
             await store.close()
 
-    try:
-        return asyncio.run(main())
-    except AsmError as exc:
-        if output is Output.json:
-            print(json.dumps({"error": exc.to_dict()}, default=str), file=err.file)
-            raise typer.Exit(75 if exc.code == "storage_connection_failed" else 1) from None
-        raise
+    return asyncio.run(main())
 
 
 def _as_dict(key: ApiKey) -> dict[str, object]:
@@ -57,15 +45,15 @@ def _as_dict(key: ApiKey) -> dict[str, object]:
 
 
 @app.command()
+@shared(connects=False)
 def create(
     tenant: Annotated[str, typer.Option("--tenant", help="the tenant the key acts for")],
     name: Annotated[str, typer.Option("--name", help="what the key is for")] = "",
-    output: OutputOpt = Output.text,
 ) -> None:
     """Create a key for a tenant and print it (once: only its hash is kept)."""
-    listing, key = with_store(lambda s: s.create_api_key(tenant, name), output)
-    if output is Output.json:
-        print(json.dumps({**_as_dict(listing), "key": key}))
+    listing, key = with_store(lambda s: s.create_api_key(tenant, name))
+    if current.json:
+        print_json({**_as_dict(listing), "key": key})
         return
     print(key)
     err.print(
@@ -76,14 +64,14 @@ def create(
 
 
 @app.command("ls")
+@shared(connects=False)
 def list_keys(
     tenant: Annotated[str | None, typer.Option("--tenant", help="only this tenant's")] = None,
-    output: OutputOpt = Output.text,
 ) -> None:
     """List keys (never their secrets), active and revoked."""
-    keys = with_store(lambda s: s.api_keys(tenant), output)
-    if output is Output.json:
-        print(json.dumps([_as_dict(k) for k in keys]))
+    keys = with_store(lambda s: s.api_keys(tenant))
+    if current.json:
+        print_json([_as_dict(k) for k in keys])
         return
     table = Table()
     for col in ("key id", "tenant", "name", "created", "revoked"):
@@ -100,13 +88,13 @@ def list_keys(
 
 
 @app.command()
+@shared(connects=False)
 def revoke(
     key_id: Annotated[str, typer.Argument(help="the key's id, from `asm keys ls`")],
-    output: OutputOpt = Output.text,
 ) -> None:
     """Revoke a key: gateways refuse it within ASM_GATEWAY_KEY_CACHE_SECONDS (default 5 s)."""
-    key = with_store(lambda s: s.revoke_api_key(key_id), output)
-    if output is Output.json:
-        print(json.dumps(_as_dict(key)))
+    key = with_store(lambda s: s.revoke_api_key(key_id))
+    if current.json:
+        print_json(_as_dict(key))
     else:
         out.print(f"revoked {key.key_id} (tenant {key.tenant})", highlight=False)

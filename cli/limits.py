@@ -8,36 +8,36 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from agent_session_manager.cli.options import current, json_alias, shared
 from agent_session_manager.cli.output import out
+from agent_session_manager.cli.project import find_project, require_store
+from agent_session_manager.cli.runtime import command_settings
 from agent_session_manager.client.limits import LimitsReport, limits_report
 from agent_session_manager.store import open_store
-from agent_session_manager.worker.settings import Settings
 
 
+@shared(connects=False)
 def limits(
-    output: Annotated[
-        str, typer.Option("--output", "-o", help="text or json", case_sensitive=False)
-    ] = "text",
-    as_json: Annotated[bool, typer.Option("--json", help="same as -o json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", hidden=True, help="= -o json")] = False,
 ) -> None:
     """Fleet-wide limits (ASM_LIMITS / ASM_LIMITS_FILE) and their use: slots held and runs
     queued per scope and tenant, rate-limit cooldowns and per-minute budgets per credential.
 
     Exit 0; 1 for a bad limits file; 75 when the event store is unreachable (try again)."""
-    if output.lower() not in ("text", "json"):
-        raise typer.BadParameter("use text or json", param_hint="--output")
-    settings = Settings()
-    configured = settings.fleet_limits()  # a bad file is reported before any connection
+    json_alias(as_json)
+    project = find_project()
+    configured = command_settings(project).fleet_limits()  # a bad file: before any connection
+    require_store(project)
 
     async def main() -> LimitsReport:
-        store = await open_store(settings.database_url)
+        store = await open_store(project.database_url)
         try:
             return await limits_report(store, configured)
         finally:
             await store.close()
 
     report = asyncio.run(main())
-    if as_json or output.lower() == "json":
+    if current.json:
         print(report.model_dump_json(), flush=True)
         return
     _print(report)

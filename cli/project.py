@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from typer._click.exceptions import UsageError  # typer vendors click
 
-from agent_session_manager.client.connection import resolve_connection
+from agent_session_manager.client.connect import resolve
 from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.worker.settings import Settings
 
@@ -66,13 +67,26 @@ def cli_settings(
     project: Project, address: str | None = None, namespace: str | None = None
 ) -> Settings:
     """The settings a command runs with: the environment's, with the project's absolute paths
-    and the resolved Temporal address (``--address`` > ``ASM_TEMPORAL_ADDRESS`` >
-    ``TEMPORAL_ADDRESS``)."""
-    conn = resolve_connection(address, namespace)
+    and the Temporal address and namespace as :func:`client.connect.resolve` reads them for
+    :meth:`SessionClient.connect` (``--address`` > ``ASM_TEMPORAL_ADDRESS`` >
+    ``TEMPORAL_ADDRESS`` > the ``temporal`` profile), except that no address configured is
+    ``None`` (use the project's ``asm dev`` server) rather than its default.
+
+    A bad ``--address``/``--namespace`` is a usage error (exit 2); a bad variable is the
+    ``validation_error`` naming it (exit 1).
+    """
+    try:
+        conn = resolve(address, namespace=namespace, database_url=project.database_url)
+    except AsmError as exc:
+        setting = exc.details.get("setting")
+        if exc.code == "validation_error" and setting in ("address", "namespace"):
+            problem = exc.message.removeprefix(f"{setting}: ")
+            raise UsageError(f"--{setting}: {' '.join(problem.split())}") from None
+        raise
     return Settings(
         home=str(project.home),
         database_url=project.database_url,
-        temporal_address=conn.address,
+        temporal_address=conn.address if conn.address_configured else None,
         namespace=conn.namespace,
     )
 

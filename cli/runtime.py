@@ -1,7 +1,7 @@
 """Where the CLI and the demo get a Temporal connection, an event store and (maybe) a worker.
 
 No configured address (``--address``, ``ASM_TEMPORAL_ADDRESS``, ``TEMPORAL_ADDRESS``: see
-:func:`client.connection.resolve_connection`) means "the embedded default": use the ``asm dev``
+:func:`cli.project.cli_settings`) means "the embedded default": use the ``asm dev``
 server of this project's ``.asm/`` (found from any subdirectory, see :mod:`.project`) if one is
 running, so its worker and we share one event store; else (for commands that may, like
 ``asm demo``) start one in-process.

@@ -12,12 +12,13 @@ from typing import Annotated
 
 import typer
 
-from agent_session_manager.cli.keys import Output, OutputOpt
+from agent_session_manager.cli.options import current, shared
 from agent_session_manager.cli.output import err
 from agent_session_manager.cli.runtime import runtime
 from agent_session_manager.core.errors import error
 
 
+@shared()
 def serve(
     host: Annotated[
         str | None, typer.Option(help="interface (default 127.0.0.1; ASM_GATEWAY_HOST)")
@@ -36,12 +37,12 @@ def serve(
     max_body_bytes: Annotated[
         int | None, typer.Option(min=1024, help="largest request body")
     ] = None,
-    output: OutputOpt = Output.text,
 ) -> None:
     """Serve sessions, runs and live events over HTTP/SSE, and the web view at /ui/.
 
-    Needs a Temporal server (ASM_TEMPORAL_ADDRESS or `asm dev` here) and the event store
-    (ASM_DATABASE_URL); several gateways can serve one deployment. Keys: `asm keys create`.
+    Needs a Temporal server (--address, ASM_TEMPORAL_ADDRESS or the project's `asm dev`) and
+    the event store (ASM_DATABASE_URL or the project's); -o json prints {"url", "ui"} once
+    listening. Several gateways can serve one deployment. Keys: `asm keys create`.
     """
     try:
         import uvicorn
@@ -88,7 +89,7 @@ def serve(
                     await asyncio.sleep(0.05)
                 bound = server.servers[0].sockets[0].getsockname()
                 url = f"http://{bound[0]}:{bound[1]}"
-                if output is Output.json:
+                if current.json:
                     print(json.dumps({"url": url, "ui": f"{url}/ui/"}), flush=True)
                 else:
                     print(url, flush=True)

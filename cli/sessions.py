@@ -21,7 +21,8 @@ from agent_session_manager.cli.options import (
     validated,
 )
 from agent_session_manager.cli.output import err, out, print_json, print_sessions, print_view
-from agent_session_manager.cli.runtime import runtime
+from agent_session_manager.cli.project import Project, find_project, require_store
+from agent_session_manager.cli.runtime import command_settings, runtime
 from agent_session_manager.client.limits import session_waiters
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core import search_attributes
@@ -29,7 +30,6 @@ from agent_session_manager.core.contract import MockScript, SessionSpec, Session
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.status import SessionStatus
 from agent_session_manager.store import open_store
-from agent_session_manager.worker.settings import Settings
 
 app = typer.Typer(help="Start, inspect, complete and cancel sessions.", no_args_is_help=True)
 
@@ -95,22 +95,24 @@ def start(
 def show(session_id: str) -> None:
     """Show a session: status, runs, usage, its Temporal UI link, and (when fleet-wide
     limits are configured) the slots its runs hold or wait for."""
-    settings = Settings()
-    limits = settings.fleet_limits()
+    project = find_project()
+    limits = command_settings(project).fleet_limits()
 
     async def main() -> None:
         async with runtime(with_store=False) as rt:
             _print(await rt.client.describe(session_id), rt.client.ui_link(session_id))
         if limits.runs_limited or limits.sessions_limited:
-            await _print_slots(settings.database_url, session_id)
+            await _print_slots(project, session_id)
 
     asyncio.run(main())
 
 
-async def _print_slots(database_url: str, session_id: str) -> None:
-    # Only with limits configured: the store is then part of starting a run anyway.
+async def _print_slots(project: Project, session_id: str) -> None:
+    # Only with limits configured: the store is then part of starting a run anyway. The
+    # project's store (found from any subdirectory), never one created by looking.
     try:
-        store = await open_store(database_url)
+        require_store(project)
+        store = await open_store(project.database_url)
         try:
             waiters = await session_waiters(store, session_id)
         finally:

@@ -7,7 +7,6 @@ attempt counts, failed, cancelled and superseded ones included, because provider
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -15,11 +14,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agent_session_manager.cli.output import dollars, out
+from agent_session_manager.cli.options import current, shared, validated
+from agent_session_manager.cli.output import dollars, out, print_json
+from agent_session_manager.cli.project import find_project, require_store
 from agent_session_manager.core.errors import error
 from agent_session_manager.core.ledger import UsageTotal
 from agent_session_manager.store import open_store
-from agent_session_manager.worker.settings import Settings
 
 
 class Group(StrEnum):
@@ -31,13 +31,6 @@ class Group(StrEnum):
     tenant = "tenant"
     day = "day"
     model = "model"
-
-
-class Format(StrEnum):
-    """``-o``: a table for people, JSON for scripts."""
-
-    table = "table"
-    json = "json"
 
 
 def parse_day(value: str, option: str) -> str:
@@ -59,6 +52,7 @@ def parse_day(value: str, option: str) -> str:
         ) from None
 
 
+@shared(connects=False)
 def usage(
     by: Annotated[Group, typer.Option("--by", help="group rows by this")] = Group.session,
     session: Annotated[str | None, typer.Option("--session", help="only this session")] = None,
@@ -72,18 +66,17 @@ def usage(
     ] = None,
     until: Annotated[str | None, typer.Option(help="to this UTC day (inclusive)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many rows")] = 100,
-    output: Annotated[Format, typer.Option("--output", "-o", help="table or json")] = (
-        Format.table
-    ),
 ) -> None:
     """Tokens and cost of every provider attempt (failed and retried ones too), grouped by
     run, session, agent, tenant, day or model; most expensive first."""
-    since_day = parse_day(since, "--since") if since else None
-    until_day = parse_day(until, "--until") if until else None
-    settings = Settings()
+    # A bad day is a usage error (exit 2, one line), like every other bad option value.
+    since_day = validated(lambda: parse_day(since, "--since")) if since else None
+    until_day = validated(lambda: parse_day(until, "--until")) if until else None
+    project = find_project()
+    require_store(project)
 
     async def main() -> list[UsageTotal]:
-        store = await open_store(settings.database_url)
+        store = await open_store(project.database_url)
         try:
             return await store.usage_totals(
                 by.value,
@@ -99,9 +92,8 @@ def usage(
             await store.close()
 
     totals = asyncio.run(main())
-    if output is Format.json:
-        rows = [t.model_dump(mode="json") for t in totals]
-        print(json.dumps({"group": by.value, "rows": rows}), flush=True)
+    if current.json:
+        print_json({"group": by.value, "rows": [t.model_dump(mode="json") for t in totals]})
         return
     table = Table()
     for column in (by.value, "attempts", "input", "output", "cache w", "cache r", "total", "cost"):

@@ -94,8 +94,15 @@ class ConnectionSettings:
     tls: bool | TLSConfig = False
     rpc_metadata: Mapping[str, str] = field(default_factory=dict, repr=False)
     ui_url: str | None = None
-    #: Setting name → what set it (``"address"`` → ``"TEMPORAL_ADDRESS"``), for messages.
+    #: Setting name → what set it (``"address"`` → ``"TEMPORAL_ADDRESS"``), for messages;
+    #: ``"default"`` when nothing did.
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def address_configured(self) -> bool:
+        """Whether an argument, a variable or the profile named the address (else it is
+        :data:`DEFAULT_ADDRESS`): the ``asm`` CLI then uses the project's ``asm dev`` server."""
+        return self.sources.get("address", "default") != "default"
 
 
 def _blank(value: str | None) -> str | None:

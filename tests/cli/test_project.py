@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from agent_session_manager.cli.app import execute
-from agent_session_manager.cli.project import find_project
-from agent_session_manager.client.connection import resolve_connection
+from agent_session_manager.cli.project import cli_settings, find_project
+from agent_session_manager.core.errors import AsmError
 from agent_session_manager.store import upgrade
 
 
@@ -57,48 +58,72 @@ def test_no_project_means_dot_asm_here(tmp_path: Path) -> None:
     assert not project.found and project.home == tmp_path / ".asm"
 
 
-maybe = st.one_of(st.none(), st.just(""), st.just("  "), st.text(min_size=1, max_size=12))
+blank = st.sampled_from([None, "", "  "])
+addresses = st.one_of(blank, st.builds("h{}:{}".format, st.integers(0, 99), st.integers(1, 65535)))
+namespaces = st.one_of(blank, st.text("abcxyz-_.", min_size=1, max_size=12))
 
 
-@given(flag=maybe, asm=maybe, temporal=maybe, ns_flag=maybe, asm_ns=maybe, t_ns=maybe)
+@hypothesis_settings(deadline=None)  # the machine is shared; no timing here
+@given(flag=addresses, asm=addresses, temporal=addresses, ns_flag=namespaces, asm_ns=namespaces)
 def test_flag_then_asm_then_temporal_variables(
     flag: str | None,
     asm: str | None,
     temporal: str | None,
     ns_flag: str | None,
     asm_ns: str | None,
-    t_ns: str | None,
 ) -> None:
+    """The CLI's settings come from client.connect.resolve (one resolver), except that no
+    address configured stays None: the project's `asm dev` server is used then."""
     environ = {
         k: v
         for k, v in {
             "ASM_TEMPORAL_ADDRESS": asm,
             "TEMPORAL_ADDRESS": temporal,
             "ASM_NAMESPACE": asm_ns,
-            "TEMPORAL_NAMESPACE": t_ns,
         }.items()
         if v is not None
     }
-    conn = resolve_connection(flag, ns_flag, environ)
 
     def first(*values: str | None) -> str | None:
         return next((v.strip() for v in values if v is not None and v.strip()), None)
 
-    assert conn.address == first(flag, asm, temporal)
-    assert conn.namespace == (first(ns_flag, asm_ns, t_ns) or "default")
-    expected_source = next(
-        (
-            name
-            for name, v in (
-                ("--address", flag),
-                ("ASM_TEMPORAL_ADDRESS", asm),
-                ("TEMPORAL_ADDRESS", temporal),
-            )
-            if v is not None and v.strip()
-        ),
-        "unset",
-    )
-    assert conn.source == expected_source
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("ASM_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS", "ASM_NAMESPACE"):
+            mp.delenv(name, raising=False)
+        for name, value in environ.items():
+            mp.setenv(name, value)
+        settings = cli_settings(find_project(Path("/"), environ={}), flag, ns_flag)
+    assert settings.temporal_address == first(flag, asm, temporal)
+    assert settings.namespace == (first(ns_flag, asm_ns) or "default")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--address", "no-port"], "--address: 'no-port' is not host:port"),
+        (["--address", "h:99999"], "--address: 'h:99999' is not host:port"),
+        (["--namespace", "two words"], "--namespace: must be"),
+    ],
+)
+def test_a_bad_address_or_namespace_flag_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    for command in (["session", "ls"], ["approvals", "ls"]):
+        code, out, err = run(capsys, *command, *args)
+        assert code == 2, err
+        assert expected in err and len(err.strip().splitlines()) == 1 and not out
+
+
+def test_a_bad_address_variable_is_a_validation_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ASM_TEMPORAL_ADDRESS", "no-port")
+    with pytest.raises(AsmError) as caught:
+        cli_settings(find_project(Path("/"), environ={}))
+    assert caught.value.code == "validation_error"
+    assert caught.value.details["setting"] == "ASM_TEMPORAL_ADDRESS"
+    code, _, err = run(capsys, "session", "ls")
+    assert code == 1 and "ASM_TEMPORAL_ADDRESS" in err
 
 
 def test_a_reading_command_creates_no_store_and_says_what_to_do(
@@ -108,7 +133,16 @@ def test_a_reading_command_creates_no_store_and_says_what_to_do(
     sub = tmp_path / "sub"
     sub.mkdir()
     monkeypatch.chdir(sub)
-    for args in (["events", "ses_x"], ["audit", "ses_x"], ["run", "show", "run_x"]):
+    for args in (
+        ["events", "ses_x"],
+        ["audit", "ses_x"],
+        ["run", "show", "run_x"],
+        ["keys", "ls"],
+        ["keys", "create", "--tenant", "acme"],
+        ["usage"],
+        ["limits"],
+        ["serve"],
+    ):
         code, _, err = run(capsys, *args)
         assert code == 1, err
         assert "not_found" in err and "start `asm dev` there" in err
@@ -124,6 +158,41 @@ def test_a_reading_command_creates_no_store_and_says_what_to_do(
     code, _, err = run(capsys, "events", "ses_x")
     assert code == 1 and "asm db upgrade" in err
     assert sorted(p.name for p in tmp_path.rglob("*.db")) == []
+
+
+def test_store_commands_use_the_project_store_from_any_subdirectory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keys, usage, limits and session show's slots read <project>/.asm/asm.db, not a
+    cwd-relative .asm/ (which would be a new, empty store in each directory)."""
+    import asyncio
+    import json
+
+    from agent_session_manager.cli.sessions import _print_slots
+
+    (tmp_path / ".asm").mkdir()
+    asyncio.run(upgrade(f"sqlite+aiosqlite:///{tmp_path / '.asm' / 'asm.db'}"))
+    first, second = tmp_path / "a", tmp_path / "b" / "c"
+    first.mkdir()
+    second.mkdir(parents=True)
+    monkeypatch.chdir(first)
+    code, out, err = run(capsys, "keys", "create", "--tenant", "acme", "-o", "json")
+    assert code == 0, err
+    created = json.loads(out)
+    monkeypatch.chdir(second)
+    code, out, err = run(capsys, "keys", "ls", "-o", "json")
+    assert code == 0 and [k["key_id"] for k in json.loads(out)] == [created["key_id"]], err
+    code, out, err = run(capsys, "usage", "-o", "json")
+    assert code == 0 and json.loads(out) == {"group": "session", "rows": []}, err
+    code, out, err = run(capsys, "limits", "--json")  # the hidden alias of -o json
+    assert code == 0 and json.loads(out)["sessions"] == [], err
+    capsys.readouterr()
+    asyncio.run(_print_slots(find_project(), "ses_x"))
+    out, err = capsys.readouterr()
+    assert "fleet slots: none held" in out and not err
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.db")) == [
+        ".asm/asm.db"
+    ]
 
 
 def test_audit_and_events_treat_an_unknown_id_alike(

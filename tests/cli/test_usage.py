@@ -120,6 +120,15 @@ def test_a_bad_output_format_is_a_usage_error_on_every_command(
         ["db", "upgrade"],
         ["dev"],
         ["demo"],
+        ["approvals", "ls"],
+        ["approvals", "approve", "run_x", "digest"],
+        ["approvals", "deny", "run_x", "digest"],
+        ["keys", "create", "--tenant", "acme"],
+        ["keys", "ls"],
+        ["keys", "revoke", "key_x"],
+        ["usage"],
+        ["limits"],
+        ["serve"],
     ):
         code, out, err = run(capsys, *command, "-o", value)
         assert_usage_error(code, out, err, "--output", "text", "json")
@@ -165,6 +174,26 @@ def test_a_bad_after_or_since_is_a_usage_error(
         assert_usage_error(code, out, err, "--after")
     code, out, err = run(capsys, "audit", "ses_x", "--since", value + "x")
     assert_usage_error(code, out, err, "--since")
+    for option in ("--since", "--until"):  # asm usage's days: YYYY-MM-DD, today, 7d, …
+        code, out, err = run(capsys, "usage", option, value + "x")
+        assert_usage_error(code, out, err, option, "YYYY-MM-DD")
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=value_text.filter(lambda v: v.strip() and ":" not in v))
+def test_a_bad_address_is_a_usage_error_on_every_connecting_command(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    for command in (
+        ["session", "ls"],
+        ["approvals", "ls"],
+        ["approvals", "approve", "run_x", "digest"],
+        ["serve"],
+    ):
+        code, out, err = run(capsys, *command, "--address", value)
+        assert_usage_error(code, out, err, "--address", "host:port")
 
 
 def test_a_usage_error_in_json_mode_is_one_json_object(

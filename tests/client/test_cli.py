@@ -69,14 +69,47 @@ async def asm(
         ["approvals", "approve"],
         ["approvals", "deny"],
         ["limits"],
+        ["usage"],
+        ["serve"],
+        ["keys"],
+        ["keys", "create"],
+        ["keys", "ls"],
+        ["keys", "revoke"],
     ],
 )
 async def test_every_command_has_help(command: list[str]) -> None:
     code, out, _ = await asm(*command, "--help")
     assert code == 0
     assert "Usage" in out
-    if command and command[-1] not in ("session", "run", "db", "approvals"):  # groups
+    if command and command[-1] not in ("session", "run", "db", "approvals", "keys"):  # groups
         assert "--output" in out and "text|json" in out
+        assert "table|json" not in out  # one spelling of the format everywhere
+        assert "--json" not in out  # the old flag is a hidden alias at most
+
+
+@pytest.mark.parametrize(
+    ("command", "connects"),
+    [
+        (["approvals", "ls"], True),
+        (["approvals", "approve"], True),
+        (["approvals", "deny"], True),
+        (["serve"], True),
+        (["session", "show"], True),
+        (["keys", "create"], False),
+        (["keys", "ls"], False),
+        (["keys", "revoke"], False),
+        (["usage"], False),
+        (["limits"], False),
+    ],
+)
+async def test_commands_that_talk_to_temporal_take_address_and_namespace(
+    command: list[str], connects: bool
+) -> None:
+    """The Temporal options appear exactly on the commands that connect (store-only commands
+    work during a Temporal outage and take no address)."""
+    code, out, _ = await asm(*command, "--help")
+    assert code == 0
+    assert ("--address" in out and "--namespace" in out) is connects, out
 
 
 async def test_usage_error_exits_2() -> None:

@@ -81,11 +81,23 @@ async def test_usage_table_shows_dollars(tmp_path: Path) -> None:
     assert "$1.750000" in out and "unpriced" in out
 
 
-async def test_a_bad_day_is_a_validation_error_with_exit_1_and_json(tmp_path: Path) -> None:
+async def test_a_bad_day_is_a_usage_error_with_exit_2_and_json(tmp_path: Path) -> None:
     env = await _ledger(tmp_path)
     code, out, err = await asm("usage", "--since", "last tuesday", "-o", "json", env=env)
-    assert code == 1 and out == ""
-    assert json.loads(err)["error"]["code"] == "validation_error"
+    assert code == 2 and out == ""
+    usage = json.loads(err)["error"]
+    assert usage["code"] == "usage" and "--since" in usage["message"]
+    code, out, err = await asm("usage", "--until", "soon", env=env)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "YYYY-MM-DD" in err and "asm usage --help" in err
+
+
+async def test_the_format_is_spelled_text_or_json_like_everywhere(tmp_path: Path) -> None:
+    env = await _ledger(tmp_path)
+    code, out, err = await asm("usage", "-o", "text", env=env)
+    assert code == 0 and "cost" in out, err
+    code, out, err = await asm("usage", "-o", "table", env=env)
+    assert code == 2 and out == "" and "text" in err and "json" in err
 
 
 async def test_an_unknown_group_is_a_usage_error(tmp_path: Path) -> None:
