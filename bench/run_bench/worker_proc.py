@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
+import logging
 import sys
 
 from temporalio.client import Client
@@ -51,10 +53,15 @@ async def main(args: argparse.Namespace) -> None:
         print("ready", flush=True)
         # Until the harness closes our stdin.
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        # A worker never ends silently: say why it stops (the harness closed our stdin, or its
+        # own process ended and took the pipe with it).
+        print(f"worker_proc {args.kind}: stdin closed, stopping", file=sys.stderr, flush=True)
     await store.close()
 
 
 if __name__ == "__main__":
+    faulthandler.enable()  # a fatal signal (SIGSEGV, SIGABRT) dumps every thread's stack
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker_proc %(message)s")
     p = argparse.ArgumentParser()
     p.add_argument("--kind", choices=["ours", "bare"], required=True)
     p.add_argument("--address", required=True)
