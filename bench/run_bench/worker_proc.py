@@ -51,10 +51,9 @@ async def main(args: argparse.Namespace) -> None:
                 activities=[BareStore(store).run],
             )
             await stack.enter_async_context(worker)
-        # Until the harness sends SIGTERM (or SIGINT). Not "until stdin closes", as before: a
-        # 10,000-session run lost its worker that way at ~1,500 sessions: the worker saw EOF
-        # while the harness was alive and had not stopped it (its pipe's fd was gone from the
-        # harness; by whom is unknown), and stopped silently. A signal cannot get lost so.
+        # Until the harness sends SIGTERM (or SIGINT), and say so. It used to be "until stdin
+        # closes", silently: a 10,000-session run then looked like a worker dying on its own at
+        # ~1,500 sessions, when it was the harness's cleanup after a failed session start.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         received: list[str] = []
