@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -91,8 +92,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             async with sem:
                 if worker.proc is None or worker.proc.returncode is not None:
                     code = None if worker.proc is None else worker.proc.returncode
-                    raise RuntimeError(f"the worker process ended (exit status {code})")
-                sids.append((await client.start_session(spec)).session_id)
+                    how = f"signal {signal.Signals(-code).name}" if code and code < 0 else code
+                    raise RuntimeError(f"the worker process ended (exit status {how})")
+                try:  # bounded and said at once: gather() would say it only after cleanup
+                    view = await asyncio.wait_for(client.start_session(spec), 300)
+                except BaseException as exc:
+                    log(f"a session start failed: {exc!r}")
+                    raise
+                sids.append(view.session_id)
                 if len(sids) % 500 == 0:
                     log(
                         f"{len(sids)}/{args.sessions} sessions open, worker RSS "

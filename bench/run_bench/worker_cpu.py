@@ -30,7 +30,7 @@ _HERE = Path(__file__).resolve().parent
 
 
 class WorkerProcess:
-    """A worker subprocess: started, told to stop by closing its stdin, then waited for."""
+    """A worker subprocess: started, told to stop by SIGTERM, then waited for."""
 
     def __init__(self, kind: str, h: Any, env: dict[str, str] | None = None) -> None:
         self.kind = kind
@@ -56,7 +56,7 @@ class WorkerProcess:
             self.task_queue,
             "--database-url",
             self.h.database_url,
-            stdin=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             env=env,
         )
@@ -77,8 +77,7 @@ class WorkerProcess:
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
             return
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
+        self.proc.terminate()
         try:
             await asyncio.wait_for(self.proc.wait(), 30)
         except TimeoutError:

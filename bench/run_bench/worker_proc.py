@@ -2,7 +2,7 @@
 
 Both sides run the same way: this script, a Temporal client on the harness's dev server, the
 harness's store URL, one worker on its own task queue; it prints ``ready`` once polling and
-runs until its stdin closes. So the CPU the harness reads from this process (psutil) is the
+runs until it gets SIGTERM. So the CPU the harness reads from this process (psutil) is the
 worker's alone, for either side, in the same process shape.
 """
 
@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
+import logging
+import signal
 import sys
 
 from temporalio.client import Client
@@ -48,13 +51,29 @@ async def main(args: argparse.Namespace) -> None:
                 activities=[BareStore(store).run],
             )
             await stack.enter_async_context(worker)
+        # Until the harness sends SIGTERM (or SIGINT), and say so. It used to be "until stdin
+        # closes", silently: a 10,000-session run then looked like a worker dying on its own at
+        # ~1,500 sessions, when it was the harness's cleanup after a failed session start.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        received: list[str] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda s=sig: (received.append(s.name), stop.set()))
         print("ready", flush=True)
-        # Until the harness closes our stdin.
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await stop.wait()
+        # A worker never ends silently: say why it stops.
+        print(
+            f"worker_proc {args.kind}: {received[0]} received, stopping",
+            file=sys.stderr,
+            flush=True,
+        )
     await store.close()
 
 
 if __name__ == "__main__":
+    faulthandler.enable()  # a fatal signal (SIGSEGV, SIGABRT) dumps every thread's stack
+    faulthandler.register(signal.SIGHUP, chain=True)  # a hang-up says so before it ends us
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker_proc %(message)s")
     p = argparse.ArgumentParser()
     p.add_argument("--kind", choices=["ours", "bare"], required=True)
     p.add_argument("--address", required=True)
