@@ -266,6 +266,8 @@ class RunProgress(_Model):
     pending_approvals: list[PendingApproval] = Field(default_factory=list)
     pending_tool_calls: list[PendingToolCall] = Field(default_factory=list)
     tool_results: list[ToolResult] = Field(default_factory=list)
+    #: Approvals an agent CLI asked for that are decided: the provider activity polls here.
+    resolved_approvals: list[ApprovalResolution] = Field(default_factory=list)
 
 
 __all__ = [
