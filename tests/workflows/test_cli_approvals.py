@@ -20,16 +20,25 @@ from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.tools import PendingApproval, action_digest, sha256_of
 from agent_session_manager.store import EventStore
+from tests.fakes import anthropic_server as anthropic
 from tests.fakes import openai_responses_server as openai
 from tests.workflows.test_agent_cli_runs import (
+    ANTHROPIC_KEY,
+    claude_secrets,
+    claude_spec,
     codex_secrets,
     codex_spec,
+    needs_claude,
     needs_codex,
     of_type,
     run_events,
 )
 
-pytestmark = needs_codex
+
+@pytest.fixture
+async def anthropic_fake() -> AsyncIterator[anthropic.AnthropicFake]:
+    async with anthropic.AnthropicFake(api_key=ANTHROPIC_KEY) as server:
+        yield server
 
 
 @pytest.fixture
@@ -76,6 +85,7 @@ async def first_pending(client: SessionClient, run_id: str) -> PendingApproval:
             await asyncio.sleep(0.1)
 
 
+@needs_codex
 async def test_codex_approval_is_requested_listed_and_an_approve_lets_the_cli_proceed(
     client: SessionClient,
     store: EventStore,
@@ -94,7 +104,10 @@ async def test_codex_approval_is_requested_listed_and_an_approve_lets_the_cli_pr
         assert not (workdir / "made-by-command").exists()  # nothing ran before the approval
         # The session's describe lists it too (the activity told the session).
         async with asyncio.timeout(10):
-            while not (await client.describe(sid)).runs[0].pending_approvals:
+            while True:
+                view = await client.describe(sid)
+                if [a.digest for a in view.runs[0].pending_approvals] == [pending.digest]:
+                    break
                 await asyncio.sleep(0.1)
 
         # A digest for other arguments is rejected, and takes no effect.
@@ -139,6 +152,7 @@ async def test_codex_approval_is_requested_listed_and_an_approve_lets_the_cli_pr
     assert of_type(events, EventType.TOOL_CALL_COMPLETED)
 
 
+@needs_codex
 async def test_codex_deny_declines_the_command(
     client: SessionClient,
     store: EventStore,
@@ -166,6 +180,7 @@ async def test_codex_deny_declines_the_command(
     assert failed.data["status"] == "declined"
 
 
+@needs_codex
 async def test_codex_approval_expires_as_denied(
     client: SessionClient,
     store: EventStore,
@@ -192,6 +207,7 @@ async def test_codex_approval_expires_as_denied(
     assert denied.data["reason"] == "expired"
 
 
+@needs_codex
 async def test_session_policy_always_answers_at_once(
     client: SessionClient,
     store: EventStore,
@@ -212,3 +228,59 @@ async def test_session_policy_always_answers_at_once(
     events = await run_events(store, sid, result.run_id)
     [ok] = of_type(events, EventType.TOOL_APPROVAL_GRANTED)
     assert ok.data["decided_by"] == "policy" and ok.data["policy"] == "always"
+
+
+@needs_claude
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+async def test_claude_code_permission_request_is_requested_and_resolved_by_the_run(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    anthropic_fake: anthropic.AnthropicFake,
+    workdir: Path,
+    state: Path,
+    decision: str,
+) -> None:
+    anthropic_fake.script(
+        anthropic.Reply(
+            [
+                anthropic.Text("Running it."),
+                anthropic.ToolUse("Bash", {"command": "echo approved > said.txt"}),
+            ]
+        ),
+        anthropic.Reply([anthropic.Text("Done.")]),
+    )
+    spec = claude_spec(
+        workdir,
+        state,
+        allowed_tools=[],
+        permission_mode="default",
+        permission_decision="ask",
+    )
+    async with run_worker(secrets=claude_secrets(anthropic_fake)):
+        sid = (await client.start_session(spec)).session_id
+        ref = await client.submit_run(sid, "Say it from bash")
+        pending = await first_pending(client, ref.run_id)
+        assert pending.tool == "Bash"
+        assert pending.input == {"command": "echo approved > said.txt"}
+        assert pending.arguments_sha256 == sha256_of({"command": "echo approved > said.txt"})
+        assert not (workdir / "said.txt").exists()
+        if decision == "approve":
+            await client.approve(ref.run_id, pending.digest)
+        else:
+            await client.deny(ref.run_id, pending.digest, reason="not today")
+        with pytest.raises(AsmError) as again:
+            await client.deny(ref.run_id, pending.digest)
+        assert again.value.code == "approval_already_resolved"
+        result = await client.wait_run(ref.run_id, sid)
+    assert result.status is RunStatus.COMPLETED, result.error
+    events = await run_events(store, sid, ref.run_id)
+    [asked] = of_type(events, EventType.TOOL_APPROVAL_REQUESTED)
+    assert asked.data["digest"] == pending.digest and asked.data["name"] == "Bash"
+    if decision == "approve":
+        assert (workdir / "said.txt").read_text() == "approved\n"
+        assert of_type(events, EventType.TOOL_APPROVAL_GRANTED)
+    else:
+        assert not (workdir / "said.txt").exists()
+        [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
+        assert denied.data["reason"] == "not today"
