@@ -40,6 +40,7 @@ from agent_session_manager.core.protocol import (
 from agent_session_manager.core.tools import (
     ApprovalDecision,
     ApprovalPolicy,
+    CliApprovalRequest,
     PendingApproval,
     RunProgress,
     action_digest,
@@ -143,7 +144,9 @@ class RunApprovals:
         client = activity.client()
         run = client.get_workflow_handle(run_workflow_id(self.spec.run_id))
         session = client.get_workflow_handle(session_workflow_id(self.spec.session_id))
-        await run.signal(CLI_APPROVAL_REQUESTED, pending)
+        await run.signal(
+            CLI_APPROVAL_REQUESTED, CliApprovalRequest(token=self.spec.token, approval=pending)
+        )
         await self._tell_session(session, [pending])
         loop = asyncio.get_running_loop()
         expires = None if not timeout_seconds else loop.time() + timeout_seconds

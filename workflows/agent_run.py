@@ -61,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.tools import (
         ApprovalDecision,
         ApprovalResolution,
-        PendingApproval,
+        CliApprovalRequest,
         RunProgress,
         ToolResult,
         ToolResultSubmission,
@@ -256,7 +256,7 @@ class AgentRun:
     def _cli_approval(self, name: str, args: Sequence[RawValue]) -> None:
         """An agent CLI waits for a human (see :mod:`workflows.cli_approvals`)."""
         try:
-            request = parse(args, PendingApproval, name)
+            request = parse(args, CliApprovalRequest, name)
         except AsmError as err:
             workflow.logger.warning("run: signal %s dropped: %s", name, err.message)
             return
@@ -293,7 +293,7 @@ class AgentRun:
         (see :mod:`workflows.inputs`): a bad one fails the run at once, typed.
         """
         spec = argument(args, RunSpec, RUN_WORKFLOW)
-        self._cli = CliApprovals(spec.run_id, spec.session_id)
+        self._cli = CliApprovals(spec.run_id, spec.session_id, spec.token)
         # Decided here, in the first activation, and only for runs with tools: runs without
         # issue exactly the commands they always did, and keep replaying.
         if (spec.tools or spec.client_tools) and workflow.patched(AGENT_LOOP):

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.tools import (
         ApprovalDecision,
         ApprovalResolution,
+        CliApprovalRequest,
         PendingApproval,
     )
 
@@ -36,14 +37,18 @@ MAX_CLI_APPROVALS = 256
 class CliApprovals:
     """The run's book of CLI approvals: pending ones and how each was resolved."""
 
-    def __init__(self, run_id: str, session_id: str) -> None:
+    def __init__(self, run_id: str, session_id: str, token: str | None) -> None:
         self.run_id = run_id
         self.session_id = session_id
+        self._token = token
         self.pending: dict[str, PendingApproval] = {}
         self.resolved: dict[str, ApprovalResolution] = {}
 
-    def add(self, request: PendingApproval) -> bool:
+    def add(self, signal: CliApprovalRequest) -> bool:
         """Record a request from the run's own activity; ``False`` when it is dropped."""
+        request = signal.approval
+        if signal.token != self._token:
+            return False
         if request.run_id != self.run_id or request.session_id != self.session_id:
             return False
         if request.digest in self.pending or request.digest in self.resolved:

@@ -13,8 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import (
+    MockScript,
+    MockSleep,
+    MockText,
+    RunRequest,
+    run_workflow_id,
+)
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
@@ -33,6 +44,13 @@ from tests.workflows.test_agent_cli_runs import (
     of_type,
     run_events,
 )
+from tests.workflows.test_bad_input import (
+    assert_no_failed_workflow_tasks,
+    assert_replays,
+    raw_client,
+)
+
+__all__ = ["raw_client"]  # the fixture, re-used
 
 
 @pytest.fixture
@@ -208,6 +226,33 @@ async def test_codex_approval_expires_as_denied(
 
 
 @needs_codex
+async def test_cancelling_a_run_with_a_pending_codex_approval_resolves_it_denied(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    openai_fake: openai.OpenAIResponsesFake,
+    workdir: Path,
+    state: Path,
+) -> None:
+    escalated_command(openai_fake)
+    async with run_worker(secrets=codex_secrets(openai_fake)):
+        sid = (await client.start_session(asking_spec(workdir, state))).session_id
+        ref = await client.submit_run(sid, "make the file")
+        pending = await first_pending(client, ref.run_id)
+        await client.cancel_run(sid, ref.run_id)
+        result = await client.wait_run(ref.run_id, sid)
+        with pytest.raises(AsmError) as late:
+            await client.approve(ref.run_id, pending.digest)
+        assert late.value.code in ("approval_already_resolved", "invalid_operation")
+    assert result.status is RunStatus.CANCELLED
+    assert not (workdir / "made-by-command").exists()
+    events = await run_events(store, sid, ref.run_id)
+    [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
+    assert denied.data["digest"] == pending.digest and denied.data["reason"] == "run cancelled"
+    assert of_type(events, EventType.TOOL_APPROVAL_GRANTED) == []
+
+
+@needs_codex
 async def test_session_policy_always_answers_at_once(
     client: SessionClient,
     store: EventStore,
@@ -284,3 +329,96 @@ async def test_claude_code_permission_request_is_requested_and_resolved_by_the_r
         assert not (workdir / "said.txt").exists()
         [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
         assert denied.data["reason"] == "not today"
+
+
+# --- careless and hostile inputs ----------------------------------------------------------
+
+HEX = "0123456789abcdef"
+digests = st.one_of(
+    st.text(max_size=80),
+    st.text(alphabet=HEX, min_size=64, max_size=64).map(lambda h: "sha256:" + h),
+)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=40))
+
+
+def forged(run_id: str, session_id: str) -> Any:
+    """Well-formed requests a client could send: no token, a wrong one, another run's."""
+    approval = st.fixed_dictionaries(
+        {
+            "run_id": st.sampled_from([run_id, "run-other", ""]),
+            "session_id": st.sampled_from([session_id, "sess-other"]),
+            "call_id": st.text(min_size=1, max_size=20),
+            "tool": st.text(max_size=20),
+            "arguments_sha256": digests,
+            "policy_version": st.text(max_size=20),
+            "digest": digests,
+        }
+    )
+    return st.one_of(
+        scalars,
+        st.lists(scalars, max_size=3),
+        approval,
+        st.fixed_dictionaries(
+            {"approval": approval},
+            optional={"token": st.one_of(st.none(), st.text(max_size=80), scalars)},
+        ),
+    )
+
+
+@pytest.fixture
+async def sleeping(client: SessionClient, run_worker: Any) -> AsyncIterator[tuple[str, str]]:
+    """A run without tools busy in its provider call, its worker running for the whole test."""
+    async with run_worker():
+        view = await client.start_session(agent_id="fuzz-cli")
+        script = MockScript(steps=[MockSleep(ms=20_000), MockText(text="done")])
+        ref = await client.submit_run(view.session_id, request=RunRequest(prompt="x", mock=script))
+        yield view.session_id, ref.run_id
+        await client.cancel_run(view.session_id, ref.run_id)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data(), decision=st.one_of(scalars, digests))
+async def test_forged_cli_approval_signals_and_raw_decisions_take_no_effect(
+    sleeping: tuple[str, str], raw_client: Client, data: st.DataObject, decision: Any
+) -> None:
+    session_id, run_id = sleeping
+    handle = raw_client.get_workflow_handle(run_workflow_id(run_id))
+    await handle.signal("cli_approval_requested", data.draw(forged(run_id, session_id)))
+    payload = {"digest": decision} if isinstance(decision, str) else decision
+    for update in ("approve", "deny"):
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await handle.execute_update(update, payload)
+        cause = failed.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.type in ("validation_error", "invalid_operation"), cause.message
+
+
+async def test_after_forged_signals_nothing_is_listed_and_history_replays(
+    client: SessionClient, temporal: Client, raw_client: Client, sleeping: tuple[str, str]
+) -> None:
+    session_id, run_id = sleeping
+    handle = raw_client.get_workflow_handle(run_workflow_id(run_id))
+    real_shape = {
+        "token": "not-the-runs",
+        "approval": {
+            "run_id": run_id,
+            "session_id": session_id,
+            "call_id": "c1",
+            "tool": "Bash",
+            "arguments_sha256": sha256_of({}),
+            "policy_version": "v",
+            "digest": sha256_of({"x": 1}),
+        },
+    }
+    for payload in (None, [], {"approval": None}, real_shape):
+        await handle.signal("cli_approval_requested", payload)
+    assert await client.describe_run(run_id) is None  # nothing was listed
+    await client.cancel_run(session_id, run_id)
+    assert (await client.wait_run(run_id, session_id)).status is RunStatus.CANCELLED
+    run = temporal.get_workflow_handle(run_workflow_id(run_id))
+    await assert_no_failed_workflow_tasks(run)
+    await assert_replays(run)
