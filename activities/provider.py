@@ -37,6 +37,7 @@ from temporalio.service import RPCError
 
 from agent_session_manager.activities.agent_loop import AgentLoop, tool_results_message
 from agent_session_manager.activities.budget import Budgets
+from agent_session_manager.activities.cli_approvals import RunApprovals
 from agent_session_manager.activities.content import read_inputs, store_reply
 from agent_session_manager.activities.ledger import AttemptBill, Ledger
 from agent_session_manager.activities.limits import FleetLimits
@@ -207,6 +208,7 @@ class ProviderActivities:
                 secrets=self.secrets,
                 tools=loop.offered,
                 step=call.step,
+                approvals=RunApprovals(spec, sink),
             )
             bill = self._ledger.open(spec, call.step, attempt, request.model, self.secrets)
             result = await sink.run_with_ticker(

@@ -128,6 +128,11 @@ class StoreSink:
             self._open_tools.add(tool_id)
         elif type in (EventType.TOOL_CALL_COMPLETED, EventType.TOOL_CALL_FAILED):
             self._open_tools.discard(tool_id)
+        # A CLI waiting for a human is not a silent provider.
+        elif type is EventType.TOOL_APPROVAL_REQUESTED:
+            self._open_tools.add(f"approval:{data.get('digest')}")
+        elif type in (EventType.TOOL_APPROVAL_GRANTED, EventType.TOOL_APPROVAL_DENIED):
+            self._open_tools.discard(f"approval:{data.get('digest')}")
         if type is EventType.MESSAGE_STREAMED and self._buffer:
             last = self._buffer[-1]
             if (

@@ -45,6 +45,9 @@ RUN_FINISHED: Final = "run_finished"
 ATTEMPT_FAILED: Final = "attempt_failed"
 #: Signal a run sends its session when what its agent loop waits for changes (approvals…).
 RUN_WAITING: Final = "run_waiting"
+#: Signal the provider activity sends its run when an agent CLI (Codex, Claude Code) asks for
+#: an approval: the run lists it (``describe_run``) and takes the ``approve`` / ``deny``.
+CLI_APPROVAL_REQUESTED: Final = "cli_approval_requested"
 #: Session query: the session's status, runs and totals.
 DESCRIBE: Final = "describe"
 #: Run query: the run's current status.

@@ -215,6 +215,16 @@ class PendingApproval(_Model):
     input_ref: ContentRef | None = None
 
 
+class CliApprovalRequest(_Model):
+    """Argument of the run's ``cli_approval_requested`` signal, sent by its provider activity.
+
+    ``token`` is the run's own (as in ``run_finished``): anyone else's request is dropped.
+    """
+
+    token: str | None = Field(default=None, max_length=64)
+    approval: PendingApproval
+
+
 class PendingToolCall(_Model):
     """A client-side tool call waiting for the application's ``submit_tool_result``."""
 
@@ -266,6 +276,8 @@ class RunProgress(_Model):
     pending_approvals: list[PendingApproval] = Field(default_factory=list)
     pending_tool_calls: list[PendingToolCall] = Field(default_factory=list)
     tool_results: list[ToolResult] = Field(default_factory=list)
+    #: Approvals an agent CLI asked for that are decided: the provider activity polls here.
+    resolved_approvals: list[ApprovalResolution] = Field(default_factory=list)
 
 
 __all__ = [
@@ -278,6 +290,7 @@ __all__ = [
     "ApprovalPolicy",
     "ApprovalResolution",
     "CallId",
+    "CliApprovalRequest",
     "PendingApproval",
     "PendingToolCall",
     "RunProgress",

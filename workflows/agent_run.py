@@ -20,17 +20,19 @@ import asyncio
 import re
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from agent_session_manager.workflows.agent_loop import AGENT_LOOP, AgentLoop, let_go_on_cancel
+from agent_session_manager.workflows.cli_approvals import CliApprovals
 from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import record
 
 with workflow.unsafe.imports_passed_through():
+    from agent_session_manager.core import search_attributes
     from agent_session_manager.core.contract import (
         AttemptFailed,
         ProviderCall,
@@ -45,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.protocol import (
         APPROVE,
         ATTEMPT_FAILED,
+        CLI_APPROVAL_REQUESTED,
         DENY,
         DESCRIBE_RUN,
         RUN_FINISHED,
@@ -58,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.tools import (
         ApprovalDecision,
         ApprovalResolution,
+        CliApprovalRequest,
         RunProgress,
         ToolResult,
         ToolResultSubmission,
@@ -120,6 +124,8 @@ class AgentRun:
         self._status = RunStatus.RUNNING
         #: The agent loop, for a run with tools under the ``agent-loop`` patch; else ``None``.
         self._loop: AgentLoop | None = None
+        #: Approvals an agent CLI asked for (:mod:`workflows.cli_approvals`); set by ``run``.
+        self._cli: CliApprovals | None = None
 
     @workflow.query(name=RUN_STATUS)
     def status(self, *args: Any) -> RunStatus:
@@ -134,7 +140,22 @@ class AgentRun:
         ``None`` for a run without tools (it has no loop to describe).
         """
         no_arguments(args, DESCRIBE_RUN)
-        return None if self._loop is None else self._loop.progress(self._status.value)
+        cli = self._cli
+        if self._loop is not None:
+            progress = self._loop.progress(self._status.value)
+        elif cli is not None and (cli.pending or cli.resolved):
+            progress = RunProgress(
+                run_id=cli.run_id,
+                session_id=cli.session_id,
+                status=self._status.value,
+                phase="awaiting_approval" if cli.pending else "model",
+            )
+        else:
+            return None
+        if cli is not None and (cli.pending or cli.resolved):
+            progress.pending_approvals += list(cli.pending.values())
+            progress.resolved_approvals = list(cli.resolved.values())
+        return progress
 
     @workflow.query(dynamic=True)
     def _unknown_query(self, name: str, args: Sequence[RawValue]) -> None:
@@ -144,20 +165,46 @@ class AgentRun:
     @workflow.update(name=APPROVE)
     async def approve(self, *args: Any) -> ApprovalResolution:
         """Grant the pending approval whose digest is named (one :class:`ApprovalDecision`)."""
-        return self._looping().resolve(argument(args, ApprovalDecision, APPROVE), "granted")
+        return self._resolve(argument(args, ApprovalDecision, APPROVE), "granted")
 
     @approve.validator
     def _validate_approve(self, *args: Any) -> None:
-        self._looping().find_approval(argument(args, ApprovalDecision, APPROVE))
+        self._find_approval(argument(args, ApprovalDecision, APPROVE))
 
     @workflow.update(name=DENY)
     async def deny(self, *args: Any) -> ApprovalResolution:
         """Deny the pending approval whose digest is named (one :class:`ApprovalDecision`)."""
-        return self._looping().resolve(argument(args, ApprovalDecision, DENY), "denied")
+        return self._resolve(argument(args, ApprovalDecision, DENY), "denied")
 
     @deny.validator
     def _validate_deny(self, *args: Any) -> None:
-        self._looping().find_approval(argument(args, ApprovalDecision, DENY))
+        self._find_approval(argument(args, ApprovalDecision, DENY))
+
+    def _cli_book(self, decision: ApprovalDecision) -> CliApprovals | None:
+        """The CLI book when ``decision`` is for an agent CLI's approval; else ``None``."""
+        cli = self._cli
+        if cli is None or self._status.is_terminal:
+            return None
+        if self._loop is None and (cli.pending or cli.resolved):
+            return cli
+        return cli if decision in cli else None
+
+    def _find_approval(self, decision: ApprovalDecision) -> None:
+        cli = self._cli_book(decision)
+        if cli is not None:
+            cli.find(decision)
+        else:
+            self._looping().find_approval(decision)
+
+    def _resolve(
+        self, decision: ApprovalDecision, outcome: Literal["granted", "denied"]
+    ) -> ApprovalResolution:
+        cli = self._cli_book(decision)
+        if cli is not None:
+            resolution = cli.resolve(decision, outcome)
+            self._show_cli_pending()
+            return resolution
+        return self._looping().resolve(decision, outcome)
 
     @workflow.update(name=SUBMIT_TOOL_RESULT)
     async def submit_tool_result(self, *args: Any) -> ToolResult:
@@ -189,6 +236,9 @@ class AgentRun:
         Anything else, or a payload that does not decode, is logged and dropped: a signal is
         applied again on every replay, so it must never raise.
         """
+        if name == CLI_APPROVAL_REQUESTED:
+            self._cli_approval(name, args)
+            return
         if name != ATTEMPT_FAILED:
             workflow.logger.warning("run: unknown signal %s dropped", name[:80])
             return
@@ -202,6 +252,30 @@ class AgentRun:
             workflow.set_current_details(
                 f"attempt {failed.attempt} failed: [{failed.code}] {failed.message[:300]} · {then}"
             )
+
+    def _cli_approval(self, name: str, args: Sequence[RawValue]) -> None:
+        """An agent CLI waits for a human (see :mod:`workflows.cli_approvals`)."""
+        try:
+            request = parse(args, CliApprovalRequest, name)
+        except AsmError as err:
+            workflow.logger.warning("run: signal %s dropped: %s", name, err.message)
+            return
+        if self._cli is None or self._status.is_terminal or not self._cli.add(request):
+            workflow.logger.warning("run: signal %s dropped: not this run's request", name)
+            return
+        self._show_cli_pending()
+
+    def _show_cli_pending(self) -> None:
+        """``AsmPendingApprovals`` for a run without a loop (the loop keeps its own count)."""
+        cli = self._cli
+        if self._loop is not None or cli is None:
+            return
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.PENDING_APPROVALS.value_set(len(cli.pending)),
+                search_attributes.SESSION_ID.value_set(cli.session_id),
+            ]
+        )
 
     @workflow.update(dynamic=True)
     async def _unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
@@ -219,6 +293,7 @@ class AgentRun:
         (see :mod:`workflows.inputs`): a bad one fails the run at once, typed.
         """
         spec = argument(args, RunSpec, RUN_WORKFLOW)
+        self._cli = CliApprovals(spec.run_id, spec.session_id, spec.token)
         # Decided here, in the first activation, and only for runs with tools: runs without
         # issue exactly the commands they always did, and keep replaying.
         if (spec.tools or spec.client_tools) and workflow.patched(AGENT_LOOP):
@@ -336,6 +411,9 @@ class AgentRun:
     async def _end(self, spec: RunSpec, status: RunStatus, err: AsmError) -> RunResult:
         """Write the terminal event, then end the workflow as failed/timed out (by raising)."""
         result = ended_result(spec, status, err)
+        if self._cli is not None and self._cli.pending:
+            self._cli.deny_all(f"run {status.value}")
+            self._show_cli_pending()
         self._status = status
         await record(run_ended(spec, result, now=workflow.now().isoformat()))
         workflow.set_current_details(f"{status.value} · {err.code}: {err.message}")

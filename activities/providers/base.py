@@ -25,7 +25,25 @@ from agent_session_manager.core.capabilities import Capability
 from agent_session_manager.core.contract import Message, MockScript, ProviderInfo
 from agent_session_manager.core.errors import ProviderError
 from agent_session_manager.core.events import EventType
+from agent_session_manager.core.tools import ApprovalPolicy
 from agent_session_manager.core.usage import TokenUsage
+
+
+class ApprovalGate(Protocol):
+    """Decides an agent CLI's approval request (:mod:`activities.cli_approvals`)."""
+
+    async def decide(
+        self,
+        *,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        default: ApprovalPolicy,
+        timeout_seconds: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[bool, str | None]:
+        """Whether the CLI may go on, and the reason; emits the approval events."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,9 @@ class ProviderRequest:
     """Tools the model may call (name, description, input_schema); ``[]``: none."""
     step: int = 1
     """Which model call of the run's agent loop this is (1 = the first)."""
+    approvals: ApprovalGate | None = field(default=None, repr=False)
+    """Where an agent CLI's approval requests go (policy, or a human through the run);
+    ``None`` outside a run (a provider called directly): ``ask`` then denies."""
 
 
 @dataclass

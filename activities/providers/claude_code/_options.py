@@ -11,6 +11,7 @@ from agent_session_manager.activities.providers.agent_cli import AgentCliOptions
 #: ``bypassPermissions`` is refused by the CLI when it runs as root.
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto"]
 SettingSource = Literal["user", "project", "local"]
+PermissionDecision = Literal["allow", "deny", "ask"]
 
 
 class ClaudeCodeOptions(AgentCliOptions):
@@ -20,6 +21,13 @@ class ClaudeCodeOptions(AgentCliOptions):
     """A list of tool names, or one comma-separated string."""
     disallowed_tools: list[str] = []
     permission_mode: PermissionMode | None = None
+    permission_decision: PermissionDecision | None = None
+    """How the CLI's permission requests (tools its ``permission_mode`` and ``allowed_tools``
+    do not already allow) are answered: ``allow`` / ``deny`` at once, ``ask`` a human through
+    the run's ``approve`` / ``deny`` (a session's ``tool_policies`` per tool name, e.g.
+    ``Bash``, win). ``None``: the CLI's own permission mode decides, as before."""
+    approval_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """How long an ``ask`` waits for a human before it resolves as denied."""
     # Strict: True is not 1 turn, and 2.5 turns is a mistake to report, not to round.
     max_turns: Annotated[StrictInt, Field(ge=1)] | None = None
     setting_sources: list[SettingSource] | None = None

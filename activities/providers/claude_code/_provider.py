@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from agent_session_manager.activities.providers._options import parse_options
 from agent_session_manager.activities.providers.agent_cli import transcript
@@ -43,6 +44,7 @@ from agent_session_manager.activities.providers.claude_code._transport import (
 from agent_session_manager.core.capabilities import Capability
 from agent_session_manager.core.errors import error
 from agent_session_manager.core.events import EventType
+from agent_session_manager.core.tools import ApprovalPolicy
 
 #: Budget for the ``interrupt`` control request on cancellation, and the SIGTERM grace after
 #: it (in ``terminate_process_tree``): together well inside the 2 s a cancel may take.
@@ -113,7 +115,12 @@ class ClaudeCodeProvider:
         )
         env = environment(home, options, request.secrets, claude_agent_sdk.__version__)
         transport = CliTransport(argv, env=env, cwd=str(options.working_directory))
-        client = ClaudeSDKClient(ClaudeAgentOptions(), transport=transport)
+        sdk_options = ClaudeAgentOptions()
+        if options.permission_decision:
+            sdk_options = ClaudeAgentOptions(
+                can_use_tool=_permission_callback(request, sink, options)
+            )
+        client = ClaudeSDKClient(sdk_options, transport=transport)
         events = EventMapper(request, sink, resumed=resume is not None)
         try:
             await client.connect()
@@ -139,3 +146,46 @@ class ClaudeCodeProvider:
             raise
         await client.disconnect()
         return await events.finish()
+
+
+#: ``permission_decision`` as the default policy of the CLI's tools.
+_POLICY: dict[str, ApprovalPolicy] = {"allow": "always", "deny": "never", "ask": "ask"}
+
+
+def _permission_callback(
+    request: ProviderRequest, sink: EventSink, options: ClaudeCodeOptions
+) -> Any:
+    """The SDK's ``can_use_tool``: the run's approval gate decides each permission request."""
+    from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny
+
+    assert options.permission_decision is not None
+    default = _POLICY[options.permission_decision]
+    asked = 0
+
+    async def can_use_tool(tool: str, arguments: dict[str, Any], context: Any) -> Any:
+        nonlocal asked
+        asked += 1
+        call_id = str(getattr(context, "tool_use_id", None) or f"permission-{asked}")[:255]
+        gate = request.approvals
+        if gate is None:  # a provider called directly: nobody to ask, the policy answers
+            granted = default == "always"
+            reason: str | None = f"policy {default}"
+            await sink.emit(EventType.TOOL_APPROVAL_REQUESTED, {"id": call_id, "name": tool})
+            await sink.emit(
+                EventType.TOOL_APPROVAL_GRANTED if granted else EventType.TOOL_APPROVAL_DENIED,
+                {"id": call_id, "name": tool, "decided_by": "policy", "reason": reason},
+            )
+        else:
+            granted, reason = await gate.decide(
+                call_id=call_id,
+                tool=tool,
+                arguments=arguments,
+                default=default,
+                timeout_seconds=options.approval_timeout_seconds,
+                extra={"reason": getattr(context, "decision_reason", None)},
+            )
+        if granted:
+            return PermissionResultAllow()
+        return PermissionResultDeny(message=f"not approved: {reason or 'denied'}")
+
+    return can_use_tool

@@ -211,6 +211,10 @@ def command_line(
         argv += ["--model", model]
     if options.permission_mode:
         argv += ["--permission-mode", options.permission_mode]
+    if options.permission_decision:
+        # What the SDK's own transport adds for ``can_use_tool``: permission requests come
+        # over the control protocol, to our callback (:mod:`._provider`).
+        argv += ["--permission-prompt-tool", "stdio"]
     if resume:
         argv.append(f"--resume={resume}")  # '=' form: a value can never become a flag
     if options.setting_sources is not None:

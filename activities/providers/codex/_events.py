@@ -8,9 +8,12 @@ command executions, file changes, MCP tool calls and web searches → ``tool_cal
 ``tool_call_completed`` (command, cwd, exit code, output, changed paths) or
 ``tool_call_failed`` when declined or failed without running; usage after each model response
 → ``token_usage_updated`` with the run's running totals (input, cached input, output,
-reasoning). Approval requests (only with an ``approval_policy`` other than ``never``) are
-answered with ``approval_decision`` and recorded as ``tool_approval_requested`` then
-``…_granted`` / ``…_denied``. The workflow writes the run lifecycle events; never ``run_*``.
+reasoning). Approval requests (only with an ``approval_policy`` other than ``never``) go to
+the run's approval gate (:mod:`activities.cli_approvals`): the session's tool policy for
+``command_execution`` / ``file_change``, else ``approval_decision`` (``accept`` → always,
+``decline`` → never, ``ask`` → a human's ``approve`` / ``deny``), recorded as
+``tool_approval_requested`` (with its action digest) then ``…_granted`` / ``…_denied``.
+The workflow writes the run lifecycle events; never ``run_*``.
 
 Usage: ``TokenUsage.input_tokens`` is the *uncached* input (OpenAI's ``input_tokens`` minus
 ``cached_tokens``) and ``cache_read_input_tokens`` the cached part, so ``total_tokens`` counts
@@ -23,9 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agent_session_manager.activities.providers.base import EventSink
+from agent_session_manager.activities.providers.base import ApprovalGate, EventSink
 from agent_session_manager.activities.providers.codex._transport import RpcError
 from agent_session_manager.core.events import EventType
+from agent_session_manager.core.tools import ApprovalPolicy
 from agent_session_manager.core.usage import TokenUsage
 
 
@@ -142,12 +146,24 @@ def tool_completion(item: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
     }
 
 
+#: ``approval_decision`` as the default tool policy of the CLI's tools.
+_POLICY: dict[str, ApprovalPolicy] = {"accept": "always", "decline": "never", "ask": "ask"}
+
+
 class EventMapper:
     """One turn's notifications → events; also its ids, usage, texts and error."""
 
-    def __init__(self, sink: EventSink, decision: str) -> None:
+    def __init__(
+        self,
+        sink: EventSink,
+        decision: str,
+        gate: ApprovalGate | None = None,
+        approval_timeout: float | None = None,
+    ) -> None:
         self.sink = sink
         self.decision = decision
+        self.gate = gate
+        self.approval_timeout = approval_timeout
         self.thread_id: str | None = None
         self.turn_id: str | None = None
         self.usage = Usage()
@@ -162,19 +178,36 @@ class EventMapper:
     async def on_server_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Answer a server → client request: approvals by policy, questions declined."""
         if method in ("item/commandExecution/requestApproval", "item/fileChange/requestApproval"):
+            kind = "command_execution" if "commandExecution" in method else "file_change"
             data = {
                 "id": params.get("itemId"),
-                "kind": "command_execution" if "commandExecution" in method else "file_change",
+                "kind": kind,
                 "command": params.get("command"),
                 "reason": params.get("reason"),
             }
+            if self.gate is not None:
+                arguments = {k: params[k] for k in ("command", "cwd", "grantRoot") if params.get(k)}
+                granted, _ = await self.gate.decide(
+                    call_id=str(params.get("itemId") or f"{kind}-{len(self._indexes)}")[:255],
+                    tool=kind,
+                    arguments=arguments,
+                    default=_POLICY[self.decision],
+                    timeout_seconds=self.approval_timeout,
+                    extra={
+                        "kind": data["kind"],
+                        "command": data["command"],
+                        "reason": data["reason"],
+                    },
+                )
+                return {"decision": "accept" if granted else "decline"}
+            # No run around us (a provider called directly): nobody to ask.
             await self.sink.emit(EventType.TOOL_APPROVAL_REQUESTED, data)
             granted = self.decision == "accept"
             await self.sink.emit(
                 EventType.TOOL_APPROVAL_GRANTED if granted else EventType.TOOL_APPROVAL_DENIED,
                 {**data, "decided_by": "policy", "decision": self.decision},
             )
-            return {"decision": self.decision}
+            return {"decision": "accept" if granted else "decline"}
         if method == "item/tool/requestUserInput":
             return {"answers": {}}
         if method == "mcpServer/elicitation/request":

@@ -10,7 +10,7 @@ from agent_session_manager.activities.providers.agent_cli import AgentCliOptions
 
 SandboxMode = Literal["read-only", "workspace-write", "danger-full-access"]
 ApprovalPolicy = Literal["never", "on-request", "untrusted"]
-ApprovalDecision = Literal["decline", "accept"]
+ApprovalDecision = Literal["decline", "accept", "ask"]
 ReasoningSummary = Literal["auto", "concise", "detailed", "none"]
 
 
@@ -21,7 +21,12 @@ class CodexOptions(AgentCliOptions):
     """Also accepted as ``sandbox_mode`` (Codex's own name for it)."""
     approval_policy: ApprovalPolicy = "never"
     approval_decision: ApprovalDecision = "decline"
-    """How approval requests are answered: no human is attached to a run."""
+    """How approval requests are answered: ``accept`` / ``decline`` at once, ``ask`` a human
+    through the run's ``approve`` / ``deny`` (a session's ``tool_policies`` for
+    ``command_execution`` / ``file_change`` win: ``always``, ``never``, ``ask``)."""
+    approval_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """How long an ``ask`` waits for a human before it resolves as denied; ``None``: no bound
+    but the run's own deadline."""
     reasoning_effort: str | None = None
     reasoning_summary: ReasoningSummary | None = None
     stream_idle_timeout_seconds: Annotated[float, Field(allow_inf_nan=False)] | None = None

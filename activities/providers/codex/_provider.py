@@ -110,7 +110,10 @@ class CodexProvider:
         config = render_config(base_url, stream_idle_timeout_ms=options.stream_idle_timeout_ms())
         write_atomic(home / "config.toml", config)
 
-        turn = _Turn(request, options, EventMapper(sink, options.approval_decision))
+        mapper = EventMapper(
+            sink, options.approval_decision, request.approvals, options.approval_timeout_seconds
+        )
+        turn = _Turn(request, options, mapper)
         try:
             server = await AppServer.start(
                 [str(binary), "app-server", "--listen", "stdio://"],

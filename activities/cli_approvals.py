@@ -1,0 +1,186 @@
+"""How an agent CLI's approval request (Codex, Claude Code) reaches a human and back.
+
+The CLI asks while the provider activity runs. :class:`RunApprovals` (the provider request's
+``approvals``) decides by the session's tool policy (``tool_policies``, keyed by the CLI's
+tool name, e.g. ``command_execution``, ``file_change``, ``Bash``): ``always`` / ``never``
+answer at once; ``ask`` computes the action digest (:func:`core.tools.action_digest` over the
+CLI's call id, tool and canonical arguments), emits ``tool_approval_requested``, tells the run
+(signal ``cli_approval_requested``) and the session (``run_waiting``, so ``describe`` lists
+it), and polls the run's ``describe_run`` until the digest is resolved by ``approve`` /
+``deny`` (see :mod:`workflows.cli_approvals`). Expiry is this side's own ``deny`` with reason
+``expired``: the run still takes exactly one resolution. A cancelled attempt resolves as
+denied (the run denies whatever is pending as it ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from agent_session_manager.activities.providers.base import EventSink
+from agent_session_manager.core.contract import (
+    RunSpec,
+    RunWaiting,
+    run_workflow_id,
+    session_workflow_id,
+)
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.protocol import (
+    CLI_APPROVAL_REQUESTED,
+    DENY,
+    DESCRIBE_RUN,
+    RUN_WAITING,
+)
+from agent_session_manager.core.tools import (
+    ApprovalDecision,
+    ApprovalPolicy,
+    CliApprovalRequest,
+    PendingApproval,
+    RunProgress,
+    action_digest,
+    sha256_of,
+)
+
+log = logging.getLogger(__name__)
+
+#: How often the waiting activity asks the run whether the approval was decided.
+POLL_SECONDS = 0.5
+
+
+def cli_policy_version(tool: str, policy: ApprovalPolicy) -> str:
+    """The policy version of a CLI tool: the CLI defines the tool, we only know its name."""
+    return sha256_of({"cli_tool": tool, "policy": policy})[7:23]
+
+
+class RunApprovals:
+    """Approvals for one provider attempt of one run (the ``approvals`` of its request)."""
+
+    def __init__(self, spec: RunSpec, sink: EventSink, poll_seconds: float = POLL_SECONDS):
+        self.spec = spec
+        self.sink = sink
+        self.poll_seconds = poll_seconds
+
+    def policy(self, tool: str, default: ApprovalPolicy) -> ApprovalPolicy:
+        """The session's or run's override for ``tool``, else the provider's default."""
+        return self.spec.tool_policies.get(tool, default)
+
+    async def decide(
+        self,
+        *,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        default: ApprovalPolicy,
+        timeout_seconds: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[bool, str | None]:
+        """Whether the CLI may go on, and why (the reason the human or the policy gave)."""
+        policy = self.policy(tool, default)
+        arguments_sha256 = sha256_of(arguments)
+        version = cli_policy_version(tool, policy)
+        expires_at = None
+        if policy == "ask" and timeout_seconds:
+            expires_at = (datetime.now(UTC) + timedelta(seconds=timeout_seconds)).isoformat()
+        digest = action_digest(
+            call_id=call_id,
+            tool=tool,
+            arguments_sha256=arguments_sha256,
+            policy_version=version,
+            expires_at=expires_at,
+        )
+        data = {
+            **(extra or {}),
+            "id": call_id,
+            "name": tool,
+            "digest": digest,
+            "arguments_sha256": arguments_sha256,
+            "policy": policy,
+            "policy_version": version,
+            "expires_at": expires_at,
+        }
+        await self.sink.emit(EventType.TOOL_APPROVAL_REQUESTED, data)
+        if policy != "ask":
+            granted = policy == "always"
+            reason = f"policy {policy}"
+            await self._resolved(data, granted, reason, "policy")
+            return granted, reason
+        pending = PendingApproval(
+            run_id=self.spec.run_id,
+            session_id=self.spec.session_id,
+            call_id=call_id,
+            tool=tool,
+            arguments_sha256=arguments_sha256,
+            policy_version=version,
+            expires_at=expires_at,
+            digest=digest,
+            input=arguments,
+        )
+        await self.sink.flush()
+        try:
+            granted, said = await self._wait(pending, timeout_seconds)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._resolved(data, False, "run cancelled", "cancel"))
+            raise
+        await self._resolved(data, granted, said, "human")
+        return granted, said
+
+    async def _resolved(
+        self, data: dict[str, Any], granted: bool, reason: str | None, by: str
+    ) -> None:
+        await self.sink.emit(
+            EventType.TOOL_APPROVAL_GRANTED if granted else EventType.TOOL_APPROVAL_DENIED,
+            {**data, "decided_by": by, "reason": reason},
+        )
+
+    async def _wait(
+        self, pending: PendingApproval, timeout_seconds: float | None
+    ) -> tuple[bool, str | None]:
+        client = activity.client()
+        run = client.get_workflow_handle(run_workflow_id(self.spec.run_id))
+        session = client.get_workflow_handle(session_workflow_id(self.spec.session_id))
+        await run.signal(
+            CLI_APPROVAL_REQUESTED, CliApprovalRequest(token=self.spec.token, approval=pending)
+        )
+        await self._tell_session(session, [pending])
+        loop = asyncio.get_running_loop()
+        expires = None if not timeout_seconds else loop.time() + timeout_seconds
+        try:
+            while True:
+                raw = await run.query(DESCRIBE_RUN)
+                progress = None if raw is None else RunProgress.model_validate(raw)
+                for done in progress.resolved_approvals if progress else []:
+                    if done.digest == pending.digest:
+                        return done.decision == "granted", done.reason
+                if expires is not None and loop.time() >= expires:
+                    expires = None  # one attempt: whatever the run says next is the answer
+                    try:
+                        await run.execute_update(
+                            DENY, ApprovalDecision(digest=pending.digest, reason="expired")
+                        )
+                    except WorkflowUpdateFailedError:
+                        pass  # a human resolved it first: the next poll reads how
+                activity.heartbeat()
+                await asyncio.sleep(self.poll_seconds)
+        finally:
+            await asyncio.shield(self._tell_session(session, []))
+
+    async def _tell_session(self, session: Any, pending: list[PendingApproval]) -> None:
+        waiting = RunWaiting(
+            run_id=self.spec.run_id,
+            token=self.spec.token,
+            waiting="awaiting_approval" if pending else None,
+            pending_approvals=pending,
+        )
+        try:
+            await session.signal(RUN_WAITING, waiting)
+        except RPCError as exc:  # a run started on its own: no session to tell
+            log.info("run %s: session not told of its approval: %s", self.spec.run_id, exc)
+
+
+__all__ = ["POLL_SECONDS", "RunApprovals", "cli_policy_version"]

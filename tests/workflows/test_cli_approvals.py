@@ -1,0 +1,424 @@
+"""Issue 17, item 4: an agent CLI's approval request goes to a human through the run.
+
+The real Codex CLI (``codex app-server``) runs against the Responses API fake; the model asks
+for an escalated command, the CLI asks for approval, and the run lists it and takes the same
+``approve`` / ``deny`` updates as a tool approval (see :mod:`workflows.cli_approvals`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import (
+    MockScript,
+    MockSleep,
+    MockText,
+    RunRequest,
+    run_workflow_id,
+)
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import EventType
+from agent_session_manager.core.status import RunStatus
+from agent_session_manager.core.tools import PendingApproval, action_digest, sha256_of
+from agent_session_manager.store import EventStore
+from tests.fakes import anthropic_server as anthropic
+from tests.fakes import openai_responses_server as openai
+from tests.workflows.test_agent_cli_runs import (
+    ANTHROPIC_KEY,
+    claude_secrets,
+    claude_spec,
+    codex_secrets,
+    codex_spec,
+    needs_claude,
+    needs_codex,
+    of_type,
+    run_events,
+)
+from tests.workflows.test_bad_input import (
+    assert_no_failed_workflow_tasks,
+    assert_replays,
+    raw_client,
+)
+
+__all__ = ["raw_client"]  # the fixture, re-used
+
+
+@pytest.fixture
+async def anthropic_fake() -> AsyncIterator[anthropic.AnthropicFake]:
+    async with anthropic.AnthropicFake(api_key=ANTHROPIC_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+async def openai_fake() -> AsyncIterator[openai.OpenAIResponsesFake]:
+    async with openai.OpenAIResponsesFake() as server:
+        yield server
+
+
+def escalated_command(fake: openai.OpenAIResponsesFake) -> None:
+    """The model asks to run a command outside the read-only sandbox, then ends its turn."""
+    fake.script(
+        openai.turn(
+            openai.function_call(
+                "exec_command",
+                {
+                    "cmd": "touch made-by-command",
+                    "sandbox_permissions": "require_escalated",
+                    "justification": "needs to write",
+                },
+            )
+        ),
+        openai.turn(openai.message("done")),
+    )
+
+
+def asking_spec(workdir: Path, state: Path, **options: Any) -> Any:
+    return codex_spec(
+        workdir,
+        state,
+        approval_policy="on-request",
+        approval_decision="ask",
+        sandbox="read-only",
+        **options,
+    )
+
+
+async def first_pending(client: SessionClient, run_id: str) -> PendingApproval:
+    async with asyncio.timeout(60):  # the CLI starts, calls the fake, asks
+        while True:
+            progress = await client.describe_run(run_id)
+            if progress is not None and progress.pending_approvals:
+                assert progress.phase == "awaiting_approval"
+                return progress.pending_approvals[0]
+            await asyncio.sleep(0.1)
+
+
+@needs_codex
+async def test_codex_approval_is_requested_listed_and_an_approve_lets_the_cli_proceed(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    openai_fake: openai.OpenAIResponsesFake,
+    workdir: Path,
+    state: Path,
+) -> None:
+    escalated_command(openai_fake)
+    async with run_worker(secrets=codex_secrets(openai_fake)):
+        sid = (await client.start_session(asking_spec(workdir, state))).session_id
+        ref = await client.submit_run(sid, "make the file")
+        pending = await first_pending(client, ref.run_id)
+        assert pending.tool == "command_execution"
+        assert "touch made-by-command" in str(pending.input)
+        assert not (workdir / "made-by-command").exists()  # nothing ran before the approval
+        # The session's describe lists it too (the activity told the session).
+        async with asyncio.timeout(10):
+            while True:
+                view = await client.describe(sid)
+                if [a.digest for a in view.runs[0].pending_approvals] == [pending.digest]:
+                    break
+                await asyncio.sleep(0.1)
+
+        # A digest for other arguments is rejected, and takes no effect.
+        other = action_digest(
+            call_id=pending.call_id,
+            tool=pending.tool,
+            arguments_sha256=sha256_of({"command": "rm -rf /"}),
+            policy_version=pending.policy_version,
+            expires_at=pending.expires_at,
+        )
+        with pytest.raises(AsmError) as mismatch:
+            await client.approve(ref.run_id, other, call_id=pending.call_id)
+        assert mismatch.value.code == "approval_mismatch"
+        with pytest.raises(AsmError) as unknown:
+            await client.deny(ref.run_id, other)
+        assert unknown.value.code == "approval_not_found"
+
+        # Two concurrent approvals: exactly one takes effect.
+        outcomes = await asyncio.gather(
+            client.approve(ref.run_id, pending.digest, reason="alice"),
+            client.approve(ref.run_id, pending.digest, reason="bob"),
+            return_exceptions=True,
+        )
+        granted = [o for o in outcomes if not isinstance(o, BaseException)]
+        refused = [o for o in outcomes if isinstance(o, AsmError)]
+        assert len(granted) == 1 and len(refused) == 1, outcomes
+        assert refused[0].code == "approval_already_resolved"
+        assert granted[0].decision == "granted"
+
+        result = await client.wait_run(ref.run_id, sid)
+
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert (workdir / "made-by-command").exists()  # the CLI proceeded
+    events = await run_events(store, sid, ref.run_id)
+    [asked] = of_type(events, EventType.TOOL_APPROVAL_REQUESTED)
+    assert asked.data["digest"] == pending.digest
+    assert asked.data["policy"] == "ask"
+    assert asked.data["reason"] == "needs to write"
+    [ok] = of_type(events, EventType.TOOL_APPROVAL_GRANTED)
+    assert ok.data["digest"] == pending.digest and ok.data["decided_by"] == "human"
+    assert of_type(events, EventType.TOOL_APPROVAL_DENIED) == []
+    assert of_type(events, EventType.TOOL_CALL_COMPLETED)
+
+
+@needs_codex
+async def test_codex_deny_declines_the_command(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    openai_fake: openai.OpenAIResponsesFake,
+    workdir: Path,
+    state: Path,
+) -> None:
+    escalated_command(openai_fake)
+    async with run_worker(secrets=codex_secrets(openai_fake)):
+        sid = (await client.start_session(asking_spec(workdir, state))).session_id
+        ref = await client.submit_run(sid, "make the file")
+        pending = await first_pending(client, ref.run_id)
+        assert (await client.deny(ref.run_id, pending.digest, reason="no")).decision == "denied"
+        with pytest.raises(AsmError) as again:
+            await client.approve(ref.run_id, pending.digest)
+        assert again.value.code == "approval_already_resolved"
+        result = await client.wait_run(ref.run_id, sid)
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert not (workdir / "made-by-command").exists()
+    events = await run_events(store, sid, ref.run_id)
+    [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
+    assert denied.data["digest"] == pending.digest and denied.data["reason"] == "no"
+    [failed] = of_type(events, EventType.TOOL_CALL_FAILED)
+    assert failed.data["status"] == "declined"
+
+
+@needs_codex
+async def test_codex_approval_expires_as_denied(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    openai_fake: openai.OpenAIResponsesFake,
+    workdir: Path,
+    state: Path,
+) -> None:
+    escalated_command(openai_fake)
+    async with run_worker(secrets=codex_secrets(openai_fake)):
+        spec = asking_spec(workdir, state, approval_timeout_seconds=1.0)
+        sid = (await client.start_session(spec)).session_id
+        ref = await client.submit_run(sid, "make the file")
+        pending = await first_pending(client, ref.run_id)
+        assert pending.expires_at is not None
+        result = await client.wait_run(ref.run_id, sid)
+        with pytest.raises(AsmError) as late:
+            await client.approve(ref.run_id, pending.digest)
+        assert late.value.code in ("approval_already_resolved", "invalid_operation")
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert not (workdir / "made-by-command").exists()
+    events = await run_events(store, sid, ref.run_id)
+    [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
+    assert denied.data["reason"] == "expired"
+
+
+@needs_codex
+async def test_cancelling_a_run_with_a_pending_codex_approval_resolves_it_denied(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    openai_fake: openai.OpenAIResponsesFake,
+    workdir: Path,
+    state: Path,
+) -> None:
+    escalated_command(openai_fake)
+    async with run_worker(secrets=codex_secrets(openai_fake)):
+        sid = (await client.start_session(asking_spec(workdir, state))).session_id
+        ref = await client.submit_run(sid, "make the file")
+        pending = await first_pending(client, ref.run_id)
+        await client.cancel_run(sid, ref.run_id)
+        result = await client.wait_run(ref.run_id, sid)
+        with pytest.raises(AsmError) as late:
+            await client.approve(ref.run_id, pending.digest)
+        assert late.value.code in ("approval_already_resolved", "invalid_operation")
+    assert result.status is RunStatus.CANCELLED
+    assert not (workdir / "made-by-command").exists()
+    events = await run_events(store, sid, ref.run_id)
+    [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
+    assert denied.data["digest"] == pending.digest and denied.data["reason"] == "run cancelled"
+    assert of_type(events, EventType.TOOL_APPROVAL_GRANTED) == []
+
+
+@needs_codex
+async def test_session_policy_always_answers_at_once(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    openai_fake: openai.OpenAIResponsesFake,
+    workdir: Path,
+    state: Path,
+) -> None:
+    escalated_command(openai_fake)
+    async with run_worker(secrets=codex_secrets(openai_fake)):
+        spec = asking_spec(workdir, state).model_copy(
+            update={"tool_policies": {"command_execution": "always"}}
+        )
+        sid = (await client.start_session(spec)).session_id
+        result = await client.run(sid, "make the file")
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert (workdir / "made-by-command").exists()
+    events = await run_events(store, sid, result.run_id)
+    [ok] = of_type(events, EventType.TOOL_APPROVAL_GRANTED)
+    assert ok.data["decided_by"] == "policy" and ok.data["policy"] == "always"
+
+
+@needs_claude
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+async def test_claude_code_permission_request_is_requested_and_resolved_by_the_run(
+    client: SessionClient,
+    store: EventStore,
+    run_worker: Any,
+    anthropic_fake: anthropic.AnthropicFake,
+    workdir: Path,
+    state: Path,
+    decision: str,
+) -> None:
+    anthropic_fake.script(
+        anthropic.Reply(
+            [
+                anthropic.Text("Running it."),
+                anthropic.ToolUse("Bash", {"command": "echo approved > said.txt"}),
+            ]
+        ),
+        anthropic.Reply([anthropic.Text("Done.")]),
+    )
+    spec = claude_spec(
+        workdir,
+        state,
+        allowed_tools=[],
+        permission_mode="default",
+        permission_decision="ask",
+    )
+    async with run_worker(secrets=claude_secrets(anthropic_fake)):
+        sid = (await client.start_session(spec)).session_id
+        ref = await client.submit_run(sid, "Say it from bash")
+        pending = await first_pending(client, ref.run_id)
+        assert pending.tool == "Bash"
+        assert pending.input == {"command": "echo approved > said.txt"}
+        assert pending.arguments_sha256 == sha256_of({"command": "echo approved > said.txt"})
+        assert not (workdir / "said.txt").exists()
+        if decision == "approve":
+            await client.approve(ref.run_id, pending.digest)
+        else:
+            await client.deny(ref.run_id, pending.digest, reason="not today")
+        with pytest.raises(AsmError) as again:
+            await client.deny(ref.run_id, pending.digest)
+        assert again.value.code == "approval_already_resolved"
+        result = await client.wait_run(ref.run_id, sid)
+    assert result.status is RunStatus.COMPLETED, result.error
+    events = await run_events(store, sid, ref.run_id)
+    [asked] = of_type(events, EventType.TOOL_APPROVAL_REQUESTED)
+    assert asked.data["digest"] == pending.digest and asked.data["name"] == "Bash"
+    if decision == "approve":
+        assert (workdir / "said.txt").read_text() == "approved\n"
+        assert of_type(events, EventType.TOOL_APPROVAL_GRANTED)
+    else:
+        assert not (workdir / "said.txt").exists()
+        [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
+        assert denied.data["reason"] == "not today"
+
+
+# --- careless and hostile inputs ----------------------------------------------------------
+
+HEX = "0123456789abcdef"
+digests = st.one_of(
+    st.text(max_size=80),
+    st.text(alphabet=HEX, min_size=64, max_size=64).map(lambda h: "sha256:" + h),
+)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=40))
+
+
+def forged(run_id: str, session_id: str) -> Any:
+    """Well-formed requests a client could send: no token, a wrong one, another run's."""
+    approval = st.fixed_dictionaries(
+        {
+            "run_id": st.sampled_from([run_id, "run-other", ""]),
+            "session_id": st.sampled_from([session_id, "sess-other"]),
+            "call_id": st.text(min_size=1, max_size=20),
+            "tool": st.text(max_size=20),
+            "arguments_sha256": digests,
+            "policy_version": st.text(max_size=20),
+            "digest": digests,
+        }
+    )
+    return st.one_of(
+        scalars,
+        st.lists(scalars, max_size=3),
+        approval,
+        st.fixed_dictionaries(
+            {"approval": approval},
+            optional={"token": st.one_of(st.none(), st.text(max_size=80), scalars)},
+        ),
+    )
+
+
+@pytest.fixture
+async def sleeping(client: SessionClient, run_worker: Any) -> AsyncIterator[tuple[str, str]]:
+    """A run without tools busy in its provider call, its worker running for the whole test."""
+    async with run_worker():
+        view = await client.start_session(agent_id="fuzz-cli")
+        script = MockScript(steps=[MockSleep(ms=20_000), MockText(text="done")])
+        ref = await client.submit_run(view.session_id, request=RunRequest(prompt="x", mock=script))
+        yield view.session_id, ref.run_id
+        await client.cancel_run(view.session_id, ref.run_id)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data(), decision=st.one_of(scalars, digests))
+async def test_forged_cli_approval_signals_and_raw_decisions_take_no_effect(
+    sleeping: tuple[str, str], raw_client: Client, data: st.DataObject, decision: Any
+) -> None:
+    session_id, run_id = sleeping
+    handle = raw_client.get_workflow_handle(run_workflow_id(run_id))
+    await handle.signal("cli_approval_requested", data.draw(forged(run_id, session_id)))
+    payload = {"digest": decision} if isinstance(decision, str) else decision
+    for update in ("approve", "deny"):
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await handle.execute_update(update, payload)
+        cause = failed.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.type in ("validation_error", "invalid_operation"), cause.message
+
+
+async def test_after_forged_signals_nothing_is_listed_and_history_replays(
+    client: SessionClient, temporal: Client, raw_client: Client, sleeping: tuple[str, str]
+) -> None:
+    session_id, run_id = sleeping
+    handle = raw_client.get_workflow_handle(run_workflow_id(run_id))
+    real_shape = {
+        "token": "not-the-runs",
+        "approval": {
+            "run_id": run_id,
+            "session_id": session_id,
+            "call_id": "c1",
+            "tool": "Bash",
+            "arguments_sha256": sha256_of({}),
+            "policy_version": "v",
+            "digest": sha256_of({"x": 1}),
+        },
+    }
+    for payload in (None, [], {"approval": None}, real_shape):
+        await handle.signal("cli_approval_requested", payload)
+    assert await client.describe_run(run_id) is None  # nothing was listed
+    await client.cancel_run(session_id, run_id)
+    assert (await client.wait_run(run_id, session_id)).status is RunStatus.CANCELLED
+    run = temporal.get_workflow_handle(run_workflow_id(run_id))
+    await assert_no_failed_workflow_tasks(run)
+    await assert_replays(run)
