@@ -177,13 +177,14 @@ class SharedTail:
             try:
                 await self._read(dirty)
                 failing_since = None
-            except AsmError as exc:
+            except Exception as exc:  # the reader must outlive any one failed read
                 # Read again later; the streams wait (with keepalives) meanwhile.
                 self._dirty |= dirty
                 failing_since = failing_since or loop.time()
                 log.warning("shared event tail read failed: %s", exc)
                 if loop.time() - failing_since > _GIVE_UP_SECONDS:
-                    self._fail_all(exc)
+                    failed = exc if isinstance(exc, AsmError) else None
+                    self._fail_all(failed or error("storage_read_failed", "the tail is failing"))
                     failing_since = None
                 await asyncio.sleep(0.2)
                 self._kick.set()
