@@ -14,11 +14,8 @@ A comment line every ``keepalive_seconds`` keeps proxies from closing an idle st
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -30,6 +27,7 @@ from agent_session_manager.gateway.auth import Principal
 from agent_session_manager.gateway.deps import Caller, Gateway, OwnedSession, Parts
 from agent_session_manager.gateway.errors import GatewayError
 from agent_session_manager.gateway.models import EventPage
+from agent_session_manager.gateway.tail import Batch, Follower, shared_tail
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/events", tags=["events"])
 
@@ -122,57 +120,110 @@ def _frame(event: Event) -> str:
 async def _frames(
     gw: Gateway, caller: Principal, session_id: str, cursor: int, run_id: str | None
 ) -> AsyncIterator[str]:
-    # One live tail per stream (one subscription, one read per wake-up), pumped into a queue
-    # so the response can send keepalives while nothing comes and batch what piles up.
-    # Bounded: a slow client holds its tail back instead of piling events up in memory.
-    queue: asyncio.Queue[Event | AsmError] = asyncio.Queue(maxsize=2 * _BATCH)
-
-    async def pump() -> None:
-        try:
-            tail = gw.store.follow(session_id, cursor, run_id=run_id, strict=False)
-            async with aclosing(tail) as events:
-                async for event in events:
-                    await queue.put(event)
-        except AsmError as exc:
-            await queue.put(exc)
-
-    pumping = asyncio.create_task(pump(), name=f"asm-gateway-tail-{session_id}")
+    # New events come from the process's shared tail (one read per wake-up for every stream);
+    # this stream reads the store itself only to catch up: from its cursor when it opens, and
+    # whatever a batch does not cover (see gateway.tail).
+    tail = shared_tail(gw.store)
+    follower: Follower | None = None
     # After the session's end event, events of its runs' endings may still follow: wait a
     # little for them, then say "end" (a client told "end" does not reconnect).
     wait = gw.settings.keepalive_seconds
     try:
         yield "retry: 1000\n\n"
+        try:
+            follower = await tail.join(session_id)
+        except AsmError as exc:
+            yield _error_frame(exc)
+            return
+        stream = _Stream(gw, session_id, cursor, run_id)
+        catch_up = True
         while True:
             try:
-                async with asyncio.timeout(wait):
-                    first = await queue.get()
-            except TimeoutError:
-                if await _ended(gw, session_id):
-                    yield "event: end\ndata: {}\n\n"
+                if catch_up:
+                    follower.lagged = False
+                    async for frames in stream.catch_up():
+                        yield frames
+                batches = await follower.take(wait)
+                if batches is None:
+                    if await _ended(gw, session_id):
+                        yield "event: end\ndata: {}\n\n"
+                        return
+                    yield ": keepalive\n\n"
+                    continue
+                if follower.error is not None:
+                    yield _error_frame(follower.error)
                     return
-                yield ": keepalive\n\n"
-                continue
-            batch = [first]
-            while not queue.empty() and len(batch) < _BATCH:
-                batch.append(queue.get_nowait())
-            events = [e for e in batch if isinstance(e, Event)]
-            if events:
-                yield "".join(_frame(e) for e in events)
-                if any(e.type in _SESSION_END for e in events):
-                    wait = _STRAGGLERS_SECONDS
-            failed = next((e for e in batch if isinstance(e, AsmError)), None)
-            if failed is not None:
-                yield f"event: asm-error\ndata: {json.dumps({'error': failed.to_dict()})}\n\n"
+                catch_up = follower.lagged
+                frames = await stream.apply(batches)
+            except AsmError as exc:
+                yield _error_frame(exc)
                 return
+            if frames:
+                yield frames
+            if stream.saw_end:
+                wait = _STRAGGLERS_SECONDS
     finally:
-        pumping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pumping
+        if follower is not None:
+            tail.leave(follower)
         left = gw.streams.get(caller.key_id, 1) - 1
         if left > 0:
             gw.streams[caller.key_id] = left
         else:
             gw.streams.pop(caller.key_id, None)
+
+
+def _error_frame(exc: AsmError) -> str:
+    return f"event: asm-error\ndata: {json.dumps({'error': exc.to_dict()})}\n\n"
+
+
+class _Stream:
+    """One stream's cursor: the last seq it has sent (or skipped, with ``run_id``)."""
+
+    def __init__(self, gw: Gateway, session_id: str, cursor: int, run_id: str | None) -> None:
+        self._store = gw.store
+        self._session_id = session_id
+        self.cursor = cursor
+        self._run_id = run_id
+        self.saw_end = False
+
+    def _frames(self, events: list[Event]) -> str:
+        if events:
+            self.cursor = events[-1].seq
+        shown = [e for e in events if self._run_id is None or e.run_id == self._run_id]
+        if any(e.type in _SESSION_END for e in shown):
+            self.saw_end = True
+        return "".join(_frame(e) for e in shown)
+
+    async def _page(self, before: int | None) -> list[Event]:
+        return await self._store.events(
+            self._session_id, self.cursor, before, limit=_BATCH, strict=False
+        )
+
+    async def catch_up(self) -> AsyncIterator[str]:
+        """Everything after the cursor, straight from the store, in pages."""
+        while True:
+            events = await self._page(None)
+            frames = self._frames(events)
+            if frames:
+                yield frames
+            if len(events) < _BATCH:
+                return
+
+    async def apply(self, batches: list[Batch]) -> str:
+        """The frames for what ``batches`` add past the cursor (reading any gap before them)."""
+        out: list[str] = []
+        for batch in batches:
+            while self.cursor < batch.after:
+                # The reader was ahead of this stream: the gap is read directly.
+                missing = await self._page(batch.after + 1)
+                if not missing:
+                    raise error(
+                        "storage_read_failed",
+                        f"events {self.cursor + 1}..{batch.after} of the session are missing",
+                    )
+                out.append(self._frames(missing))
+            out.append(self._frames([e for e in batch.events if e.seq > self.cursor]))
+        return "".join(out)
 
 
 async def _ended(gw: Gateway, session_id: str) -> bool:

@@ -14,6 +14,7 @@ session, idempotent by event id, readable by cursor and followable live::
 
 from agent_session_manager.store._engine import DEFAULT_DATABASE_URL
 from agent_session_manager.store._errors import SchemaOutOfDate
+from agent_session_manager.store._hub import Subscription as Watch
 from agent_session_manager.store._limits import (
     LeaseInfo,
     RateInfo,
@@ -37,6 +38,7 @@ __all__ = [
     "SessionRow",
     "SlotRequest",
     "SlotState",
+    "Watch",
     "open_store",
     "session_lease_id",
     "upgrade",

@@ -34,11 +34,12 @@ CHANNEL = "asm_events"
 class Subscription:
     """One follower's interest in one session."""
 
-    __slots__ = ("_event", "closed", "session_id")
+    __slots__ = ("_event", "_on_wake", "closed", "session_id")
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, on_wake: Callable[[str], None] | None = None) -> None:
         self.session_id = session_id
         self._event = asyncio.Event()
+        self._on_wake = on_wake
         self.closed = False
 
     def clear(self) -> None:
@@ -47,6 +48,9 @@ class Subscription:
 
     def wake(self) -> None:
         self._event.set()
+        if self._on_wake is not None:
+            # A shared reader watching many sessions learns which one woke.
+            self._on_wake(self.session_id)
 
     async def wait(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for a wake-up; False if none came."""
@@ -75,8 +79,10 @@ class Hub:
         """Upper bound for one wait of a subscriber (shorter while degraded)."""
         return self.safety_interval
 
-    async def subscribe(self, session_id: str) -> Subscription:
-        sub = Subscription(session_id)
+    async def subscribe(
+        self, session_id: str, on_wake: Callable[[str], None] | None = None
+    ) -> Subscription:
+        sub = Subscription(session_id, on_wake)
         self._subs.setdefault(session_id, set()).add(sub)
         await self._started()
         return sub

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,6 +77,19 @@ def select_events(
     if types is not None:
         stmt = stmt.where(EVENTS.c.type.in_(types))
     return stmt.order_by(EVENTS.c.seq).limit(limit)
+
+
+def select_newer(heads: Mapping[str, int], page: int) -> sa.Select[Any]:
+    """Up to ``page`` events after each session's head, all sessions in one statement.
+
+    Seqs are gap-free, so ``head < seq <= head + page`` bounds each session's share without a
+    per-session LIMIT; every arm is a range scan of the (session_id, seq) key.
+    """
+    arms = [
+        sa.and_(EVENTS.c.session_id == sid, EVENTS.c.seq > head, EVENTS.c.seq <= head + page)
+        for sid, head in heads.items()
+    ]
+    return sa.select(EVENTS).where(sa.or_(*arms)).order_by(EVENTS.c.session_id, EVENTS.c.seq)
 
 
 async def read_events(conn: AsyncConnection, stmt: sa.Select[Any]) -> list[Event]:

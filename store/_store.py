@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,6 +49,7 @@ from agent_session_manager.store._append import append_batch, append_group, dedu
 from agent_session_manager.store._database import Database
 from agent_session_manager.store._engine import resolve_url
 from agent_session_manager.store._errors import invalid_input, translate
+from agent_session_manager.store._hub import Subscription as Watch
 from agent_session_manager.store._limits import LeaseInfo, RateInfo, SlotRequest, SlotState
 from agent_session_manager.store._reads import MAX_PAGE, invalid_cursor, type_values
 from agent_session_manager.store._rows import RunRow, SessionRow
@@ -309,6 +310,50 @@ class EventStore(Database):
                 await sub.wait(self._hub.wait_interval)
         finally:
             self._hub.unsubscribe(sub)
+
+    # --- shared tails (one reader for many followers, e.g. a gateway process) ----------------
+
+    async def watch(self, session_id: str, on_wake: Callable[[str], None]) -> Watch:
+        """Call ``on_wake(session_id)`` whenever the session may have new events.
+
+        The same wake-ups :meth:`follow` uses (LISTEN/NOTIFY, SQLite polling), for a reader
+        that serves many followers itself (:meth:`newer_events`). Wake-ups can be spurious or
+        merged, and a reader should also re-read every :attr:`watch_interval` seconds (the
+        listener may be down). ``watch.closed`` turns true when the store closes. Release with
+        :meth:`unwatch`.
+        """
+        self._ensure_open()
+        return await self._hub.subscribe(session_id, on_wake)
+
+    def unwatch(self, watch: Watch) -> None:
+        self._hub.unsubscribe(watch)
+
+    @property
+    def watch_interval(self) -> float:
+        """Seconds a watcher may go without a wake-up before it should re-read anyway."""
+        return self._hub.wait_interval
+
+    async def newer_events(
+        self, heads: Mapping[str, int], page: int = 500
+    ) -> dict[str, list[Event]]:
+        """Up to ``page`` events after each session's head, in seq order, in one read.
+
+        Sessions with nothing new are absent from the answer; a session with exactly ``page``
+        events may have more. Heads are trusted (no cursor check): pass seqs you have read.
+        """
+        if page < 1:
+            raise invalid_input(f"page must be >= 1, got {page}")
+        if not heads:
+            return {}
+        stmt = _reads.select_newer(heads, min(page, MAX_PAGE))
+
+        async def q(conn: AsyncConnection) -> dict[str, list[Event]]:
+            found: dict[str, list[Event]] = {}
+            for event in await _reads.read_events(conn, stmt):
+                found.setdefault(event.session_id, []).append(event)
+            return found
+
+        return await self._run_read(q)
 
     # --- read models -------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent_session_manager.core.errors import ResourceError, StateError
+from agent_session_manager.core.errors import ResourceError, StateError, ValidationError
 from agent_session_manager.core.events import Event, EventType
 from agent_session_manager.store import EventStore
 from tests.store.drafts import deltas, run_of
@@ -134,3 +134,35 @@ async def test_wait_events_times_out_empty(store: EventStore, sid: str) -> None:
     start = loop.time()
     assert await store.wait_events(sid, 1, timeout=0.2) == []
     assert 0.15 < loop.time() - start < 2.0
+
+
+async def test_newer_events_reads_many_sessions_after_their_heads_in_one_call(
+    store: EventStore, other_store: EventStore, sid: str
+) -> None:
+    a, b, quiet = f"{sid}a", f"{sid}b", f"{sid}q"
+    await store.append(deltas(a, "r", 5) + deltas(b, "r", 3) + deltas(quiet, "r", 2))
+    woken: list[str] = []
+    got = asyncio.Event()
+
+    def wake(session_id: str) -> None:
+        woken.append(session_id)
+        got.set()
+
+    watch = await store.watch(a, wake)
+    try:
+        found = await store.newer_events({a: 2, b: 0, quiet: 2}, page=2)
+        assert [e.seq for e in found[a]] == [3, 4]  # at most `page` per session
+        assert [e.seq for e in found[b]] == [1, 2]
+        assert quiet not in found  # nothing new there
+        assert all(e.session_id == a for e in found[a])
+        # A write from another process (store) wakes the watcher of that session.
+        await other_store.append(deltas(a, "r", 1, start=5))
+        async with asyncio.timeout(TIMEOUT):
+            await got.wait()
+        assert a in woken
+        assert [e.seq for e in (await store.newer_events({a: 5}))[a]] == [6]
+    finally:
+        store.unwatch(watch)
+    assert await store.newer_events({}) == {}
+    with pytest.raises(ValidationError):
+        await store.newer_events({a: 0}, page=0)

@@ -19,6 +19,7 @@ def test_public_names() -> None:
             "SessionRow",
             "SlotRequest",
             "SlotState",
+            "Watch",
             "open_store",
             "session_lease_id",
             "upgrade",
