@@ -159,6 +159,11 @@ async def test_retried_run_has_two_provider_spans_the_first_failed(
     assert second.status.status_code is StatusCode.UNSET
     assert "error.type" not in second.attributes
     assert second.attributes["gen_ai.usage.output_tokens"] == 3
-    # The failed attempt recorded run_started, then its error_occurred, under the failed span.
+    # The failed attempt recorded run_started, then its error_occurred, then told its run
+    # (attempt_failed keeps each attempt's error on the run's page), under the failed span.
     failed_writes = [s for s in run_trace if s.parent and s.parent.span_id == first.context.span_id]
-    assert [s.name for s in failed_writes] == ["asm.store.record", "asm.store.append"]
+    assert [s.name for s in failed_writes] == [
+        "asm.store.record",
+        "asm.store.append",
+        "SignalWorkflow:attempt_failed",
+    ]
