@@ -32,7 +32,9 @@ class OwnershipActivities:
         """Claim ``claim.session_id`` for the session workflow ``claim.owner``, and admit it
         against the fleet-wide session limits (``max_sessions_exceeded``)."""
         try:
-            await self.store.claim_session(claim.session_id, claim.owner, claim.workflow_id)
+            await self.store.claim_session(
+                claim.session_id, claim.owner, claim.workflow_id, claim.tenant
+            )
             if self.fleet is not None:
                 await self.fleet.admit_session(claim.session_id, claim.agent_id, claim.tenant)
         except AsmError as err:

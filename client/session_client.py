@@ -391,8 +391,10 @@ class SessionClient:
         visibility can list a tenant's sessions, and as the ``tenant:<name>`` tag, which the
         worker's budgets, the cost ledger and ``asm usage --by tenant`` read. A session whose
         tags already name a tenant is that tenant's; a ``tenant:`` tag naming another tenant
-        than ``tenant=`` is a ``validation_error``. The HTTP gateway sets it (and records it
-        in the store) for its keys.
+        than ``tenant=`` is a ``validation_error``. The session's claim records the tenant in
+        the store (``EventStore.claim_session``), so the HTTP gateway's keys of that tenant
+        reach the session whether it was started here or through the gateway (which sets
+        ``tenant`` for its keys).
         """
         if tenant is not None:
             tenant = check_tenant(tenant)

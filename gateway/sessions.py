@@ -33,12 +33,12 @@ Filter = Annotated[str | None, Query(pattern=_FILTER, max_length=255)]
 @router.post("", status_code=201, response_model=SessionView)
 async def create_session(body: CreateSession, caller: Caller, gw: Parts) -> SessionView:
     """Start a session of the caller's tenant (the gateway draws its id)."""
-    session_id = new_session_id(uuid.uuid4())
-    # Recorded first: from this moment the id is the tenant's, before anything else exists.
-    await gw.store.record_session_tenant(session_id, caller.tenant)
+    # The session's claim records its tenant (``EventStore.claim_session``), in the same
+    # transaction that makes the id the session's, before anything else is written for it:
+    # the same path as a session started from Python with ``tenant=``.
     return await gw.client.start_session(
         agent_id=body.agent_id,
-        session_id=session_id,
+        session_id=new_session_id(uuid.uuid4()),
         provider=body.provider,
         model=body.model,
         system_prompt=body.system_prompt,

@@ -459,18 +459,26 @@ class EventStore(Database):
 
     # --- ownership ---------------------------------------------------------------------------
 
-    async def claim_session(self, session_id: str, owner: str, workflow_id: str = "") -> None:
-        """Make ``owner`` (a session workflow's first run id) the owner of ``session_id``.
+    async def claim_session(
+        self, session_id: str, owner: str, workflow_id: str = "", tenant: str = ""
+    ) -> None:
+        """Make ``owner`` (a session workflow's first run id) the owner of ``session_id``, and
+        ``tenant`` (if any) the session's tenant, in one transaction.
 
-        Idempotent for the owner; ``session_already_exists`` if another workflow owns it or the
-        session is already in the log. See ``store._ownership``.
+        Idempotent for the owner; ``session_already_exists`` if another workflow owns it, the
+        session is already in the log, or the id is another tenant's. See ``store._ownership``.
+        Every session is claimed when it starts, whoever starts it (the HTTP gateway or a
+        ``SessionClient``), so this is the one place a session's tenant is recorded: a
+        gateway key of that tenant reaches the session however it was started.
         """
         now = _now()
-        await self._run_write(
-            lambda conn: _ownership.claim_session(
-                conn, self.backend, session_id, owner, workflow_id, now
-            )
-        )
+
+        async def claim(conn: AsyncConnection) -> None:
+            await _ownership.claim_session(conn, self.backend, session_id, owner, workflow_id, now)
+            if tenant:
+                await _tenancy.record_session_tenant(conn, self.backend, session_id, tenant, now)
+
+        await self._run_write(claim)
 
     async def claim_run(self, run_id: str, session_id: str) -> None:
         """Make ``run_id`` belong to ``session_id``; ``validation_error`` if another session's."""

@@ -12,6 +12,7 @@ import httpx2 as httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent_session_manager.client import SessionClient
 from agent_session_manager.core.errors import CODES
 from tests.gateway.conftest import Served
 
@@ -80,6 +81,39 @@ async def test_every_session_endpoint_answers_404_for_another_tenants_session(
     assert ok.status_code == 200
     listed = await http.get("/v1/sessions", params={"limit": 1000}, headers=gateway.headers())
     assert sid not in listed.text and SECRET not in listed.text
+
+
+async def test_a_session_started_from_python_is_its_tenants_on_the_gateway(
+    gateway: Served, http: httpx.AsyncClient, client: SessionClient
+) -> None:
+    # Not through the gateway: SessionClient.start_session(tenant=...) from Python, on the
+    # same store. Its claim records the tenant, so tenant A's keys reach it, B's do not.
+    view = await client.start_session(agent_id="from-python", tenant="tenant-a")
+    sid = view.session_id
+    run = await client.submit_run(sid, "hello")
+    mine = await http.get(f"/v1/sessions/{sid}", headers=gateway.headers(gateway.key_a))
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["session_id"] == sid
+    runs = await http.get(f"/v1/sessions/{sid}/runs/{run.run_id}", headers=gateway.headers())
+    assert runs.status_code == 200, runs.text
+    page = await http.get(f"/v1/sessions/{sid}/events/page", headers=gateway.headers())
+    assert page.status_code == 200 and page.json()["events"], page.text
+    assert page.json()["events"][0]["type"] == "session_created"
+    for path in (
+        f"/v1/sessions/{sid}",
+        f"/v1/sessions/{sid}/runs/{run.run_id}",
+        f"/v1/sessions/{sid}/events/page",
+        f"/v1/sessions/{sid}/events",
+    ):
+        r = await http.get(path, headers=gateway.headers(gateway.key_b))
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error"]["code"] in ("session_not_found", "not_found"), r.text
+        assert "from-python" not in r.text
+    # A session started from Python without a tenant is no gateway key's.
+    bare = (await client.start_session(agent_id="no-tenant")).session_id
+    for key in (gateway.key_a, gateway.key_b):
+        r = await http.get(f"/v1/sessions/{bare}", headers=gateway.headers(key))
+        assert r.status_code == 404, r.text
 
 
 _json = st.recursive(

@@ -53,3 +53,23 @@ async def test_a_session_has_one_tenant(store: EventStore, sid: str) -> None:
         await store.record_session_tenant(sid, "b")
     assert info.value.code == "session_already_exists"
     assert await store.session_tenant(sid) == "a"
+
+
+async def test_a_sessions_claim_records_its_tenant_in_the_same_transaction(
+    store: EventStore, sid: str
+) -> None:
+    await store.claim_session(sid, "owner-1", "wf", "acme")
+    await store.claim_session(sid, "owner-1", "wf", "acme")  # a retried claim: a no-op
+    assert await store.session_tenant(sid) == "acme"
+    # Another tenant's id refuses the claim, and the refused claim leaves no owner behind.
+    other = sid + "-b"
+    await store.record_session_tenant(other, "globex")
+    with pytest.raises(AsmError) as info:
+        await store.claim_session(other, "owner-2", "wf", "acme")
+    assert info.value.code == "session_already_exists"
+    await store.claim_session(other, "owner-3", "wf", "globex")
+    assert await store.session_tenant(other) == "globex"
+    # No tenant: nothing recorded (no gateway key reaches the session).
+    bare = sid + "-c"
+    await store.claim_session(bare, "owner-4", "wf")
+    assert await store.session_tenant(bare) is None
