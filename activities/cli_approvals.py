@@ -9,7 +9,9 @@ CLI's call id, tool and canonical arguments), emits ``tool_approval_requested``,
 it), and polls the run's ``describe_run`` until the digest is resolved by ``approve`` /
 ``deny`` (see :mod:`workflows.cli_approvals`). Expiry is this side's own ``deny`` with reason
 ``expired``: the run still takes exactly one resolution. A cancelled attempt resolves as
-denied (the run denies whatever is pending as it ends).
+denied (the run denies whatever is pending as it ends). The request names its attempt: when a
+worker dies while its CLI waits, the retried attempt's CLI asks again and the run resolves
+the dead attempt's request as superseded.
 """
 
 from __future__ import annotations
@@ -144,9 +146,14 @@ class RunApprovals:
         client = activity.client()
         run = client.get_workflow_handle(run_workflow_id(self.spec.run_id))
         session = client.get_workflow_handle(session_workflow_id(self.spec.session_id))
-        await run.signal(
-            CLI_APPROVAL_REQUESTED, CliApprovalRequest(token=self.spec.token, approval=pending)
+        info = activity.info()
+        request = CliApprovalRequest(
+            token=self.spec.token,
+            approval=pending,
+            activity_id=info.activity_id,
+            attempt=info.attempt,
         )
+        await run.signal(CLI_APPROVAL_REQUESTED, request)
         await self._tell_session(session, [pending])
         loop = asyncio.get_running_loop()
         expires = None if not timeout_seconds else loop.time() + timeout_seconds

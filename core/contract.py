@@ -309,6 +309,37 @@ class _LoopFieldsWhenUsed(_Model):
         return data
 
 
+class _Tools(_LoopFieldsWhenUsed):
+    """The tool fields a session, a run request and a run's spec share.
+
+    Shared through this base, their JSON does not change (a payload is a JSON object: the
+    order its fields are written in means nothing to a reader), only where they are declared.
+    """
+
+    tools: list[ToolName] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="names of tools registered on the worker the model may call "
+        "(a run's are added to its session's)",
+    )
+    client_tools: list[ToolSpec] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="tools the application runs itself (results through submit_tool_result)",
+    )
+    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
+        default_factory=dict, description="per-tool approval overrides: always | never | ask"
+    )
+
+
+class _ToolLoop(_Tools):
+    """The tool fields with the loop's bound, as a session and a run's spec hold it."""
+
+    max_turns: int = Field(
+        default=10, ge=1, le=MAX_TURNS_LIMIT, description="model calls per run, at most"
+    )
+
+
 class Message(_Model):
     """One conversation message: text, or a list of provider content blocks."""
 
@@ -489,7 +520,7 @@ class ContextPolicy(_Model):
     )
 
 
-class SessionSpec(_LoopFieldsWhenUsed):
+class SessionSpec(_ToolLoop):
     """Input of ``AgentSession``: who the agent is, which provider, and the session's policies."""
 
     agent_id: Name = Field(description="the agent this session serves")
@@ -508,22 +539,6 @@ class SessionSpec(_LoopFieldsWhenUsed):
         default_factory=dict, description="passed to the provider: max_tokens, temperature, …"
     )
     mock: MockScript | None = None
-    tools: list[ToolName] = Field(
-        default_factory=list,
-        max_length=MAX_TOOLS,
-        description="names of tools registered on the worker the model may call",
-    )
-    client_tools: list[ToolSpec] = Field(
-        default_factory=list,
-        max_length=MAX_TOOLS,
-        description="tools the application runs itself (results through submit_tool_result)",
-    )
-    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
-        default_factory=dict, description="per-tool approval overrides: always | never | ask"
-    )
-    max_turns: int = Field(
-        default=10, ge=1, le=MAX_TURNS_LIMIT, description="model calls per run, at most"
-    )
     activate: bool = Field(default=True, description="go active at once (else wait for activate)")
     retry: RetrySettings = Field(default_factory=RetrySettings)
     run_timeout_seconds: Seconds | None = 600.0
@@ -600,7 +615,7 @@ class CancelRequest(_Model):
 # --- runs --------------------------------------------------------------------------------
 
 
-class RunRequest(_LoopFieldsWhenUsed):
+class RunRequest(_Tools):
     """Argument of ``submit_run``: the new messages and per-run overrides."""
 
     run_id: Id | None = Field(default=None, description="idempotency key; generated if absent")
@@ -618,20 +633,10 @@ class RunRequest(_LoopFieldsWhenUsed):
     provider_options: dict[str, Any] = Field(default_factory=dict)
     mock: MockScript | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    tools: list[ToolName] = Field(
-        default_factory=list,
-        max_length=MAX_TOOLS,
-        description="added to the session's: names of tools registered on the worker",
+    #: Optional here: a run's own bound replaces its session's only when given.
+    max_turns: int | None = Field(
+        default=None, ge=1, le=MAX_TURNS_LIMIT, description="model calls per run, at most"
     )
-    client_tools: list[ToolSpec] = Field(
-        default_factory=list,
-        max_length=MAX_TOOLS,
-        description="tools the application runs itself (results through submit_tool_result)",
-    )
-    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
-        default_factory=dict, description="per-tool approval overrides: always | never | ask"
-    )
-    max_turns: int | None = Field(default=None, ge=1, le=MAX_TURNS_LIMIT)
 
     @model_validator(mode="after")
     def _has_input(self) -> RunRequest:
@@ -679,7 +684,7 @@ class CancelRun(_Model):
     reason: _Reason | None = None
 
 
-class RunSpec(_LoopFieldsWhenUsed):
+class RunSpec(_ToolLoop):
     """Input of ``AgentRun``: everything the run needs, small (history is read from SQL)."""
 
     run_id: Id
@@ -707,20 +712,6 @@ class RunSpec(_LoopFieldsWhenUsed):
     )
     budget: Budget | None = Field(default=None, description="the session's own budget")
     tenant: Name | None = Field(default=None, description="the session's tenant:<name> tag")
-    tools: list[ToolName] = Field(
-        default_factory=list,
-        max_length=MAX_TOOLS,
-        description="names of tools registered on the worker the model may call",
-    )
-    client_tools: list[ToolSpec] = Field(
-        default_factory=list,
-        max_length=MAX_TOOLS,
-        description="tools the application runs itself (results through submit_tool_result)",
-    )
-    tool_policies: dict[ToolName, ApprovalPolicy] = Field(
-        default_factory=dict, description="per-tool approval overrides: always | never | ask"
-    )
-    max_turns: int = Field(default=10, ge=1, le=MAX_TURNS_LIMIT)
     context: ContextPolicy | None = Field(
         default=None, description="the session's context policy (None: the default policy)"
     )

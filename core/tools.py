@@ -223,6 +223,16 @@ class CliApprovalRequest(_Model):
 
     token: str | None = Field(default=None, max_length=64)
     approval: PendingApproval
+    #: The provider activity and attempt that ask: a later one's request supersedes what
+    #: earlier ones still wait for (their CLI is gone). ``None``: sent by an older release.
+    activity_id: str | None = Field(default=None, max_length=255)
+    attempt: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    def asked_by(self) -> tuple[int, int]:
+        """Which provider call asked, in the run's order: the activity's sequence number
+        (the run's activities get increasing numeric ids), then the attempt."""
+        seq = self.activity_id or ""
+        return (int(seq) if seq.isdigit() and len(seq) < 10 else 0, self.attempt or 0)
 
 
 class PendingToolCall(_Model):

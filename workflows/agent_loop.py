@@ -27,6 +27,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
+from agent_session_manager.workflows.approval_book import Approval, ApprovalBook
 from agent_session_manager.workflows.inputs import fail
 from agent_session_manager.workflows.lifecycle import record
 
@@ -78,13 +79,6 @@ async def let_go_on_cancel(handle: Any) -> Any:
 
 
 @dataclass
-class _Approval:
-    pending: PendingApproval
-    decision: Literal["granted", "denied"] | None = None
-    reason: str | None = None
-
-
-@dataclass
 class _ClientCall:
     pending: PendingToolCall
     result: ToolResult | None = None
@@ -94,9 +88,9 @@ class _ClientCall:
 class LoopState:
     """Everything the loop knows: what ``describe_run`` shows."""
 
+    approvals: ApprovalBook
     phase: Literal["model", "tools", "awaiting_approval", "awaiting_tool_result", "ended"] = "model"
     model_calls: int = 0
-    approvals: dict[str, _Approval] = field(default_factory=dict)
     client_calls: dict[str, _ClientCall] = field(default_factory=dict)
     results: list[ToolResult] = field(default_factory=list)
     events: int = 0
@@ -107,7 +101,7 @@ class AgentLoop:
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
-        self.state = LoopState()
+        self.state = LoopState(approvals=ApprovalBook(spec.run_id))
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -215,7 +209,7 @@ class AgentLoop:
 
     # --- approvals --------------------------------------------------------------------
 
-    async def _ask(self, call: ToolCallRequest, policy: Any) -> _Approval:
+    async def _ask(self, call: ToolCallRequest, policy: Any) -> Approval:
         assert call.spec is not None
         timeout = call.spec.approval_timeout_seconds
         expires_at = (workflow.now() + timedelta(seconds=timeout)).isoformat() if timeout else None
@@ -238,7 +232,7 @@ class AgentLoop:
             input=call.input,
             input_ref=call.input_ref,
         )
-        approval = self.state.approvals[call.call_id] = _Approval(pending)
+        approval = self.state.approvals.add(pending)
         self._phase("awaiting_approval")
         self._show_pending()
         await self._tell_session()
@@ -250,9 +244,8 @@ class AgentLoop:
         )
         try:
             await workflow.wait_condition(lambda: approval.decision is not None, timeout=timeout)
-        except TimeoutError:
-            if approval.decision is None:  # an approve in the same task wins
-                approval.decision, approval.reason = "denied", "expired"
+        except TimeoutError:  # an approve in the same task wins
+            ApprovalBook.settle(approval, "denied", "expired")
         self._show_pending()
         await self._tell_session()
         granted = approval.decision == "granted"
@@ -269,57 +262,15 @@ class AgentLoop:
         self._phase("tools")
         return approval
 
-    def find_approval(self, decision: ApprovalDecision) -> _Approval:
+    def find_approval(self, decision: ApprovalDecision) -> Approval:
         """The approval ``decision`` names; a typed rejection if it cannot take effect."""
-        for approval in self.state.approvals.values():
-            if approval.pending.digest == decision.digest:
-                if decision.call_id is not None and decision.call_id != approval.pending.call_id:
-                    break
-                if approval.decision is not None:
-                    fail(
-                        error(
-                            "approval_already_resolved",
-                            f"call {approval.pending.call_id!r} was already {approval.decision}"
-                            f" ({approval.reason or 'no reason given'}); nothing to do",
-                            details={
-                                "call_id": approval.pending.call_id,
-                                "decision": approval.decision,
-                            },
-                        )
-                    )
-                return approval
-        if decision.call_id is not None and decision.call_id in self.state.approvals:
-            fail(
-                error(
-                    "approval_mismatch",
-                    f"digest {decision.digest} is not the digest of call "
-                    f"{decision.call_id!r} (its arguments or policy differ): describe the run "
-                    "and decide on what it actually asks",
-                    details={"call_id": decision.call_id},
-                )
-            )
-        fail(
-            error(
-                "approval_not_found",
-                f"run {self.spec.run_id} has no approval with digest {decision.digest}; "
-                "list pending approvals with `asm approvals ls`",
-                details={"digest": decision.digest},
-            )
-        )
+        return self.state.approvals.find(decision)
 
     def resolve(
         self, decision: ApprovalDecision, outcome: Literal["granted", "denied"]
     ) -> ApprovalResolution:
         """Apply ``decision`` (exactly once: a second gets ``approval_already_resolved``)."""
-        approval = self.find_approval(decision)
-        approval.decision, approval.reason = outcome, decision.reason or decision.by
-        return ApprovalResolution(
-            run_id=self.spec.run_id,
-            call_id=approval.pending.call_id,
-            digest=approval.pending.digest,
-            decision=outcome,
-            reason=approval.reason,
-        )
+        return self.state.approvals.resolve(decision, outcome)
 
     # --- client-side tools ------------------------------------------------------------
 
@@ -393,9 +344,8 @@ class AgentLoop:
 
     async def clear(self, why: Literal["cancelled", "timeout"]) -> None:
         """Resolve what still waits: approvals denied, client-side calls cancelled."""
-        for approval in self.state.approvals.values():
-            if approval.decision is None:
-                approval.decision, approval.reason = "denied", f"run {why}"
+        for approval in list(self.state.approvals.entries.values()):
+            if ApprovalBook.settle(approval, "denied", f"run {why}"):
                 await self._event(
                     EventType.TOOL_APPROVAL_DENIED,
                     approval.pending.call_id,
@@ -438,9 +388,7 @@ class AgentLoop:
             status=status,
             phase=self.state.phase,
             model_calls=self.state.model_calls,
-            pending_approvals=[
-                a.pending for a in self.state.approvals.values() if a.decision is None
-            ],
+            pending_approvals=self.state.approvals.pending,
             pending_tool_calls=[
                 c.pending for c in self.state.client_calls.values() if c.result is None
             ],
@@ -450,7 +398,7 @@ class AgentLoop:
     def _phase(self, phase: Any) -> None:
         # One waiting call keeps the run "awaiting"; another one finishing does not hide it.
         if phase in ("model", "tools"):
-            if any(a.decision is None for a in self.state.approvals.values()):
+            if self.state.approvals.pending:
                 phase = "awaiting_approval"
             elif any(c.result is None for c in self.state.client_calls.values()):
                 phase = "awaiting_tool_result"
@@ -462,7 +410,7 @@ class AgentLoop:
         parent = workflow.info().parent
         if parent is None:
             return
-        pending = [a.pending for a in self.state.approvals.values() if a.decision is None]
+        pending = self.state.approvals.pending
         waiting: Literal["awaiting_approval", "awaiting_tool_result"] | None = None
         if pending:
             waiting = "awaiting_approval"
@@ -482,7 +430,7 @@ class AgentLoop:
             workflow.logger.warning("could not tell the session what run waits for: %s", exc)
 
     def _show_pending(self) -> None:
-        count = sum(1 for a in self.state.approvals.values() if a.decision is None)
+        count = len(self.state.approvals.pending)
         pairs: list[SearchAttributeUpdate[Any]] = [
             search_attributes.PENDING_APPROVALS.value_set(count),
             search_attributes.SESSION_ID.value_set(self.spec.session_id),

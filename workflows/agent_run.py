@@ -141,20 +141,22 @@ class AgentRun:
         """
         no_arguments(args, DESCRIBE_RUN)
         cli = self._cli
+        # An ended run waits for nobody: a CLI request its dead attempt left is not listed.
+        pending = cli.pending if cli is not None and not self._status.is_terminal else []
         if self._loop is not None:
             progress = self._loop.progress(self._status.value)
-        elif cli is not None and (cli.pending or cli.resolved):
+        elif cli is not None and cli.entries:
             progress = RunProgress(
                 run_id=cli.run_id,
                 session_id=cli.session_id,
                 status=self._status.value,
-                phase="awaiting_approval" if cli.pending else "model",
+                phase="awaiting_approval" if pending else "model",
             )
         else:
             return None
-        if cli is not None and (cli.pending or cli.resolved):
-            progress.pending_approvals += list(cli.pending.values())
-            progress.resolved_approvals = list(cli.resolved.values())
+        if cli is not None and cli.entries:
+            progress.pending_approvals += pending
+            progress.resolved_approvals = cli.resolved
         return progress
 
     @workflow.query(dynamic=True)
@@ -185,7 +187,7 @@ class AgentRun:
         cli = self._cli
         if cli is None or self._status.is_terminal:
             return None
-        if self._loop is None and (cli.pending or cli.resolved):
+        if self._loop is None and cli.entries:
             return cli
         return cli if decision in cli else None
 
@@ -260,7 +262,7 @@ class AgentRun:
         except AsmError as err:
             workflow.logger.warning("run: signal %s dropped: %s", name, err.message)
             return
-        if self._cli is None or self._status.is_terminal or not self._cli.add(request):
+        if self._cli is None or self._status.is_terminal or not self._cli.add_request(request):
             workflow.logger.warning("run: signal %s dropped: not this run's request", name)
             return
         self._show_cli_pending()

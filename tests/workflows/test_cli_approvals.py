@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,19 @@ from agent_session_manager.core.contract import (
     MockSleep,
     MockText,
     RunRequest,
+    RunSpec,
+    SessionSpec,
     run_workflow_id,
 )
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
-from agent_session_manager.core.tools import PendingApproval, action_digest, sha256_of
+from agent_session_manager.core.tools import (
+    CliApprovalRequest,
+    PendingApproval,
+    action_digest,
+    sha256_of,
+)
 from agent_session_manager.store import EventStore
 from tests.fakes import anthropic_server as anthropic
 from tests.fakes import openai_responses_server as openai
@@ -93,6 +101,33 @@ def asking_spec(workdir: Path, state: Path, **options: Any) -> Any:
     )
 
 
+@pytest.fixture
+async def codex_worker(
+    run_worker: Any, openai_fake: openai.OpenAIResponsesFake
+) -> AsyncIterator[None]:
+    """A worker with Codex on the Responses fake, whose model asks for an escalated command;
+    it runs for the whole test."""
+    escalated_command(openai_fake)
+    async with run_worker(secrets=codex_secrets(openai_fake)):
+        yield
+
+
+@dataclass
+class Asked:
+    """A Codex run waiting for its approval."""
+
+    session_id: str
+    run_id: str
+    pending: PendingApproval
+
+
+async def codex_asks(client: SessionClient, spec: SessionSpec) -> Asked:
+    """Start a session with ``spec`` and a run that asks; wait until it is listed."""
+    sid = (await client.start_session(spec)).session_id
+    ref = await client.submit_run(sid, "make the file")
+    return Asked(sid, ref.run_id, await first_pending(client, ref.run_id))
+
+
 async def first_pending(client: SessionClient, run_id: str) -> PendingApproval:
     async with asyncio.timeout(60):  # the CLI starts, calls the fake, asks
         while True:
@@ -104,66 +139,58 @@ async def first_pending(client: SessionClient, run_id: str) -> PendingApproval:
 
 
 @needs_codex
+@pytest.mark.usefixtures("codex_worker")
 async def test_codex_approval_is_requested_listed_and_an_approve_lets_the_cli_proceed(
-    client: SessionClient,
-    store: EventStore,
-    run_worker: Any,
-    openai_fake: openai.OpenAIResponsesFake,
-    workdir: Path,
-    state: Path,
+    client: SessionClient, store: EventStore, workdir: Path, state: Path
 ) -> None:
-    escalated_command(openai_fake)
-    async with run_worker(secrets=codex_secrets(openai_fake)):
-        sid = (await client.start_session(asking_spec(workdir, state))).session_id
-        ref = await client.submit_run(sid, "make the file")
-        pending = await first_pending(client, ref.run_id)
-        assert pending.tool == "command_execution"
-        assert "touch made-by-command" in str(pending.input)
-        assert not (workdir / "made-by-command").exists()  # nothing ran before the approval
-        # The session's describe lists it too (the activity told the session).
-        async with asyncio.timeout(10):
-            while True:
-                view = await client.describe(sid)
-                if [a.digest for a in view.runs[0].pending_approvals] == [pending.digest]:
-                    break
-                await asyncio.sleep(0.1)
+    asked = await codex_asks(client, asking_spec(workdir, state))
+    sid, run_id, pending = asked.session_id, asked.run_id, asked.pending
+    assert pending.tool == "command_execution"
+    assert "touch made-by-command" in str(pending.input)
+    assert not (workdir / "made-by-command").exists()  # nothing ran before the approval
+    # The session's describe lists it too (the activity told the session).
+    async with asyncio.timeout(10):
+        while True:
+            view = await client.describe(sid)
+            if [a.digest for a in view.runs[0].pending_approvals] == [pending.digest]:
+                break
+            await asyncio.sleep(0.1)
 
-        # A digest for other arguments is rejected, and takes no effect.
-        other = action_digest(
-            call_id=pending.call_id,
-            tool=pending.tool,
-            arguments_sha256=sha256_of({"command": "rm -rf /"}),
-            policy_version=pending.policy_version,
-            expires_at=pending.expires_at,
-        )
-        with pytest.raises(AsmError) as mismatch:
-            await client.approve(ref.run_id, other, call_id=pending.call_id)
-        assert mismatch.value.code == "approval_mismatch"
-        with pytest.raises(AsmError) as unknown:
-            await client.deny(ref.run_id, other)
-        assert unknown.value.code == "approval_not_found"
+    # A digest for other arguments is rejected, and takes no effect.
+    other = action_digest(
+        call_id=pending.call_id,
+        tool=pending.tool,
+        arguments_sha256=sha256_of({"command": "rm -rf /"}),
+        policy_version=pending.policy_version,
+        expires_at=pending.expires_at,
+    )
+    with pytest.raises(AsmError) as mismatch:
+        await client.approve(run_id, other, call_id=pending.call_id)
+    assert mismatch.value.code == "approval_mismatch"
+    with pytest.raises(AsmError) as unknown:
+        await client.deny(run_id, other)
+    assert unknown.value.code == "approval_not_found"
 
-        # Two concurrent approvals: exactly one takes effect.
-        outcomes = await asyncio.gather(
-            client.approve(ref.run_id, pending.digest, reason="alice"),
-            client.approve(ref.run_id, pending.digest, reason="bob"),
-            return_exceptions=True,
-        )
-        granted = [o for o in outcomes if not isinstance(o, BaseException)]
-        refused = [o for o in outcomes if isinstance(o, AsmError)]
-        assert len(granted) == 1 and len(refused) == 1, outcomes
-        assert refused[0].code == "approval_already_resolved"
-        assert granted[0].decision == "granted"
+    # Two concurrent approvals: exactly one takes effect.
+    outcomes = await asyncio.gather(
+        client.approve(run_id, pending.digest, reason="alice"),
+        client.approve(run_id, pending.digest, reason="bob"),
+        return_exceptions=True,
+    )
+    granted = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, AsmError)]
+    assert len(granted) == 1 and len(refused) == 1, outcomes
+    assert refused[0].code == "approval_already_resolved"
+    assert granted[0].decision == "granted"
 
-        result = await client.wait_run(ref.run_id, sid)
-
+    result = await client.wait_run(run_id, sid)
     assert result.status is RunStatus.COMPLETED, result.error
     assert (workdir / "made-by-command").exists()  # the CLI proceeded
-    events = await run_events(store, sid, ref.run_id)
-    [asked] = of_type(events, EventType.TOOL_APPROVAL_REQUESTED)
-    assert asked.data["digest"] == pending.digest
-    assert asked.data["policy"] == "ask"
-    assert asked.data["reason"] == "needs to write"
+    events = await run_events(store, sid, run_id)
+    [requested] = of_type(events, EventType.TOOL_APPROVAL_REQUESTED)
+    assert requested.data["digest"] == pending.digest
+    assert requested.data["policy"] == "ask"
+    assert requested.data["reason"] == "needs to write"
     [ok] = of_type(events, EventType.TOOL_APPROVAL_GRANTED)
     assert ok.data["digest"] == pending.digest and ok.data["decided_by"] == "human"
     assert of_type(events, EventType.TOOL_APPROVAL_DENIED) == []
@@ -171,103 +198,74 @@ async def test_codex_approval_is_requested_listed_and_an_approve_lets_the_cli_pr
 
 
 @needs_codex
+@pytest.mark.usefixtures("codex_worker")
 async def test_codex_deny_declines_the_command(
-    client: SessionClient,
-    store: EventStore,
-    run_worker: Any,
-    openai_fake: openai.OpenAIResponsesFake,
-    workdir: Path,
-    state: Path,
+    client: SessionClient, store: EventStore, workdir: Path, state: Path
 ) -> None:
-    escalated_command(openai_fake)
-    async with run_worker(secrets=codex_secrets(openai_fake)):
-        sid = (await client.start_session(asking_spec(workdir, state))).session_id
-        ref = await client.submit_run(sid, "make the file")
-        pending = await first_pending(client, ref.run_id)
-        assert (await client.deny(ref.run_id, pending.digest, reason="no")).decision == "denied"
-        with pytest.raises(AsmError) as again:
-            await client.approve(ref.run_id, pending.digest)
-        assert again.value.code == "approval_already_resolved"
-        result = await client.wait_run(ref.run_id, sid)
+    asked = await codex_asks(client, asking_spec(workdir, state))
+    digest = asked.pending.digest
+    assert (await client.deny(asked.run_id, digest, reason="no")).decision == "denied"
+    with pytest.raises(AsmError) as again:
+        await client.approve(asked.run_id, digest)
+    assert again.value.code == "approval_already_resolved"
+    result = await client.wait_run(asked.run_id, asked.session_id)
     assert result.status is RunStatus.COMPLETED, result.error
     assert not (workdir / "made-by-command").exists()
-    events = await run_events(store, sid, ref.run_id)
+    events = await run_events(store, asked.session_id, asked.run_id)
     [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
-    assert denied.data["digest"] == pending.digest and denied.data["reason"] == "no"
+    assert denied.data["digest"] == digest and denied.data["reason"] == "no"
     [failed] = of_type(events, EventType.TOOL_CALL_FAILED)
     assert failed.data["status"] == "declined"
 
 
 @needs_codex
+@pytest.mark.usefixtures("codex_worker")
 async def test_codex_approval_expires_as_denied(
-    client: SessionClient,
-    store: EventStore,
-    run_worker: Any,
-    openai_fake: openai.OpenAIResponsesFake,
-    workdir: Path,
-    state: Path,
+    client: SessionClient, store: EventStore, workdir: Path, state: Path
 ) -> None:
-    escalated_command(openai_fake)
-    async with run_worker(secrets=codex_secrets(openai_fake)):
-        spec = asking_spec(workdir, state, approval_timeout_seconds=1.0)
-        sid = (await client.start_session(spec)).session_id
-        ref = await client.submit_run(sid, "make the file")
-        pending = await first_pending(client, ref.run_id)
-        assert pending.expires_at is not None
-        result = await client.wait_run(ref.run_id, sid)
-        with pytest.raises(AsmError) as late:
-            await client.approve(ref.run_id, pending.digest)
-        assert late.value.code in ("approval_already_resolved", "invalid_operation")
+    asked = await codex_asks(client, asking_spec(workdir, state, approval_timeout_seconds=1.0))
+    assert asked.pending.expires_at is not None
+    result = await client.wait_run(asked.run_id, asked.session_id)
+    with pytest.raises(AsmError) as late:
+        await client.approve(asked.run_id, asked.pending.digest)
+    assert late.value.code in ("approval_already_resolved", "invalid_operation")
     assert result.status is RunStatus.COMPLETED, result.error
     assert not (workdir / "made-by-command").exists()
-    events = await run_events(store, sid, ref.run_id)
+    events = await run_events(store, asked.session_id, asked.run_id)
     [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
     assert denied.data["reason"] == "expired"
 
 
 @needs_codex
+@pytest.mark.usefixtures("codex_worker")
 async def test_cancelling_a_run_with_a_pending_codex_approval_resolves_it_denied(
-    client: SessionClient,
-    store: EventStore,
-    run_worker: Any,
-    openai_fake: openai.OpenAIResponsesFake,
-    workdir: Path,
-    state: Path,
+    client: SessionClient, store: EventStore, workdir: Path, state: Path
 ) -> None:
-    escalated_command(openai_fake)
-    async with run_worker(secrets=codex_secrets(openai_fake)):
-        sid = (await client.start_session(asking_spec(workdir, state))).session_id
-        ref = await client.submit_run(sid, "make the file")
-        pending = await first_pending(client, ref.run_id)
-        await client.cancel_run(sid, ref.run_id)
-        result = await client.wait_run(ref.run_id, sid)
-        with pytest.raises(AsmError) as late:
-            await client.approve(ref.run_id, pending.digest)
-        assert late.value.code in ("approval_already_resolved", "invalid_operation")
+    asked = await codex_asks(client, asking_spec(workdir, state))
+    await client.cancel_run(asked.session_id, asked.run_id)
+    result = await client.wait_run(asked.run_id, asked.session_id)
+    with pytest.raises(AsmError) as late:
+        await client.approve(asked.run_id, asked.pending.digest)
+    assert late.value.code in ("approval_already_resolved", "invalid_operation")
     assert result.status is RunStatus.CANCELLED
     assert not (workdir / "made-by-command").exists()
-    events = await run_events(store, sid, ref.run_id)
+    events = await run_events(store, asked.session_id, asked.run_id)
     [denied] = of_type(events, EventType.TOOL_APPROVAL_DENIED)
-    assert denied.data["digest"] == pending.digest and denied.data["reason"] == "run cancelled"
+    assert denied.data["digest"] == asked.pending.digest
+    assert denied.data["reason"] == "run cancelled"
     assert of_type(events, EventType.TOOL_APPROVAL_GRANTED) == []
 
 
 @needs_codex
+@pytest.mark.usefixtures("codex_worker")
 async def test_session_policy_always_answers_at_once(
-    client: SessionClient,
-    store: EventStore,
-    run_worker: Any,
-    openai_fake: openai.OpenAIResponsesFake,
-    workdir: Path,
-    state: Path,
+    client: SessionClient, store: EventStore, workdir: Path, state: Path
 ) -> None:
-    escalated_command(openai_fake)
-    async with run_worker(secrets=codex_secrets(openai_fake)):
-        spec = asking_spec(workdir, state).model_copy(
-            update={"tool_policies": {"command_execution": "always"}}
-        )
-        sid = (await client.start_session(spec)).session_id
-        result = await client.run(sid, "make the file")
+    spec = asking_spec(workdir, state).model_copy(
+        update={"tool_policies": {"command_execution": "always"}}
+    )
+    sid = (await client.start_session(spec)).session_id
+    result = await client.run(sid, "make the file")
     assert result.status is RunStatus.COMPLETED, result.error
     assert (workdir / "made-by-command").exists()
     events = await run_events(store, sid, result.run_id)
@@ -422,3 +420,91 @@ async def test_after_forged_signals_nothing_is_listed_and_history_replays(
     run = temporal.get_workflow_handle(run_workflow_id(run_id))
     await assert_no_failed_workflow_tasks(run)
     await assert_replays(run)
+
+
+# --- a request left by a dead attempt -------------------------------------------------------
+
+
+async def run_token(temporal: Client, run_id: str) -> str | None:
+    """The run's token, as its spec carries it (what its own provider activity signals with)."""
+    handle = temporal.get_workflow_handle(run_workflow_id(run_id))
+    async for event in handle.fetch_history_events():
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        [spec] = await temporal.data_converter.decode(payloads, [RunSpec])
+        assert isinstance(spec, RunSpec)
+        return spec.token
+    raise AssertionError("the run has no history")
+
+
+def cli_request(
+    run_id: str, session_id: str, token: str | None, call_id: str, attempt: int | None
+) -> CliApprovalRequest:
+    """What the run's provider activity (id "1") sends when its CLI asks."""
+    arguments = sha256_of({"command": "make"})
+    return CliApprovalRequest(
+        token=token,
+        activity_id=None if attempt is None else "1",
+        attempt=attempt,
+        approval=PendingApproval(
+            run_id=run_id,
+            session_id=session_id,
+            call_id=call_id,
+            tool="command_execution",
+            arguments_sha256=arguments,
+            policy_version="v1",
+            digest=action_digest(
+                call_id=call_id,
+                tool="command_execution",
+                arguments_sha256=arguments,
+                policy_version="v1",
+                expires_at=None,
+            ),
+        ),
+    )
+
+
+async def test_a_newer_attempts_request_supersedes_what_an_older_attempt_left_pending(
+    client: SessionClient, temporal: Client, sleeping: tuple[str, str]
+) -> None:
+    """What a worker crash leaves (tests/chaos/test_cli_approval_crash.py does it for real):
+    attempt 1's CLI asked and died; attempt 2's CLI asks again, as a new call."""
+    session_id, run_id = sleeping
+    token = await run_token(temporal, run_id)
+    handle = temporal.get_workflow_handle(run_workflow_id(run_id))
+
+    async def ask(call_id: str, attempt: int | None) -> PendingApproval:
+        request = cli_request(run_id, session_id, token, call_id, attempt)
+        await handle.signal("cli_approval_requested", request)
+        return request.approval
+
+    async def listed() -> list[str]:
+        progress = await client.describe_run(run_id)
+        return [] if progress is None else [a.call_id for a in progress.pending_approvals]
+
+    await ask("old", None)  # an activity of the release before attempts were told
+    assert await listed() == ["old"]
+    first = await ask("first", 1)
+    assert await listed() == ["first"]
+    second = await ask("second", 2)
+    assert await listed() == ["second"]
+    with pytest.raises(AsmError) as late:
+        await client.approve(run_id, first.digest)
+    assert late.value.code == "approval_already_resolved"
+    assert "superseded: provider attempt 2" in late.value.message
+
+    await ask("zombie", 1)  # an attempt older than the newest: its CLI's answer goes nowhere
+    await ask("second", 2)  # the same signal again: nothing changes
+    assert await listed() == ["second"]
+    progress = await client.describe_run(run_id)
+    assert progress is not None
+    assert [(r.call_id, r.decision) for r in progress.resolved_approvals] == [
+        ("old", "denied"),
+        ("first", "denied"),
+    ]
+    assert (await client.approve(run_id, second.digest)).decision == "granted"
+    assert await listed() == []
+
+    await client.cancel_run(session_id, run_id)
+    assert (await client.wait_run(run_id, session_id)).status is RunStatus.CANCELLED
+    await assert_no_failed_workflow_tasks(handle)
+    await assert_replays(handle)
