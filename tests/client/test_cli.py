@@ -369,13 +369,19 @@ async def test_limits_shows_configuration_held_slots_and_cooldowns(
     code, text, err = await asm("limits", env=env)
     assert code == 0, err
     assert "max_runs=2" in text and "zed:0/1" in text and "provider_rate_limited" in text
+    # Blank is none (compose passes `${ASM_LIMITS:-}`): no limits, not an error.
+    code, text, err = await asm("limits", env={**env, "ASM_LIMITS": "  "})
+    assert code == 0, err
+    assert "no limits configured" in text
 
 
 async def test_limits_with_a_bad_configuration_says_which(tmp_path: Path) -> None:
     env = {"ASM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
     code, _, err = await asm("limits", env={**env, "ASM_LIMITS": '{"max_runs": -3}'})
-    assert code == 1 and "invalid_input" in err and "ASM_LIMITS" in err
+    assert code == 1 and "validation_error" in err and "ASM_LIMITS" in err
+    code, _, err = await asm("limits", env={**env, "ASM_LIMITS": "{not json"})
+    assert code == 1 and "validation_error" in err and "ASM_LIMITS" in err
     bad = tmp_path / "limits.toml"
     bad.write_text("max_runs = [")
     code, _, err = await asm("limits", env={**env, "ASM_LIMITS_FILE": str(bad)})
-    assert code == 1 and "ASM_LIMITS_FILE" in err
+    assert code == 1 and "validation_error" in err and "ASM_LIMITS_FILE" in err
