@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -39,8 +38,6 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +59,7 @@ from agent_session_manager.store import EventStore, open_store, upgrade  # noqa:
 from agent_session_manager.worker.dev_server import DevServer, start_dev_server  # noqa: E402
 from agent_session_manager.worker.settings import Settings  # noqa: E402
 from agent_session_manager.worker.worker import serve  # noqa: E402
+from tests.chaos.worker_process import WorkerProcess, worker_fleet  # noqa: E402
 from tests.fakes.anthropic_server import Reply, Text  # noqa: E402
 from tests.fakes.rate_limited_anthropic import RateLimitedFake  # noqa: E402
 
@@ -79,71 +77,6 @@ def loadavg() -> str:
         return Path("/proc/loadavg").read_text().strip()
     except OSError:
         return "?"
-
-
-class WorkerProcess:
-    """``asm worker`` in a subprocess (this checkout's code), killable with SIGKILL."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), **env}
-        self.proc: asyncio.subprocess.Process | None = None
-        self._drain: asyncio.Task[bytes] | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "agent_session_manager.cli",
-            "worker",
-            env=self.env,
-            cwd=str(REPO),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 120)
-        if b"worker on" not in line:
-            raise RuntimeError(f"worker did not start: {line!r}")
-        self._drain = asyncio.create_task(self._keep(self.proc.stdout))
-
-    async def _keep(self, stream: asyncio.StreamReader) -> bytes:
-        # Drained (a full pipe would block the worker); the tail is logged if it fails.
-        data = await stream.read()
-        if self.proc is not None and self.proc.returncode not in (0, -signal.SIGKILL, None):
-            log(f"worker {self.pid} exited {self.proc.returncode}: {data[-2000:].decode()}")
-        return data
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 20)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        if self._drain is not None:
-            with contextlib.suppress(Exception):
-                await self._drain
-
-
-@asynccontextmanager
-async def fleet(n: int, env: dict[str, str]) -> AsyncIterator[list[WorkerProcess]]:
-    workers = [WorkerProcess(env) for _ in range(n)]
-    try:
-        await asyncio.gather(*(w.start() for w in workers))
-        yield workers
-    finally:
-        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
 
 
 async def start(client: SessionClient, spec: SessionSpec) -> str:
@@ -247,14 +180,14 @@ async def phase_fleet(
         max_concurrent=args.limit, rpm=args.rpm, api_key=API_KEY, default=reply
     ) as fake:
         env = {
-            "ASM_TEMPORAL_ADDRESS": server.address,
-            "ASM_DATABASE_URL": url,
-            "ASM_TASK_QUEUE": task_queue,
             "ASM_LIMITS": json.dumps(limits),
             "ANTHROPIC_API_KEY": API_KEY,
             "ANTHROPIC_BASE_URL": fake.base_url,
         }
-        async with fleet(args.workers, env):
+        workers = [
+            WorkerProcess(server.address, url, task_queue, **env) for _ in range(args.workers)
+        ]
+        async with worker_fleet(workers):
             log(f"{args.workers} workers up; {total} runs over tenants {tenants}, limits {limits}")
             client = SessionClient(server.client, store, task_queue=task_queue)
             sessions = {}
@@ -350,14 +283,14 @@ async def phase_kill(
         max_concurrent=args.limit, rpm=100_000, api_key=API_KEY, default=reply
     ) as fake:
         env = {
-            "ASM_TEMPORAL_ADDRESS": server.address,
-            "ASM_DATABASE_URL": url,
-            "ASM_TASK_QUEUE": task_queue,
             "ASM_LIMITS": json.dumps(limits),
             "ANTHROPIC_API_KEY": API_KEY,
             "ANTHROPIC_BASE_URL": fake.base_url,
         }
-        async with fleet(args.workers, env) as workers:
+        workers = [
+            WorkerProcess(server.address, url, task_queue, **env) for _ in range(args.workers)
+        ]
+        async with worker_fleet(workers):
             client = SessionClient(server.client, store, task_queue=task_queue)
             sid = await start(
                 client,

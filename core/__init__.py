@@ -18,6 +18,7 @@ Everything public is re-exported here; each concept lives in one module:
 * :mod:`core.budget` spending budgets and the check before each provider call
 * :mod:`core.tools` tools, approval policies and action digests
 * :mod:`core.limits` fleet-wide limits: configuration, scopes, the fair grant
+* :mod:`core.config_text` JSON/TOML settings validated by a model (one loader, one error)
 
 :mod:`core.temporal` (error conversion, retry policies, the data converter) and
 :mod:`core.search_attributes` (the search-attribute keys) are the modules that import
@@ -194,6 +195,7 @@ from agent_session_manager.core.limits import (
     finite_delay,
     grant_slots,
     jain_index,
+    parse_limits,
     queue_position,
     run_scopes,
     session_scopes,
@@ -521,6 +523,7 @@ __all__ = [
     "parse_capability_type",
     "parse_error_code",
     "parse_event_type",
+    "parse_limits",
     "parse_prices",
     "parse_run_status",
     "parse_session_status",

@@ -24,12 +24,12 @@ A refused call fails its run with ``budget_exceeded`` (resource, non-retryable).
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent_session_manager.core.config_text import parse_config
 from agent_session_manager.core.errors import AsmError, error
 
 #: Token and money limits: positive, and inside the ledger's 64-bit columns with room to add.
@@ -158,18 +158,16 @@ def exceeded(scope: Scope, key: str, limit: Budget, spent: Spend, next_call: Spe
     )
 
 
-def parse_budgets(text: str, origin: str) -> BudgetPolicy:
-    """A budget policy from JSON ``text``; ``validation_error`` naming ``origin`` otherwise."""
-    try:
-        return BudgetPolicy.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as exc:
-        raise error(
-            "validation_error",
-            f"budgets in {origin} are not valid: {str(exc)[:2000]}; expected JSON like "
-            '{"session": {"tokens": 100000}, "agents": {"*": {"cost_micros": 5000000}}, '
-            '"tenants": {"acme": {"tokens": 1000000, "warn_at": 0.9}}}',
-            details={"origin": origin},
-        ) from None
+def parse_budgets(text: str | None, origin: str) -> BudgetPolicy:
+    """A budget policy from JSON ``text`` (blank: none); ``validation_error`` naming ``origin``
+    otherwise."""
+    return parse_config(
+        BudgetPolicy,
+        text,
+        origin,
+        expected='JSON like {"session": {"tokens": 100000}, "agents": {"*": {"cost_micros": '
+        '5000000}}, "tenants": {"acme": {"tokens": 1000000, "warn_at": 0.9}}}',
+    )
 
 
 __all__ = [

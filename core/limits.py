@@ -37,6 +37,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from agent_session_manager.core.config_text import parse_config
+
 #: A limit at most: far above any real fleet, far below an integer column's range.
 MAX_LIMIT = 1_000_000
 #: Per-provider and per-model limit tables hold at most this many entries.
@@ -126,6 +128,19 @@ class Limits(BaseModel):
         return bool(
             self.max_sessions or self.max_sessions_per_agent or self.max_sessions_per_tenant
         )
+
+
+def parse_limits(text: str | None, origin: str, *, toml: bool = False) -> Limits:
+    """The limits in ``text`` (JSON, or TOML for a ``.toml`` file; blank: none); a
+    ``validation_error`` naming ``origin`` otherwise."""
+    return parse_config(
+        Limits,
+        text,
+        origin,
+        expected='a limits configuration like {"max_runs": 5, "rpm_per_credential": 50} '
+        "(see docs/limits.md)",
+        syntax="toml" if toml else "json",
+    )
 
 
 def credential_id(provider: str, secrets: Mapping[str, str]) -> str:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent_session_manager.core.budget import BudgetPolicy, parse_budgets
 from agent_session_manager.core.errors import ValidationError, error
-from agent_session_manager.core.limits import Limits
+from agent_session_manager.core.limits import Limits, parse_limits
 from agent_session_manager.core.prices import PriceTable, default_prices, parse_prices
 from agent_session_manager.core.protocol import (
     DEFAULT_TASK_QUEUE,
@@ -56,18 +55,18 @@ class Settings(BaseSettings):
         default=None,
         description="a JSON price table merged over the shipped one (core/prices.json)",
     )
-    budgets: str | None = Field(
-        default=None,
-        description="the worker's budgets as JSON (core.budget.BudgetPolicy): per session, "
-        "per agent per day, per tenant per day",
-    )
+    #: The worker's budgets as JSON (``core.budget.BudgetPolicy``): per session, per agent per
+    #: day, per tenant per day. Like ``limits``, the text is kept as given (``NoDecode``) and
+    #: validated by :meth:`budget_policy` only.
+    budgets: Annotated[BudgetPolicy | str | None, NoDecode] = None
     #: More tools for the worker, as ``module:attribute`` paths (a Tool, tools, or a factory);
     #: ``ASM_TOOLS='["pkg.tools:weather"]'``. Installed packages use the entry-point group.
     tools: list[str] = Field(default_factory=list)
     #: Fleet-wide limits as JSON (``ASM_LIMITS='{"max_runs": 5}'``), or a file (JSON or TOML).
-    #: Kept unvalidated here: a bad value fails what uses limits with a typed error
-    #: (:meth:`fleet_limits`), not every command that reads the settings.
-    limits: Limits | dict[str, Any] | str | None = Field(default_factory=Limits)
+    #: Kept as text here (``NoDecode``: pydantic-settings would otherwise decode the JSON once
+    #: more, differently): a bad value fails only what uses limits, with the typed error of
+    #: :meth:`fleet_limits`, not every command that reads the settings.
+    limits: Annotated[Limits | str | None, NoDecode] = None
     limits_file: str | None = Field(default=None, description="a JSON or TOML file of limits")
     #: The worker's sticky cache (``max_cached_workflows``): sessions and running runs kept in
     #: memory between their workflow tasks. One that is not cached is replayed from its
@@ -77,25 +76,30 @@ class Settings(BaseSettings):
 
     def fleet_limits(self) -> Limits:
         """The deployment's limits: ``limits_file`` when set, else ``limits``; a bad value is
-        ``invalid_input`` naming the setting."""
-        if isinstance(self.limits, Limits) and not self.limits_file:
-            return self.limits
-        source, data = "ASM_LIMITS", self.limits if self.limits is not None else {}
-        try:
-            if isinstance(data, str):
-                data = json.loads(data) if data.strip() else {}  # blank: none (compose's default)
-            if self.limits_file:
-                path = Path(self.limits_file)
-                source = f"ASM_LIMITS_FILE {str(path)!r}"
+        the ``validation_error`` naming the variable (:func:`core.limits.parse_limits`)."""
+        if self.limits_file:
+            path = Path(self.limits_file)
+            origin = f"ASM_LIMITS_FILE {str(path)!r}"
+            try:
                 text = path.read_text(encoding="utf-8")
-                data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-            return Limits.model_validate(data)
-        except (OSError, ValueError) as exc:  # tomllib/json/pydantic errors are ValueErrors
-            raise ValidationError(
-                "invalid_input",
-                f"{source} is not a valid limits configuration: {str(exc)[:500]} "
-                "(see docs/limits.md)",
-            ) from None
+            except (OSError, ValueError) as exc:  # unreadable, or not UTF-8
+                raise ValidationError(
+                    "validation_error",
+                    f"{origin} cannot be read ({exc}); point it at a JSON or TOML file of "
+                    "limits (see docs/limits.md) or unset it",
+                    details={"origin": origin},
+                ) from None
+            return parse_limits(text, origin, toml=path.suffix == ".toml")
+        if isinstance(self.limits, Limits):
+            return self.limits
+        return parse_limits(self.limits, "ASM_LIMITS")
+
+    def budget_policy(self) -> BudgetPolicy:
+        """The worker's budgets from ``budgets`` (none when unset); a bad value is the
+        ``validation_error`` naming ``ASM_BUDGETS`` (:func:`core.budget.parse_budgets`)."""
+        if isinstance(self.budgets, BudgetPolicy):
+            return self.budgets
+        return parse_budgets(self.budgets, "ASM_BUDGETS")
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -114,8 +118,6 @@ class Settings(BaseSettings):
         "temporal_address",
         "ui_url",
         "prices_file",
-        "budgets",
-        "limits",
         "limits_file",
         mode="before",
     )
@@ -145,10 +147,3 @@ def price_table(settings: Settings) -> PriceTable:
             details={"path": settings.prices_file},
         ) from None
     return table.merged(parse_prices(text, f"ASM_PRICES_FILE={settings.prices_file!r}"))
-
-
-def budget_policy(settings: Settings) -> BudgetPolicy:
-    """The worker's budgets from ``ASM_BUDGETS`` (none when unset)."""
-    if settings.budgets is None:
-        return BudgetPolicy()
-    return parse_budgets(settings.budgets, "ASM_BUDGETS")

@@ -30,7 +30,6 @@ from agent_session_manager.observability.instrumented_store import instrument_st
 from agent_session_manager.store import EventStore
 from agent_session_manager.worker.settings import (
     Settings,
-    budget_policy,
     price_table,
     provider_secrets,
 )
@@ -95,7 +94,7 @@ async def serve(
         providers,
         secrets=secrets,
         prices=price_table(settings) if prices is None else prices,
-        budgets=budget_policy(settings) if budgets is None else budgets,
+        budgets=settings.budget_policy() if budgets is None else budgets,
         tools={name: t.spec for name, t in installed.items()},
         fleet=fleet,
     )

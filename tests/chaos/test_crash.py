@@ -2,18 +2,14 @@
 streaming runs, and the Temporal server itself killed and restarted (on its SQLite file)
 mid-run. Every run completes with its exact text, each once.
 
-The worker runs as ``asm worker`` in a subprocess (the real entry point), so a kill is a real
-kill: no graceful shutdown, no flush, activities and sticky workflow caches gone.
+The worker runs as ``asm worker`` in a subprocess (:mod:`tests.chaos.worker_process`), so a
+kill is a real kill.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from temporalio.client import Client
@@ -27,66 +23,12 @@ from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import data_converter
 from agent_session_manager.store import EventStore
 from agent_session_manager.worker.dev_server import DEV_SERVER_TUNING, free_port, temporal_binary
+from tests.chaos.worker_process import WorkerProcess, worker_fleet
 
 FAST_RETRY = RetrySettings(initial_interval_seconds=0.1, maximum_interval_seconds=0.5)
 #: Long enough that a kill lands mid-stream, short enough for CI: ~4 s per run.
 TEXT = "".join(f"{i:03d} " for i in range(200))
 SCRIPT = MockScript(steps=[MockText(text=TEXT, chunk_size=8, delay_ms=40)])
-
-
-class WorkerProcess:
-    """``asm worker`` in a subprocess, for one server, store and task queue."""
-
-    def __init__(self, address: str, database_url: str, task_queue: str) -> None:
-        self.env = {
-            **os.environ,
-            "ASM_TEMPORAL_ADDRESS": address,
-            "ASM_DATABASE_URL": database_url,
-            "ASM_TASK_QUEUE": task_queue,
-        }
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "agent_session_manager.cli",
-            "worker",
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
-        assert b"worker on" in line, line
-        # Drain its output from now on, or a chatty worker would block on a full pipe.
-        self._drain = asyncio.create_task(self.proc.stdout.read())
-
-    async def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-        await self._drain
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 20)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-            await self._drain
-
-
-@asynccontextmanager
-async def worker_process(address: str, db: Path, task_queue: str) -> AsyncIterator[WorkerProcess]:
-    worker = WorkerProcess(address, f"sqlite+aiosqlite:///{db}", task_queue)
-    await worker.start()
-    try:
-        yield worker
-    finally:
-        await worker.stop()
 
 
 async def start_streaming_runs(client: SessionClient, count: int) -> list[tuple[str, str]]:
@@ -152,7 +94,8 @@ async def test_worker_killed_mid_stream_during_20_runs_every_run_completes_exact
     address = env.client.service_client.config.target_host
     client = SessionClient(env.client, store, task_queue=task_queue)
     db = tmp_path / "asm.db"
-    async with worker_process(address, db, task_queue) as worker:
+    worker = WorkerProcess(address, f"sqlite+aiosqlite:///{db}", task_queue)
+    async with worker_fleet([worker]):
         runs = await start_streaming_runs(client, 20)
         await until_streaming(store, runs)
         await worker.kill9()
@@ -210,7 +153,8 @@ async def test_temporal_server_killed_and_restarted_mid_run_every_run_completes_
     try:
         temporal = await Client.connect(address, data_converter=data_converter)
         client = SessionClient(temporal, store, task_queue=task_queue)
-        async with worker_process(address, tmp_path / "asm.db", task_queue):
+        url = f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}"
+        async with worker_fleet([WorkerProcess(address, url, task_queue)]):
             runs = await start_streaming_runs(client, 5)
             await until_streaming(store, runs)
             server.send_signal(signal.SIGKILL)

@@ -15,7 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.store import EventStore
-from tests.chaos.test_crash import FAST_RETRY, SCRIPT, WorkerProcess, assert_exactly_once
+from tests.chaos.test_crash import FAST_RETRY, SCRIPT, assert_exactly_once
+from tests.chaos.worker_process import WorkerProcess
 
 LIMIT = 2
 
@@ -26,9 +27,8 @@ async def test_kill_9_of_a_slot_holder_frees_its_slots_and_counts_nothing_twice(
     address = env.client.service_client.config.target_host
     client = SessionClient(env.client, store, task_queue=task_queue)
     url = f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}"
-    workers = [WorkerProcess(address, url, task_queue) for _ in range(2)]
-    for w in workers:
-        w.env["ASM_LIMITS"] = json.dumps({"max_runs": LIMIT, "poll_seconds": 0.1})
+    limits = json.dumps({"max_runs": LIMIT, "poll_seconds": 0.1})
+    workers = [WorkerProcess(address, url, task_queue, ASM_LIMITS=limits) for _ in range(2)]
     await asyncio.gather(*(w.start() for w in workers))
     try:
         runs = []

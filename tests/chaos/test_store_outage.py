@@ -38,6 +38,10 @@ SHORT = MockScript(steps=[MockText(text=SHORT_TEXT, chunk_size=10, delay_ms=80)]
 #: Streams on through the whole outage and after it.
 LONG_TEXT = "".join(f"L{i:03d} " for i in range(120))
 RUNS = 10
+#: Well under the shortest outage (10 s), so an attempt that stopped heartbeating (or a sink
+#: that took the store's silence for the provider's) while the store is out would time out and
+#: show as a second attempt; not 2 s, which a loaded two-core machine's stalls alone can pass.
+HEARTBEAT_S = 4
 #: Any retry would show as attempts > 1: the assertion is that there is none.
 RETRY = RetrySettings(initial_interval_seconds=0.1, maximum_interval_seconds=0.5)
 
@@ -55,7 +59,7 @@ async def start_runs(client: SessionClient, long: MockScript) -> list[tuple[str,
     async def one(n: int) -> tuple[str, str, str]:
         script, text = (SHORT, SHORT_TEXT) if n % 2 else (long, LONG_TEXT)
         view = await client.start_session(
-            agent_id="outage", mock=script, retry=RETRY, heartbeat_timeout_seconds=2
+            agent_id="outage", mock=script, retry=RETRY, heartbeat_timeout_seconds=HEARTBEAT_S
         )
         ref = await client.submit_run(view.session_id, "go")
         return view.session_id, ref.run_id, text

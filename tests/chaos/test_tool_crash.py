@@ -27,7 +27,8 @@ from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import data_converter
 from agent_session_manager.store import EventStore
 from agent_session_manager.worker.dev_server import free_port
-from tests.chaos.test_crash import WorkerProcess, start_server
+from tests.chaos.test_crash import start_server
+from tests.chaos.worker_process import WorkerProcess
 from tests.fakes.anthropic_server import AnthropicFake, Reply, Text, ToolUse
 
 API_KEY = "sk-ant-test-TOOLS"

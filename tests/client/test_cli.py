@@ -26,8 +26,11 @@ async def asm(
     cwd: Path | None = None,
     timeout: float = 60,  # noqa: ASYNC109 - a subprocess deadline, so a hang fails fast
     stdin: bytes | None = None,
+    under: list[str] | None = None,
 ) -> tuple[int, str, str]:
+    """``asm *args`` (run by the command ``under``, when given); (exit code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
+        *(under or []),
         *ASM,
         *args,
         stdin=asyncio.subprocess.PIPE if stdin is not None else None,
@@ -120,9 +123,13 @@ async def test_usage_error_exits_2() -> None:
 
 
 async def test_shell_completion_is_available() -> None:
-    code, out, err = await asm("--show-completion", "bash")
+    # Typer picks the shell by walking this process's ancestors (shellingham), ignoring any
+    # argument: run it from bash, as a user would, or the result depends on what started
+    # pytest (no shell ancestor at all: "Shell not supported"). bash stays the parent: it
+    # cannot exec the command in place, as a command follows.
+    code, out, err = await asm("--show-completion", under=["bash", "-c", '"$@"; exit $?', "bash"])
     assert code == 0, err
-    assert "_ASM_COMPLETE" in out
+    assert "_ASM_COMPLETE=complete_bash" in out
     code, out, _ = await asm(
         env={"_ASM_COMPLETE": "complete_bash", "COMP_WORDS": "asm ru", "COMP_CWORD": "1"}
     )
@@ -369,13 +376,19 @@ async def test_limits_shows_configuration_held_slots_and_cooldowns(
     code, text, err = await asm("limits", env=env)
     assert code == 0, err
     assert "max_runs=2" in text and "zed:0/1" in text and "provider_rate_limited" in text
+    # Blank is none (compose passes `${ASM_LIMITS:-}`): no limits, not an error.
+    code, text, err = await asm("limits", env={**env, "ASM_LIMITS": "  "})
+    assert code == 0, err
+    assert "no limits configured" in text
 
 
 async def test_limits_with_a_bad_configuration_says_which(tmp_path: Path) -> None:
     env = {"ASM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
     code, _, err = await asm("limits", env={**env, "ASM_LIMITS": '{"max_runs": -3}'})
-    assert code == 1 and "invalid_input" in err and "ASM_LIMITS" in err
+    assert code == 1 and "validation_error" in err and "ASM_LIMITS" in err
+    code, _, err = await asm("limits", env={**env, "ASM_LIMITS": "{not json"})
+    assert code == 1 and "validation_error" in err and "ASM_LIMITS" in err
     bad = tmp_path / "limits.toml"
     bad.write_text("max_runs = [")
     code, _, err = await asm("limits", env={**env, "ASM_LIMITS_FILE": str(bad)})
-    assert code == 1 and "ASM_LIMITS_FILE" in err
+    assert code == 1 and "validation_error" in err and "ASM_LIMITS_FILE" in err

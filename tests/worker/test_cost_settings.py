@@ -10,13 +10,13 @@ import pytest
 from agent_session_manager.core.budget import Budget
 from agent_session_manager.core.errors import ValidationError
 from agent_session_manager.core.prices import default_prices
-from agent_session_manager.worker.settings import Settings, budget_policy, price_table
+from agent_session_manager.worker.settings import Settings, price_table
 
 
 def test_no_configuration_means_the_shipped_prices_and_no_budgets() -> None:
     settings = Settings(prices_file=None, budgets=None)
     assert price_table(settings) == default_prices()
-    policy = budget_policy(settings)
+    policy = settings.budget_policy()
     assert policy.session is None and not policy.agents and not policy.tenants
 
 
@@ -39,10 +39,10 @@ def test_an_unreadable_prices_file_says_so(tmp_path: Path) -> None:
 
 def test_budgets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASM_BUDGETS", '{"agents": {"*": {"cost_micros": 5000000}}}')
-    assert budget_policy(Settings()).agent("anyone") == Budget(cost_micros=5_000_000)
+    assert Settings().budget_policy().agent("anyone") == Budget(cost_micros=5_000_000)
     monkeypatch.setenv("ASM_BUDGETS", '{"agents": {"*": {"cost_micros": -1}}}')
     with pytest.raises(ValidationError) as err:
-        budget_policy(Settings())
+        Settings().budget_policy()
     assert err.value.code == "validation_error" and "ASM_BUDGETS" in err.value.message
     monkeypatch.setenv("ASM_BUDGETS", "   ")
-    assert budget_policy(Settings()).session is None  # blank is unset
+    assert Settings().budget_policy().session is None  # blank is unset

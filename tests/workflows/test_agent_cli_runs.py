@@ -788,11 +788,14 @@ async def test_a_quiet_command_longer_than_the_heartbeat_timeout_does_not_time_t
     # An agent's command may print nothing for a long time (an install, a build, a test run).
     # The CLI is alive and working, and the activity keeps heartbeating meanwhile; only the
     # model going quiet is a provider timeout. One attempt: a retry would hide the failure.
-    fake.script(*fake.runs_a_command("sleep 2 && echo quiet-done", then="It finished."))
+    # 3 s, not 1 s: on a loaded two-core machine a worker can miss a 1 s heartbeat deadline
+    # (throttle 0.2 s) with no quiet command at all. The claim holds at any scale as long as the
+    # command stays quiet for longer than the timeout: 4 s > 3 s.
+    fake.script(*fake.runs_a_command("sleep 4 && echo quiet-done", then="It finished."))
     spec = fake.cli.spec(
         workdir,
         state,
-        heartbeat_timeout_seconds=1.0,
+        heartbeat_timeout_seconds=3.0,
         retry=FAST_RETRY.model_copy(update={"max_attempts": 1}),
     )
     async with run_worker(secrets=fake.secrets):
