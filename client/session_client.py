@@ -214,6 +214,8 @@ def _translated(session_id: str | None = None, address: str | None = None) -> It
             raise temporal_unavailable(exc, address) from exc
         if not isinstance(exc, RPCError):
             raise
+        if timed_out(exc):
+            raise call_timed_out(exc, session_id) from exc
         if "already completed" in exc.message or "already finished" in exc.message:
             raise error(
                 "invalid_transition",
@@ -227,6 +229,29 @@ def _translated(session_id: str | None = None, address: str | None = None) -> It
                 details={"session_id": session_id},
             ) from exc
         raise error("internal_error", f"Temporal: {exc.message}") from exc
+
+
+def timed_out(exc: RPCError) -> bool:
+    """Whether the SDK gave up waiting for the answer (its own RPC deadline, 30 s for a query
+    by default): ``CANCELLED`` "Timeout expired", which is neither an outage nor an answer."""
+    return exc.status is RPCStatusCode.CANCELLED and "timeout expired" in exc.message.lower()
+
+
+def call_timed_out(exc: RPCError, session_id: str | None) -> AsmError:
+    """The retryable ``timeout`` for a call Temporal did not answer in time.
+
+    Most often a query no worker answered: the session's worker is down, starting, or too
+    busy to take the query's workflow task; nothing is wrong with the request itself.
+    """
+    what = f"session {session_id}" if session_id else "the call"
+    return error(
+        "timeout",
+        f"no answer from Temporal for {what} in time ({exc.message}): the worker serving it may "
+        "be down, starting or overloaded; check that a worker is running on the session's task "
+        "queue (`asm worker`, or `asm dev`) and try again",
+        details={"session_id": session_id, "cause": exc.message[:300]},
+        retryable=True,
+    )
 
 
 class SessionClient:
@@ -684,6 +709,8 @@ class SessionClient:
                 raise temporal_unavailable(exc, self.temporal_address) from exc
             if not isinstance(exc, RPCError):
                 raise
+            if timed_out(exc):
+                raise call_timed_out(exc, session_id) from exc
             if exc.status is not RPCStatusCode.NOT_FOUND:
                 raise error("internal_error", f"Temporal: {exc.message}") from exc
             # Temporal answered that the run's workflow does not exist (yet).

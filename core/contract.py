@@ -20,6 +20,7 @@ the content is in the store, the payload holds its digest and size.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -293,18 +294,31 @@ _LOOP_FIELDS = frozenset(
 )
 
 
+@functools.cache
+def _loop_defaults(cls: type[BaseModel]) -> dict[str, Any]:
+    """``cls``'s loop fields and their defaults, computed once per class.
+
+    Only ever compared with, never handed out (a factory's list is not copied). Asking
+    pydantic each time was most of a payload's serialization: ``FieldInfo.get_default`` inspects
+    the default factory's signature (parsing ``list``'s text signature) on every call, several
+    times per model, on every payload a run sends or checks the size of.
+    """
+    return {
+        name: field.get_default(call_default_factory=True)
+        for name, field in cls.model_fields.items()
+        if name in _LOOP_FIELDS
+    }
+
+
 class _LoopFieldsWhenUsed(_Model):
     @model_serializer(mode="wrap")
     def _without_unused_loop_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
         if not isinstance(data, dict):
             return data
-        fields = type(self).model_fields
-        for name in _LOOP_FIELDS & data.keys():
-            field = fields.get(name)
-            if field is not None and getattr(self, name) == field.get_default(
-                call_default_factory=True
-            ):
+        defaults = _loop_defaults(type(self))
+        for name in defaults.keys() & data.keys():
+            if getattr(self, name) == defaults[name]:
                 del data[name]
         return data
 

@@ -105,8 +105,8 @@ async def bill(
     """Write ``entry`` (once); on a completed attempt mark the failed attempts before it of
     the same model call (step) superseded. Returns the run's total over every step and
     attempt."""
-    await conn.execute(_insert(backend), _row(entry, now))
-    if entry.outcome == "completed":
+    inserted = (await conn.execute(_insert(backend), _row(entry, now))).rowcount == 1
+    if entry.outcome == "completed" and entry.attempt > 1:  # a first attempt has none before it
         await conn.execute(
             LEDGER.update()
             .where(
@@ -117,7 +117,29 @@ async def bill(
             )
             .values(outcome="superseded")
         )
+    if inserted and entry.step == 1 and entry.attempt == 1:
+        # The run's first row (every later call and attempt comes after it): the total is
+        # this row, no need to read it back. A repeated write (nothing inserted) reads.
+        return _entry_total(entry)
     return await run_total(conn, entry.run_id)
+
+
+def _entry_total(entry: LedgerEntry) -> UsageTotal:
+    """``run_total`` of a run whose only row is ``entry``."""
+    return UsageTotal(
+        group="run",
+        key=entry.run_id,
+        attempts=1,
+        usage=TokenUsage(
+            input_tokens=entry.usage.input_tokens,
+            output_tokens=entry.usage.output_tokens,
+            cache_creation_input_tokens=entry.usage.cache_creation_input_tokens,
+            cache_read_input_tokens=entry.usage.cache_read_input_tokens,
+        ),
+        thinking_tokens=entry.thinking_tokens or 0,
+        cost_micros=entry.cost_micros or 0,
+        unpriced_attempts=1 if entry.cost_micros is None else 0,
+    )
 
 
 async def run_total(conn: AsyncConnection, run_id: str) -> UsageTotal:

@@ -61,6 +61,32 @@ async def test_a_second_write_of_an_attempt_is_a_no_op(store: EventStore, sid: s
     assert first.attempts == 1 and first.usage.total_tokens == 20 and first.cost_micros == 100
 
 
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    tokens=st.tuples(*[st.integers(0, 10**9)] * 4),
+    cost=st.none() | st.integers(0, 10**12),
+    thinking=st.none() | st.integers(0, 10**6),
+    outcome=st.sampled_from(["completed", "failed", "cancelled"]),
+)
+async def test_a_runs_first_row_totals_as_reading_it_back(
+    store: EventStore,
+    sid: str,
+    tokens: tuple[int, int, int, int],
+    cost: int | None,
+    thinking: int | None,
+    outcome: Outcome,
+) -> None:
+    # bill() answers a run's first row without reading the ledger: it must say what a read says
+    run = f"r-{uuid.uuid4().hex[:8]}"
+    entry = _entry(sid, run, 1, outcome, tokens=tokens, cost=cost)
+    entry = entry.model_copy(update={"thinking_tokens": thinking})
+    billed = await store.bill(entry)
+    assert billed == await store.run_total(run)
+    assert await store.bill(entry) == billed  # the repeated write reads it back
+
+
 async def test_a_completed_attempt_supersedes_the_failed_ones_and_the_run_total_counts_all(
     store: EventStore, sid: str
 ) -> None:
