@@ -18,6 +18,7 @@ from agent_session_manager.core.contract import LifecycleRecord, RunPatch, Sessi
 from agent_session_manager.core.events import EventDraft, parse_event_type
 from agent_session_manager.core.status import RunStatus, SessionStatus
 from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store._context_version import RUN_EXCLUDED_FROM_CONVERSATION, bump
 from agent_session_manager.store._engine import Backend, dialect_insert, scrub_nul
 from agent_session_manager.store._errors import invalid_input
 from agent_session_manager.store._limits import release_session_stmt
@@ -120,7 +121,7 @@ def _run_values(rec: LifecycleRecord) -> dict[str, Any] | None:
 
 
 def new_run(run_id: str, session_id: str, now: datetime) -> dict[str, Any]:
-    """Every column of a new run row, with its defaults."""
+    """Every column of a new run row, with its defaults (``context_version``: the server's)."""
     return {
         "run_id": run_id,
         "session_id": session_id,
@@ -187,6 +188,7 @@ def _run_from_row(row: sa.Row[Any]) -> RunRow:
     m["usage"] = TokenUsage.model_validate(m["usage"] or {})
     m["status"] = RunStatus(m["status"])
     m.pop("total_tokens", None)
+    m.pop("context_version", None)
     return RunRow.model_validate(m)
 
 
@@ -198,13 +200,17 @@ async def apply_record(
     A run moving to ``running`` gets ``started_at`` and one reaching a terminal status gets
     ``ended_at`` (now, unless the patch sets it).
     """
+    run_values = _run_values(rec)
+    if run_values is not None and run_values.get("status") in RUN_EXCLUDED_FROM_CONVERSATION:
+        # The run's messages leave the conversation: readers that keep it must hear of it.
+        # Bumped first: the counter row is locked before session and run rows, everywhere.
+        run_values["context_version"] = await bump(conn, backend, rec.session_id)
     session_values = _session_values(rec)
     if session_values is not None:
         await _upsert_session(conn, backend, rec.session_id, session_values, now)
         if session_values.get("status") in _SESSION_TERMINAL:
             # The session's fleet-wide slot (core.limits) ends with it, in the same commit.
             await conn.execute(release_session_stmt(rec.session_id))
-    run_values = _run_values(rec)
     if run_values is not None:
         assert rec.run_id is not None
         await _upsert_run(conn, backend, rec.run_id, rec.session_id, run_values, now)

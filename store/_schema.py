@@ -102,6 +102,16 @@ class EventCounterRow(_AsmModel, table=True):
 
     session_id: str = Field(primary_key=True, max_length=255)
     last_seq: int = Field(default=0)
+    #: Bumped by every change to which messages the session's conversation holds (a run's
+    #: messages saved, a run rolled back or ended failed/cancelled/timeout); the changed run
+    #: row is stamped with the new value. Readers that keep the conversation between turns
+    #: (``store._context_cache``) read only the runs stamped after the version they hold.
+    context_version: int = Field(
+        default=0,
+        # The server's default only: a write that does not name it (an older writer, the
+        # raw-SQL appends) still works.
+        sa_column=sa.Column("context_version", sa.BigInteger, server_default="0", nullable=False),
+    )
 
 
 class SessionTable(_AsmModel, table=True):
@@ -136,7 +146,11 @@ class RunTable(_AsmModel, table=True):
     """Run read model: status, input, output, usage; ``rolled_back`` hides its messages."""
 
     __tablename__ = "asm_runs"
-    __table_args__ = (sa.Index("ix_asm_runs_session_id_turn", "session_id", "turn"),)
+    __table_args__ = (
+        sa.Index("ix_asm_runs_session_id_turn", "session_id", "turn"),
+        # "runs of this session changed since version v": the conversation cache's delta read.
+        sa.Index("ix_asm_runs_session_id_context_version", "session_id", "context_version"),
+    )
 
     run_id: str = Field(primary_key=True, max_length=255)
     session_id: str = Field(max_length=255)
@@ -156,6 +170,13 @@ class RunTable(_AsmModel, table=True):
         default_factory=dict, sa_column=sa.Column("metadata", JsonType, nullable=False)
     )
     rolled_back: bool = Field(default=False)
+    #: The session's ``context_version`` when this run's part of the conversation last changed.
+    context_version: int = Field(
+        default=0,
+        # The server's default only: a write that does not name it (an older writer, the
+        # raw-SQL appends) still works.
+        sa_column=sa.Column("context_version", sa.BigInteger, server_default="0", nullable=False),
+    )
     started_at: datetime | None = Field(default=None, sa_type=Timestamp)
     ended_at: datetime | None = Field(default=None, sa_type=Timestamp)
     created_at: datetime = Field(sa_type=Timestamp)
@@ -166,7 +187,13 @@ class MessageRow(_AsmModel, table=True):
     """Conversation messages of a run, in order; replaced as a whole by ``save_messages``."""
 
     __tablename__ = "asm_messages"
-    __table_args__ = (sa.Index("ix_asm_messages_session_id_turn", "session_id", "turn"),)
+    __table_args__ = (
+        # The windowed read walks it backwards in the conversation's own order (turn, run,
+        # message) and stops at the window's edge: only the last run read can be cut short.
+        sa.Index(
+            "ix_asm_messages_session_id_turn_run_id_idx", "session_id", "turn", "run_id", "idx"
+        ),
+    )
 
     run_id: str = Field(primary_key=True, max_length=255)
     idx: int = Field(sa_column_kwargs={"primary_key": True, "autoincrement": False})

@@ -46,6 +46,7 @@ from agent_session_manager.store import (
     _tenancy,
 )
 from agent_session_manager.store._append import append_batch, append_group, dedupe
+from agent_session_manager.store._context_cache import ContextCache
 from agent_session_manager.store._database import Database
 from agent_session_manager.store._engine import resolve_url
 from agent_session_manager.store._errors import invalid_input, translate
@@ -67,6 +68,11 @@ class EventStore(Database):
     on PostgreSQL, one ``LISTEN`` connection shared by every follower). Every public method
     raises only :class:`core.errors.AsmError` for storage failures and bad input.
     """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        # The conversation windows this process read last (store._context_cache).
+        self._contexts = ContextCache()
 
     # --- append ------------------------------------------------------------------------------
 
@@ -577,10 +583,18 @@ class EventStore(Database):
 
         With ``policy``, only the newest whole runs within it
         (:func:`core.context.fit_context`), read newest first and no further than the policy
-        reaches: the read costs what the window holds, however long the session.
+        reaches. The window read last is kept in memory per session
+        (``store._context_cache``), so the next read asks SQL only for what changed since:
+        its cost depends neither on the session's length nor on the window's size.
         """
+        if policy is None:
+            return await self._run_read(
+                lambda conn: _conversation.conversation(
+                    conn, self.backend, session_id, before_turn, None
+                )
+            )
         return await self._run_read(
-            lambda conn: _conversation.conversation(
+            lambda conn: self._contexts.conversation(
                 conn, self.backend, session_id, before_turn, policy
             )
         )
@@ -593,7 +607,7 @@ class EventStore(Database):
         """Exclude the run's messages from :meth:`conversation` (``run_not_found`` if unknown)."""
         now = _now()
         found = await self._run_write(
-            lambda conn: _conversation.mark_rolled_back(conn, run_id, now)
+            lambda conn: _conversation.mark_rolled_back(conn, self.backend, run_id, now)
         )
         if not found:
             raise ResourceError(
