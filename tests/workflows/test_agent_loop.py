@@ -20,7 +20,13 @@ from agent_session_manager.core.contract import MockScript, MockText, MockToolUs
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
-from agent_session_manager.core.tools import PendingApproval, RunProgress, ToolSpec
+from agent_session_manager.core.tools import (
+    PendingApproval,
+    RunProgress,
+    ToolSpec,
+    action_digest,
+    sha256_of,
+)
 from agent_session_manager.store import EventStore
 from tests.client.test_cli import asm, cli_env
 from tests.workflows.test_run_control import assert_no_failed_workflow_tasks
@@ -137,6 +143,42 @@ async def test_max_turns_bounds_the_loop(client: SessionClient, run_worker: Any)
         assert result.error is not None and result.error["code"] == "max_turns_exceeded"
 
 
+async def assert_other_arguments_rejected(
+    client: SessionClient, run_id: str, pending: PendingApproval, arguments: dict[str, Any]
+) -> None:
+    """A digest for other arguments takes no effect: ``approval_mismatch`` when the call is
+    named, ``approval_not_found`` when it is not."""
+    other = action_digest(
+        call_id=pending.call_id,
+        tool=pending.tool,
+        arguments_sha256=sha256_of(arguments),
+        policy_version=pending.policy_version,
+        expires_at=pending.expires_at,
+    )
+    with pytest.raises(AsmError) as mismatch:
+        await client.approve(run_id, other, call_id=pending.call_id)
+    assert mismatch.value.code == "approval_mismatch"
+    with pytest.raises(AsmError) as unknown:
+        await client.deny(run_id, other)
+    assert unknown.value.code == "approval_not_found"
+
+
+async def assert_one_of_two_approvals_takes_effect(
+    client: SessionClient, run_id: str, pending: PendingApproval
+) -> None:
+    """Two concurrent approvals of one request: one is granted, the other refused."""
+    outcomes = await asyncio.gather(
+        client.approve(run_id, pending.digest, reason="alice"),
+        client.approve(run_id, pending.digest, reason="bob"),
+        return_exceptions=True,
+    )
+    granted = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, AsmError)]
+    assert len(granted) == 1 and len(refused) == 1, outcomes
+    assert refused[0].code == "approval_already_resolved"
+    assert granted[0].decision == "granted"
+
+
 async def _ask_run(client: SessionClient, args: dict[str, Any]) -> tuple[str, str, PendingApproval]:
     view = await client.start_session(agent_id="tools", tools=["delete"])
     script = uses(("delete", args), then=[text("done")])
@@ -161,15 +203,7 @@ async def test_concurrent_approvals_take_effect_once(
     async with run_worker(tools=TOOLS):
         sid, rid, pending = await _ask_run(client, {"path": "/tmp/x"})
         assert CALLS == []  # nothing ran before the approval
-        outcomes = await asyncio.gather(
-            client.approve(rid, pending.digest, reason="alice"),
-            client.approve(rid, pending.digest, reason="bob"),
-            return_exceptions=True,
-        )
-        granted = [o for o in outcomes if not isinstance(o, BaseException)]
-        refused = [o for o in outcomes if isinstance(o, AsmError)]
-        assert len(granted) == 1 and len(refused) == 1, outcomes
-        assert refused[0].code == "approval_already_resolved"
+        await assert_one_of_two_approvals_takes_effect(client, rid, pending)
         result = await client.wait_run(rid, sid)
         assert result.status is RunStatus.COMPLETED and result.output == "done"
         assert CALLS == ["delete {'path': '/tmp/x'}"]
@@ -183,24 +217,10 @@ async def test_concurrent_approvals_take_effect_once(
 async def test_a_digest_for_other_arguments_is_rejected_and_deny_tells_the_model(
     client: SessionClient, run_worker: Any
 ) -> None:
-    from agent_session_manager.core.tools import action_digest, sha256_of
-
     CALLS.clear()
     async with run_worker(tools=TOOLS):
         sid, rid, pending = await _ask_run(client, {"path": "/tmp/a"})
-        other = action_digest(
-            call_id=pending.call_id,
-            tool=pending.tool,
-            arguments_sha256=sha256_of({"path": "/etc/passwd"}),
-            policy_version=pending.policy_version,
-            expires_at=pending.expires_at,
-        )
-        with pytest.raises(AsmError) as mismatch:
-            await client.approve(rid, other, call_id=pending.call_id)
-        assert mismatch.value.code == "approval_mismatch"
-        with pytest.raises(AsmError) as unknown:
-            await client.approve(rid, other)
-        assert unknown.value.code == "approval_not_found"
+        await assert_other_arguments_rejected(client, rid, pending, {"path": "/etc/passwd"})
         assert (await client.deny(rid, pending.digest, reason="no")).decision == "denied"
         with pytest.raises(AsmError) as again:
             await client.approve(rid, pending.digest)

@@ -52,6 +52,10 @@ from tests.workflows.test_agent_cli_runs import (
     of_type,
     run_events,
 )
+from tests.workflows.test_agent_loop import (
+    assert_one_of_two_approvals_takes_effect,
+    assert_other_arguments_rejected,
+)
 from tests.workflows.test_bad_input import (
     assert_no_failed_workflow_tasks,
     assert_replays,
@@ -156,32 +160,9 @@ async def test_codex_approval_is_requested_listed_and_an_approve_lets_the_cli_pr
                 break
             await asyncio.sleep(0.1)
 
-    # A digest for other arguments is rejected, and takes no effect.
-    other = action_digest(
-        call_id=pending.call_id,
-        tool=pending.tool,
-        arguments_sha256=sha256_of({"command": "rm -rf /"}),
-        policy_version=pending.policy_version,
-        expires_at=pending.expires_at,
-    )
-    with pytest.raises(AsmError) as mismatch:
-        await client.approve(run_id, other, call_id=pending.call_id)
-    assert mismatch.value.code == "approval_mismatch"
-    with pytest.raises(AsmError) as unknown:
-        await client.deny(run_id, other)
-    assert unknown.value.code == "approval_not_found"
+    await assert_other_arguments_rejected(client, run_id, pending, {"command": "rm -rf /"})
 
-    # Two concurrent approvals: exactly one takes effect.
-    outcomes = await asyncio.gather(
-        client.approve(run_id, pending.digest, reason="alice"),
-        client.approve(run_id, pending.digest, reason="bob"),
-        return_exceptions=True,
-    )
-    granted = [o for o in outcomes if not isinstance(o, BaseException)]
-    refused = [o for o in outcomes if isinstance(o, AsmError)]
-    assert len(granted) == 1 and len(refused) == 1, outcomes
-    assert refused[0].code == "approval_already_resolved"
-    assert granted[0].decision == "granted"
+    await assert_one_of_two_approvals_takes_effect(client, run_id, pending)
 
     result = await client.wait_run(run_id, sid)
     assert result.status is RunStatus.COMPLETED, result.error
