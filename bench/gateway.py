@@ -3,18 +3,24 @@
 Three processes, as in a deployment: the gateway (``create_app`` under uvicorn, started here
 with ``--serve``), a writer playing the worker (``--write``: appends the sessions' events to
 the store, as the provider activities do), and this driver with the 200 clients (plain
-asyncio sockets, so their own parsing adds little to the delay they measure). The
-gateway learns of new events only from the store's tail (SQLite polling, PostgreSQL
-LISTEN/NOTIFY), as it would from a worker. No Temporal calls are involved in streaming, so
-the gateway's Temporal client is a lazy one that never connects; the run path is
-``bench/runs.py``'s.
+asyncio sockets that only split lines and read each message's ``id:`` while streaming; the
+JSON is parsed and checked after the run, so the clients' own CPU adds little to the delay
+they measure). The gateway learns of new events only from the store's tail (SQLite
+polling, PostgreSQL LISTEN/NOTIFY), as it would from a worker. No Temporal calls are involved
+in streaming, so the gateway's Temporal client is a lazy one that never connects; the run
+path is ``bench/runs.py``'s.
 
 Checks and numbers (one JSON document on stdout; progress on stderr):
 
-* every client receives every event of its session exactly once and in seq order;
-* delay from commit to client (``receive time - created_at``; ``created_at`` is taken just
-  before the writing transaction, so the delay includes the commit): p50/p95/p99/max over
-  events received live (catch-up reads right after a reconnect are counted separately);
+* every client receives every event of its session exactly once and in seq order (the SSE
+  ``id`` and the event's own ``seq`` agree);
+* delay from commit to client: ``receive time - commit time``, where the commit time is when
+  the writer's ``append`` returned (the store had committed the transaction; the writer
+  reports it per event) and the receive time is when the chunk carrying the event arrived at
+  the client: p50/p95/p99/max over events committed while the client was connected (events
+  read by a catch-up right after a reconnect are counted separately). The delay from the
+  event's ``created_at`` (taken before the writing transaction, so it includes the writer's
+  own transaction time) is reported beside it;
 * ``--reconnects`` random disconnects (a client drops its connection after a random event and
   reconnects with ``Last-Event-ID``): each client's reassembled transcript is compared
   byte for byte with the store's;
@@ -105,22 +111,23 @@ class Follower:
     session_id: str
     total: int
     drops: list[int]  # drop the connection right after the event with these seqs
-    seqs: list[int] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    live_delays: list[float] = field(default_factory=list)
-    catch_up_delays: list[float] = field(default_factory=list)
+    #: Per event received: its seq (from the SSE ``id:``), when its chunk arrived, its JSON,
+    #: and when the connection it came on was opened (None: the first connection).
+    got: list[tuple[int, float, str, float | None]] = field(default_factory=list)
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
     duplicates: int = 0
     out_of_order: int = 0
 
 
-async def _sse_lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
-    """The lines of a chunked ``text/event-stream`` body (a light client: the 200 of them
-    share one process, and their parsing cost lands in the delay they measure)."""
+async def _sse_lines(reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, float]]:
+    """The lines of a chunked ``text/event-stream`` body, each with the time its chunk
+    arrived (taken before any parsing: the 200 clients share one process, and the receive
+    time must not include the time spent on other clients' chunks that arrived with it)."""
     buf = b""
     while True:
         size_line = await reader.readline()
+        now = time.time()
         if not size_line:
             return
         size = int(size_line.strip().split(b";")[0] or b"0", 16)
@@ -130,10 +137,12 @@ async def _sse_lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
         buf += chunk[:-2]
         *lines, buf = buf.split(b"\n")
         for line in lines:
-            yield line.decode()
+            yield line, now
 
 
 async def follow(port: int, f: Follower, key: str) -> None:
+    """Follow one session to its last event; all the client does while streaming is split
+    lines and read the ``id:`` (the seq): the JSON is kept raw and checked afterwards."""
     last = 0
     while last < f.total:
         headers = [f"Authorization: Bearer {key}"]
@@ -150,39 +159,35 @@ async def follow(port: int, f: Follower, key: str) -> None:
             head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
             if not head.startswith("HTTP/1.1 200") or "chunked" not in head.lower():
                 raise RuntimeError(f"{f.session_id}: {head[:300]!r}")
-            data: list[str] = []
-            kind = "message"
-            async for line in _sse_lines(reader):
-                if line.startswith("data:"):
-                    data.append(line[5:].removeprefix(" "))
+            data: list[bytes] = []
+            kind = b"message"
+            seq = 0
+            async for line, now in _sse_lines(reader):
+                if line.startswith(b"data:"):
+                    data.append(line[5:].removeprefix(b" "))
                     continue
-                if line.startswith("event:"):
+                if line.startswith(b"id:"):
+                    seq = int(line[3:])
+                    continue
+                if line.startswith(b"event:"):
                     kind = line[6:].strip()
                     continue
                 if line or not data:
                     continue
-                now = time.time()
-                event = json.loads("\n".join(data))
+                raw = b"\n".join(data).decode()
                 data = []
-                if kind != "message":
+                if kind != b"message":
                     # asm-error: the gateway closes the stream; resume like a browser would.
-                    f.errors.append(str(event.get("error", event))[:300])
-                    kind = "message"
+                    f.errors.append(raw[:300])
+                    kind = b"message"
                     continue
-                seq = event["seq"]
                 if seq <= last:
                     f.duplicates += 1
                     continue
                 if seq != last + 1:
                     f.out_of_order += 1
                 last = seq
-                f.seqs.append(seq)
-                f.text.append(event["data"].get("text", ""))
-                created = _ts(event["created_at"])
-                if reconnected_at is not None and created < reconnected_at:
-                    f.catch_up_delays.append(now - created)
-                else:
-                    f.live_delays.append(now - created)
+                f.got.append((seq, now, raw, reconnected_at))
                 if last >= f.total:
                     break
                 if f.drops and seq >= f.drops[0]:
@@ -204,17 +209,28 @@ def _ts(iso: str) -> float:
 
 
 async def write_process(url: str, sids: list[str], events: int, rate: float) -> None:
-    """The writer's own process (``--write``), as a worker is: prints its seconds."""
+    """The writer's own process (``--write``), as a worker is: prints its seconds and each
+    event's commit time."""
     store = await open_store(url)
     try:
-        print(json.dumps({"write_seconds": await write(store, sids, events, rate)}), flush=True)
+        committed: dict[str, dict[int, float]] = {sid: {} for sid in sids}
+        seconds = await write(store, sids, events, rate, committed)
+        print(json.dumps({"write_seconds": seconds, "committed": committed}), flush=True)
     finally:
         await store.close()
 
 
-async def write(store: EventStore, sids: list[str], events: int, rate: float) -> float:
+async def write(
+    store: EventStore,
+    sids: list[str],
+    events: int,
+    rate: float,
+    committed: dict[str, dict[int, float]],
+) -> float:
     """Append ``events`` message_streamed events to every session, ``rate`` per second in
-    total, in ticks of 20 ms (one transaction per tick, a slice of the sessions)."""
+    total, in ticks of 20 ms (one transaction per tick, a slice of the sessions). Each
+    event's commit time (``committed[sid][seq]``) is when ``append`` returned, i.e. when the
+    store had committed the transaction (the events' ``created_at`` is taken before it)."""
     tick = 0.02
     per_tick = max(1, round(rate * tick))
     queue = [(sid, i) for i in range(1, events + 1) for sid in sids]
@@ -234,7 +250,10 @@ async def write(store: EventStore, sids: list[str], events: int, rate: float) ->
             )
             for sid, i in queue[offset : offset + per_tick]
         ]
-        await store.append(batch)
+        written = await store.append(batch)
+        now = time.time()
+        for event in written:
+            committed[event.session_id][event.seq] = now
         next_at += tick
         await asyncio.sleep(max(0.0, next_at - loop.time()))
     return time.perf_counter() - start
@@ -342,9 +361,14 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             written = asyncio.create_task(writer.communicate())
             while not written.done():
                 await asyncio.sleep(2)
-                got = sum(len(f.seqs) for f in followers)
+                got = sum(len(f.got) for f in followers)
                 log(f"  {got}/{args.sessions * args.events} events delivered")
-            wrote_s = json.loads(written.result()[0])["write_seconds"]
+            wrote = json.loads(written.result()[0])
+            wrote_s = wrote["write_seconds"]
+            committed = {
+                sid: {int(seq): t for seq, t in times.items()}
+                for sid, times in wrote["committed"].items()
+            }
             await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
             elapsed = time.perf_counter() - t0
             gateway_cpu = sum(proc.cpu_times()[:2]) - cpu_before
@@ -354,17 +378,31 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             log(f"all delivered in {elapsed:.1f}s; checking against the store")
 
             exact = in_order = identical = 0
+            live: list[float] = []  # receive - commit, events committed while connected
+            live_created: list[float] = []  # receive - created_at (before the transaction)
+            catch_up: list[float] = []  # events committed before the reconnect that got them
             for f in followers:
-                if f.seqs == list(range(1, args.events + 1)) and not f.duplicates:
+                events = [json.loads(raw) for _, _, raw, _ in f.got]
+                seqs = [seq for seq, _, _, _ in f.got]
+                if (
+                    seqs == list(range(1, args.events + 1))
+                    and [e["seq"] for e in events] == seqs
+                    and not f.duplicates
+                ):
                     exact += 1
                 if not f.out_of_order:
                     in_order += 1
                 stored = await store.events(f.session_id, 0, limit=args.events + 10)
                 want = "".join(e.data["text"] for e in stored).encode()
-                if "".join(f.text).encode() == want:
+                if "".join(e["data"].get("text", "") for e in events).encode() == want:
                     identical += 1
-            live = [d for f in followers for d in f.live_delays]
-            catch_up = [d for f in followers for d in f.catch_up_delays]
+                for (seq, received, _, opened), event in zip(f.got, events, strict=True):
+                    commit = committed[f.session_id][seq]
+                    if opened is not None and commit < opened:
+                        catch_up.append(received - commit)
+                    else:
+                        live.append(received - commit)
+                        live_created.append(received - _ts(event["created_at"]))
             reconnects = sum(f.reconnects for f in followers)
             errors = [e for f in followers for e in f.errors]
     finally:
@@ -397,6 +435,11 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             "p95": ms(pct(live, 95)),
             "p99": ms(pct(live, 99)),
             "max": ms(max(live)) if live else None,
+        },
+        "delay_live_from_created_at_ms": {
+            "n": len(live_created),
+            "p50": ms(statistics.median(live_created)) if live_created else None,
+            "p99": ms(pct(live_created, 99)),
         },
         "delay_catch_up_ms": {
             "n": len(catch_up),

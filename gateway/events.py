@@ -27,7 +27,7 @@ from agent_session_manager.gateway.auth import Principal
 from agent_session_manager.gateway.deps import Caller, Gateway, OwnedSession, Parts
 from agent_session_manager.gateway.errors import GatewayError
 from agent_session_manager.gateway.models import EventPage
-from agent_session_manager.gateway.tail import Batch, Follower, shared_tail
+from agent_session_manager.gateway.tail import Batch, Follower, shared_tail, sse_message
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/events", tags=["events"])
 
@@ -113,13 +113,9 @@ def _open_stream(gw: Gateway, caller: Principal) -> None:
     gw.streams[caller.key_id] = gw.streams.get(caller.key_id, 0) + 1
 
 
-def _frame(event: Event) -> str:
-    return f"id: {event.seq}\ndata: {event.model_dump_json()}\n\n"
-
-
 async def _frames(
     gw: Gateway, caller: Principal, session_id: str, cursor: int, run_id: str | None
-) -> AsyncIterator[str]:
+) -> AsyncIterator[bytes]:
     # New events come from the process's shared tail (one read per wake-up for every stream);
     # this stream reads the store itself only to catch up: from its cursor when it opens, and
     # whatever a batch does not cover (see gateway.tail).
@@ -129,7 +125,7 @@ async def _frames(
     # little for them, then say "end" (a client told "end" does not reconnect).
     wait = gw.settings.keepalive_seconds
     try:
-        yield "retry: 1000\n\n"
+        yield b"retry: 1000\n\n"
         try:
             follower = await tail.join(session_id)
         except AsmError as exc:
@@ -146,9 +142,9 @@ async def _frames(
                 batches = await follower.take(wait)
                 if batches is None:
                     if await _ended(gw, session_id):
-                        yield "event: end\ndata: {}\n\n"
+                        yield b"event: end\ndata: {}\n\n"
                         return
-                    yield ": keepalive\n\n"
+                    yield b": keepalive\n\n"
                     continue
                 if follower.error is not None:
                     yield _error_frame(follower.error)
@@ -172,8 +168,8 @@ async def _frames(
             gw.streams.pop(caller.key_id, None)
 
 
-def _error_frame(exc: AsmError) -> str:
-    return f"event: asm-error\ndata: {json.dumps({'error': exc.to_dict()})}\n\n"
+def _error_frame(exc: AsmError) -> bytes:
+    return f"event: asm-error\ndata: {json.dumps({'error': exc.to_dict()})}\n\n".encode()
 
 
 class _Stream:
@@ -186,20 +182,29 @@ class _Stream:
         self._run_id = run_id
         self.saw_end = False
 
-    def _frames(self, events: list[Event]) -> str:
-        if events:
-            self.cursor = events[-1].seq
-        shown = [e for e in events if self._run_id is None or e.run_id == self._run_id]
-        if any(e.type in _SESSION_END for e in shown):
+    def _frames(self, events: list[Event], messages: list[bytes] | None = None) -> bytes:
+        """The messages of ``events`` this stream shows (``messages``: theirs, already
+        encoded), moving the cursor past them all."""
+        if not events:
+            return b""
+        self.cursor = events[-1].seq
+        if messages is None:
+            messages = [sse_message(e) for e in events]
+        shown = [
+            (e, m)
+            for e, m in zip(events, messages, strict=True)
+            if self._run_id is None or e.run_id == self._run_id
+        ]
+        if any(e.type in _SESSION_END for e, _ in shown):
             self.saw_end = True
-        return "".join(_frame(e) for e in shown)
+        return b"".join(m for _, m in shown)
 
     async def _page(self, before: int | None) -> list[Event]:
         return await self._store.events(
             self._session_id, self.cursor, before, limit=_BATCH, strict=False
         )
 
-    async def catch_up(self) -> AsyncIterator[str]:
+    async def catch_up(self) -> AsyncIterator[bytes]:
         """Everything after the cursor, straight from the store, in pages."""
         while True:
             events = await self._page(None)
@@ -209,9 +214,9 @@ class _Stream:
             if len(events) < _BATCH:
                 return
 
-    async def apply(self, batches: list[Batch]) -> str:
+    async def apply(self, batches: list[Batch]) -> bytes:
         """The frames for what ``batches`` add past the cursor (reading any gap before them)."""
-        out: list[str] = []
+        out: list[bytes] = []
         for batch in batches:
             while self.cursor < batch.after:
                 # The reader was ahead of this stream: the gap is read directly.
@@ -222,8 +227,11 @@ class _Stream:
                         f"events {self.cursor + 1}..{batch.after} of the session are missing",
                     )
                 out.append(self._frames(missing))
-            out.append(self._frames([e for e in batch.events if e.seq > self.cursor]))
-        return "".join(out)
+            past = [i for i, e in enumerate(batch.events) if e.seq > self.cursor]
+            out.append(
+                self._frames([batch.events[i] for i in past], [batch.messages[i] for i in past])
+            )
+        return b"".join(out)
 
 
 async def _ended(gw: Gateway, session_id: str) -> bool:

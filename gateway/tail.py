@@ -40,13 +40,20 @@ _BACKLOG = 64
 _GIVE_UP_SECONDS = 30.0
 
 
+def sse_message(event: Event) -> bytes:
+    """The event as one Server-Sent-Events message (``id`` is its seq)."""
+    return b"id: %d\ndata: %s\n\n" % (event.seq, event.model_dump_json().encode())
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Every event of the session with ``after < seq <= upto``, in seq order."""
+    """Every event of the session with ``after < seq <= upto``, in seq order, and each one's
+    SSE message: encoded once by the reader, the same bytes for every stream that sends it."""
 
     after: int
     upto: int
     events: list[Event]
+    messages: list[bytes]
 
 
 class Follower:
@@ -209,7 +216,7 @@ class SharedTail:
                 if self._channels.get(sid) is not channel or channel.head != head:
                     continue  # left (and maybe re-joined) while reading: its next read covers it
                 channel.head = events[-1].seq
-                batch = Batch(after=head, upto=channel.head, events=events)
+                batch = Batch(head, channel.head, events, [sse_message(e) for e in events])
                 for follower in channel.followers:
                     follower.push(batch)
                 if len(events) >= PAGE:

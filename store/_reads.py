@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -79,22 +80,42 @@ def select_events(
     return stmt.order_by(EVENTS.c.seq).limit(limit)
 
 
-def select_newer(heads: Mapping[str, int], page: int) -> sa.Select[Any]:
-    """Up to ``page`` events after each session's head, all sessions in one statement.
+def select_newer(heads: Mapping[str, int], page: int) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """Up to ``page`` events after each session's head, all sessions in one statement, and
+    its parameters.
 
     Seqs are gap-free, so ``head < seq <= head + page`` bounds each session's share without a
     per-session LIMIT; every arm is a range scan of the (session_id, seq) key.
     """
+    params: dict[str, Any] = {}
+    for i, (sid, head) in enumerate(heads.items()):
+        params[f"s{i}"] = sid
+        params[f"h{i}"] = head
+        params[f"t{i}"] = head + page
+    return _newer_statement(len(heads)), params
+
+
+@functools.lru_cache(maxsize=256)
+def _newer_statement(sessions: int) -> sa.Select[Any]:
+    # One statement per number of sessions, values bound at execution: building the arms'
+    # expressions (and their cache key) anew for every read cost ~16 ms per 100 sessions, which
+    # was most of the gateway's CPU per streamed event; reusing the statement costs ~0.8 ms.
     arms = [
-        sa.and_(EVENTS.c.session_id == sid, EVENTS.c.seq > head, EVENTS.c.seq <= head + page)
-        for sid, head in heads.items()
+        sa.and_(
+            EVENTS.c.session_id == sa.bindparam(f"s{i}"),
+            EVENTS.c.seq > sa.bindparam(f"h{i}"),
+            EVENTS.c.seq <= sa.bindparam(f"t{i}"),
+        )
+        for i in range(sessions)
     ]
     return sa.select(EVENTS).where(sa.or_(*arms)).order_by(EVENTS.c.session_id, EVENTS.c.seq)
 
 
-async def read_events(conn: AsyncConnection, stmt: sa.Select[Any]) -> list[Event]:
-    """The events a :func:`select_events` statement selects."""
-    return [_event_from_row(r) for r in await conn.execute(stmt)]
+async def read_events(
+    conn: AsyncConnection, stmt: sa.Select[Any], params: Mapping[str, Any] | None = None
+) -> list[Event]:
+    """The events a :func:`select_events` (or :func:`select_newer`) statement selects."""
+    return [_event_from_row(r) for r in await conn.execute(stmt, params)]
 
 
 async def last_seq(conn: AsyncConnection, session_id: str) -> int:

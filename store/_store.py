@@ -351,11 +351,11 @@ class EventStore(Database):
             raise invalid_input(f"page must be >= 1, got {page}")
         if not heads:
             return {}
-        stmt = _reads.select_newer(heads, min(page, MAX_PAGE))
+        stmt, params = _reads.select_newer(heads, min(page, MAX_PAGE))
 
         async def q(conn: AsyncConnection) -> dict[str, list[Event]]:
             found: dict[str, list[Event]] = {}
-            for event in await _reads.read_events(conn, stmt):
+            for event in await _reads.read_events(conn, stmt, params):
                 found.setdefault(event.session_id, []).append(event)
             return found
 
