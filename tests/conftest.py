@@ -9,10 +9,11 @@ wheel), started by ``worker.dev_server.start_dev_server`` with our search attrib
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,23 @@ def temporal(env: WorkflowEnvironment) -> Client:
 # --- store -------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+async def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per test session (``upgrade`` runs every migration: a
+    tenth of a second, paid by the ~450 tests that take a store), copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "asm.db"
+    await upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[EventStore]:
-    """A fresh, migrated SQLite event store per test."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}"
-    await upgrade(url)
-    s = await open_store(url)
+async def store(tmp_path: Path, migrated_sqlite: Path) -> AsyncIterator[EventStore]:
+    """A fresh, migrated SQLite event store per test: its own copy of the migrated template."""
+    path = tmp_path / "asm.db"
+    # SQLite's backup API, not a file copy: whole and consistent whatever the journal mode.
+    with closing(sqlite3.connect(migrated_sqlite)) as src, closing(sqlite3.connect(path)) as dst:
+        src.backup(dst)
+    s = await open_store(f"sqlite+aiosqlite:///{path}")
     yield s
     await s.close()
 
