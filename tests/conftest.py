@@ -91,7 +91,7 @@ def temporal(env: WorkflowEnvironment) -> Client:
 @pytest.fixture(scope="session")
 async def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database migrated once per test session (``upgrade`` runs every migration: a
-    tenth of a second, paid by the ~450 tests that take a store), copied for each test."""
+    tenth of a second, paid by the ~260 tests that take this store), copied for each test."""
     path = tmp_path_factory.mktemp("template") / "asm.db"
     await upgrade(f"sqlite+aiosqlite:///{path}")
     return path
