@@ -585,7 +585,8 @@ class EventStore(Database):
         (:func:`core.context.fit_context`), read newest first and no further than the policy
         reaches. The window read last is kept in memory per session
         (``store._context_cache``), so the next read asks SQL only for what changed since:
-        its cost depends neither on the session's length nor on the window's size.
+        its cost depends neither on the session's length nor on the window's size. The
+        messages returned are the snapshot's own: treat them as read-only.
         """
         if policy is None:
             return await self._run_read(

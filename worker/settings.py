@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     limits_file: str | None = Field(default=None, description="a JSON or TOML file of limits")
     #: The worker's sticky cache (``max_cached_workflows``): sessions and running runs kept in
     #: memory between their workflow tasks. One that is not cached is replayed from its
-    #: history on its next task (bounded by the session's replay budget). About 0.15 MB per
-    #: cached session: see docs/architecture.md, "Performance" (0 disables the cache).
+    #: history on its next task (bounded by the session's replay budget). About 0.16 MB per
+    #: cached session (10,000 cached: 1.8 GB of RSS; about 5,000 fit in 1 GB): see
+    #: docs/architecture.md, "Performance" (0 disables the cache).
     max_cached_sessions: int = Field(default=1000, ge=0, le=1_000_000)
 
     def fleet_limits(self) -> Limits:
