@@ -232,7 +232,8 @@ class CliApprovalRequest(_Model):
         """Which provider call asked, in the run's order: the activity's sequence number
         (the run's activities get increasing numeric ids), then the attempt."""
         seq = self.activity_id or ""
-        return (int(seq) if seq.isdigit() and len(seq) < 10 else 0, self.attempt or 0)
+        numeric = seq.isascii() and seq.isdigit() and len(seq) < 10
+        return (int(seq) if numeric else 0, self.attempt or 0)
 
 
 class PendingToolCall(_Model):

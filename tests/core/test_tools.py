@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent_session_manager.core.tools import (
+    CliApprovalRequest,
     ToolSpec,
     action_digest,
     effective_policy,
@@ -79,3 +80,41 @@ def test_overrides_win_over_the_tool_policy() -> None:
 def test_tool_specs_are_bounded(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         ToolSpec.model_validate(bad)
+
+
+def _request(activity_id: str | None, attempt: int | None) -> CliApprovalRequest:
+    return CliApprovalRequest.model_validate(
+        {
+            "activity_id": activity_id,
+            "attempt": attempt,
+            "approval": {
+                "run_id": "r",
+                "session_id": "s",
+                "call_id": "c",
+                "tool": "Bash",
+                "arguments_sha256": sha256_of({}),
+                "policy_version": "v",
+                "digest": sha256_of({"c": 1}),
+            },
+        }
+    )
+
+
+@given(
+    st.one_of(st.none(), st.text(max_size=255)),
+    st.one_of(st.none(), st.integers(min_value=1, max_value=1_000_000)),
+)
+def test_asked_by_takes_any_activity_id_and_never_raises(
+    activity_id: str | None, attempt: int | None
+) -> None:
+    seq, att = _request(activity_id, attempt).asked_by()
+    assert seq >= 0 and att == (attempt or 0)
+
+
+@given(st.integers(1, 10_000), st.integers(1, 50), st.integers(1, 10_000), st.integers(1, 50))
+def test_asked_by_orders_provider_calls_by_activity_then_attempt(
+    a_seq: int, a_att: int, b_seq: int, b_att: int
+) -> None:
+    a = _request(str(a_seq), a_att).asked_by()
+    b = _request(str(b_seq), b_att).asked_by()
+    assert (a < b) == ((a_seq, a_att) < (b_seq, b_att))

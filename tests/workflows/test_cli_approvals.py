@@ -339,7 +339,11 @@ def forged(run_id: str, session_id: str) -> Any:
         approval,
         st.fixed_dictionaries(
             {"approval": approval},
-            optional={"token": st.one_of(st.none(), st.text(max_size=80), scalars)},
+            optional={
+                "token": st.one_of(st.none(), st.text(max_size=80), scalars),
+                "activity_id": st.one_of(scalars, st.from_regex(r"\A[0-9]{1,12}\Z")),
+                "attempt": st.one_of(scalars, st.integers(min_value=-1, max_value=2_000_000)),
+            },
         ),
     )
 
