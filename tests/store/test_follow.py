@@ -166,3 +166,23 @@ async def test_newer_events_reads_many_sessions_after_their_heads_in_one_call(
     assert await store.newer_events({}) == {}
     with pytest.raises(ValidationError):
         await store.newer_events({a: 0}, page=0)
+
+
+async def test_every_write_from_elsewhere_wakes_a_watch_without_the_safety_reread(
+    store: EventStore, other_store: EventStore, sid: str
+) -> None:
+    # SQLite's poller skips its query while PRAGMA data_version says nothing was committed:
+    # with the once-a-second safety query pushed out of reach, each write must still wake.
+    hub = other_store._hub  # the poller (SQLite) or the listener (PostgreSQL)
+    hub.safety_interval = 3600.0
+    woken = asyncio.Event()
+    watch = await other_store.watch(sid, lambda _sid: woken.set())
+    try:
+        for i in range(15):
+            await asyncio.sleep(0.001 * (i % 4))  # some writes land between polls, some not
+            woken.clear()
+            await store.append(deltas(sid, "w", 1, start=i))
+            async with asyncio.timeout(TIMEOUT):
+                await woken.wait()
+    finally:
+        other_store.unwatch(watch)
