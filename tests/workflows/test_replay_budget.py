@@ -12,7 +12,12 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 
 from agent_session_manager.client.session_client import SessionClient
-from agent_session_manager.core.contract import SessionSpec, session_workflow_id
+from agent_session_manager.core.contract import (
+    MockScript,
+    MockText,
+    SessionSpec,
+    session_workflow_id,
+)
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.worker.settings import Settings
 
@@ -57,6 +62,9 @@ async def test_session_continues_as_new_on_the_byte_budget(
         continue_as_new_after_runs=500,
         continue_as_new_after_events=50_000,
         continue_as_new_after_bytes=64 * 1024,
+        # The reply lives in SQL, not in history: stream it at once (the default mock's
+        # 15 ms per chunk made this test take four minutes for nothing it checks).
+        mock=MockScript(steps=[MockText(text="You said: " + "x" * 6100, chunk_size=6)]),
     )
     async with run_worker():
         sid = (await client.start_session(spec)).session_id
