@@ -83,8 +83,10 @@ class ContextCache:
         # Cold: the version first, then the window, so the window holds at least that version
         # (a change committed in between is read twice, which is harmless).
         version = await _conversation.version(conn, session_id)
+        # Twice the window: a snapshot proves its window full only with an older run that
+        # did not fit in it (see _answer), so it reads past the window's edge.
         runs, complete = await _conversation.window(
-            conn, backend, session_id, _ALL_TURNS, policy.max_messages + 1
+            conn, backend, session_id, _ALL_TURNS, 2 * (policy.max_messages + 1)
         )
         if not complete:
             # The oldest turn read may be cut short (the read stops at a row, not a run).
@@ -137,11 +139,13 @@ class ContextCache:
             count += len(below[kept].messages)
             kept += 1
         if kept == len(below):
-            # Every run fitted: older ones, below the floor, might have fitted too.
-            return fitted if snap.floor == 0 else None
-        # The window filled up at run ``kept``: runs older than the oldest one sent are not
-        # needed again (a later turn's window starts no earlier), so they are let go.
-        oldest = below[kept - 1].turn if kept else below[0].turn
+            # Every run fitted: older ones, below the floor, might have fitted too, unless
+            # the window holds all the messages it may (an older run has at least one).
+            full = len(fitted) == policy.max_messages
+            return fitted if snap.floor == 0 or full else None
+        # The window filled up at run ``kept``, which did not fit: it stays as the witness
+        # of that, and older runs are let go (a later turn's window starts no earlier).
+        oldest = below[kept].turn
         if oldest > snap.floor:
             before = snap.chars
             for run in [r for r in snap.runs.values() if r.turn < oldest]:
