@@ -56,6 +56,7 @@ from agent_session_manager.core.capabilities import (
     Negotiation,
     parse_capability_type,
 )
+from agent_session_manager.core.config_text import parse_config
 from agent_session_manager.core.content import (
     DIGEST_PATTERN,
     INLINE_LIMIT,
@@ -521,6 +522,7 @@ __all__ = [
     "new_session_id",
     "parse_budgets",
     "parse_capability_type",
+    "parse_config",
     "parse_error_code",
     "parse_event_type",
     "parse_limits",
