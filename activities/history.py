@@ -19,7 +19,8 @@ call; its events are not the run's (a follower sees the run's reply, not the sum
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ from agent_session_manager.activities.providers.base import Provider, ProviderRe
 from agent_session_manager.activities.store_outage import StoreOutage
 from agent_session_manager.core.context import fit_runs, summary_room
 from agent_session_manager.core.contract import ContextPolicy, Message, RunSpec
-from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.errors import AsmError, error
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.ledger import LedgerEntry
 from agent_session_manager.core.usage import TokenUsage
@@ -68,9 +69,12 @@ class _SummarySink:
     def __init__(self, heartbeat: Callable[..., None]) -> None:
         self._heartbeat = heartbeat
         self.usage = TokenUsage()
+        #: When the provider last sent anything (a silent one is given up on, as a run's is).
+        self.last_progress = time.monotonic()
 
     async def emit(self, type: EventType, data: dict[str, Any] | None = None) -> None:
         data = data or {}
+        self.last_progress = time.monotonic()
         if type is EventType.TOKEN_USAGE_UPDATED and "budget" not in data:
             counts = {k: v for k in _USAGE_KEYS if isinstance(v := data.get(k), int) and v >= 0}
             if counts:
@@ -218,7 +222,9 @@ class ConversationHistory:
         sink = _SummarySink(outage.heartbeat)
         bill = self.ledger.open(spec, SUMMARY_STEP, attempt, model, self.secrets)
         try:
-            result = await self._call(provider.stream(request, sink), outage)
+            result = await self._call(
+                provider.stream(request, sink), sink, outage, spec.heartbeat_timeout_seconds
+            )
         except asyncio.CancelledError:
             entry = bill.entry("cancelled", sink.usage, error_code="cancelled")
             await asyncio.shield(self._bill(entry, outage))
@@ -234,14 +240,23 @@ class ConversationHistory:
             "storing the summary",
         )
 
-    async def _call(self, work: Any, outage: StoreOutage) -> Any:
-        """Await the provider, heartbeating while it is quiet."""
+    async def _call(
+        self, work: Awaitable[Any], sink: _SummarySink, outage: StoreOutage, silence_limit: float
+    ) -> Any:
+        """Await the provider, heartbeating while it is quiet; ``provider_timeout`` when it
+        sends nothing for ``silence_limit`` seconds (the run's own call has the same limit)."""
         task = asyncio.ensure_future(work)
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self.tick)
                 if done:
                     return task.result()
+                if time.monotonic() - sink.last_progress > silence_limit:
+                    raise error(
+                        "provider_timeout",
+                        f"the provider sent nothing for {silence_limit:g}s while summarizing",
+                        details={"silence_seconds": silence_limit},
+                    )
                 outage.heartbeat()
         finally:
             if not task.done():  # cancelled: stop the provider and wait for it to let go

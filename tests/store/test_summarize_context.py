@@ -24,7 +24,7 @@ from agent_session_manager.activities.store_outage import StoreOutage
 from agent_session_manager.core.contract import ContextPolicy, Message, RunSpec
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.store import EventStore
-from tests.fakes.anthropic_server import AnthropicFake, HttpError, Reply, Text
+from tests.fakes.anthropic_server import AnthropicFake, HttpError, Reply, Stall, Text
 from tests.providers.anthropic_support import API_KEY
 
 #: Two runs of two messages fill the window; a summary leaves one behind it.
@@ -169,3 +169,19 @@ async def test_an_anthropic_model_is_asked_once_and_the_next_turn_asks_nothing(
         Message(role="user", content=SUMMARY_HEADER + "Questions 1 to 3 were asked."),
         *_turn(5),
     ]
+
+
+async def test_a_silent_summary_call_times_out_and_is_billed_failed(
+    store: EventStore, sid: str, fake: AnthropicFake
+) -> None:
+    secrets = {"ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake.base_url}
+    history = ConversationHistory(store, Ledger(store), secrets, tick=0.05)
+    for turn in (1, 2, 3):
+        await store.save_messages(sid, f"{sid}-t{turn}", turn, _turn(turn))
+    fake.script(Stall())
+    spec = _spec(sid, 4, "anthropic").model_copy(update={"heartbeat_timeout_seconds": 1.0})
+    with pytest.raises(AsmError) as silent:
+        await _read(history, AnthropicProvider(), spec)
+    assert silent.value.code == "provider_timeout" and silent.value.retryable
+    assert await _summary_rows(store, sid) == [(spec.run_id, "failed")]
+    assert await store.summary(sid, 4) is None
