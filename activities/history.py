@@ -50,6 +50,12 @@ SUMMARY_SYSTEM_PROMPT = (
 #: How the summary leads the window it is sent with.
 SUMMARY_HEADER = "Summary of the earlier conversation (older turns are not included):\n"
 
+#: Provider options that shape the run's reply, not a summary: tools, extended thinking (its
+#: budget must stay below ``max_tokens``, which the summary sets), structured output, stops.
+_REPLY_OPTIONS = frozenset(
+    {"tools", "tool_choice", "thinking", "output_config", "stop_sequences", "container"}
+)
+
 #: The usage keys a provider reports in ``token_usage_updated`` (running totals).
 _USAGE_KEYS = tuple(TokenUsage.model_fields)
 
@@ -154,7 +160,8 @@ class ConversationHistory:
         behind = newest_first[
             : fit_runs([r.messages for r in newest_first], summary_room(policy), complete=True)
         ]
-        through = behind[-1].turn if behind else spec.turn
+        # A newest run larger than half the window is still sent (if the window held it).
+        through = behind[-1].turn if behind else (window[-1].turn if window else spec.turn)
         # Bounded: the summarizing model reads at most twice the window of older runs (the
         # runs behind the last summary and those dropped since: no more, turn by turn).
         wider = policy.model_copy(
@@ -215,7 +222,10 @@ class ConversationHistory:
                 )
             ],
             # About four characters a token: room for the summary asked for, not more.
-            options={**spec.provider_options, "max_tokens": policy.summary_max_chars // 3 + 64},
+            options={
+                **{k: v for k, v in spec.provider_options.items() if k not in _REPLY_OPTIONS},
+                "max_tokens": policy.summary_max_chars // 3 + 64,
+            },
             secrets=self.secrets,
             step=SUMMARY_STEP,
         )

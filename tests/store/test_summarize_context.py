@@ -48,6 +48,12 @@ def _spec(sid: str, turn: int, provider: str = "mock") -> RunSpec:
         turn=turn,
         messages=[Message(role="user", content=f"question {turn}")],
         context=POLICY,
+        # The run's reply may think at length: the summary does not (and sets max_tokens).
+        provider_options=(
+            {"thinking": {"type": "enabled", "budget_tokens": 8000}, "max_tokens": 16000}
+            if provider == "anthropic"
+            else {}
+        ),
     )
 
 
@@ -141,7 +147,7 @@ async def test_an_anthropic_model_is_asked_once_and_the_next_turn_asks_nothing(
     assert len(fake.requests) == 2
     request = fake.requests[-1].json
     assert request["system"] == SUMMARY_SYSTEM_PROMPT
-    assert request["max_tokens"] <= POLICY.summary_max_chars
+    assert request["max_tokens"] <= POLICY.summary_max_chars and "thinking" not in request
     (ask,) = request["messages"]
     assert "question 1" in str(ask["content"]) and "answer 1" in str(ask["content"])
     assert "question 3" not in str(ask["content"])  # still in the window: not summarized
