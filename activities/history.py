@@ -226,6 +226,7 @@ class ConversationHistory:
                 **{k: v for k, v in spec.provider_options.items() if k not in _REPLY_OPTIONS},
                 "max_tokens": policy.summary_max_chars // 3 + 64,
             },
+            mock=spec.mock.summary if spec.mock is not None else None,
             secrets=self.secrets,
             step=SUMMARY_STEP,
         )

@@ -280,6 +280,7 @@ _LOOP_FIELDS = frozenset(
         # The summarize strategy's settings: a truncate policy's JSON stays what it was.
         "summary_max_chars",
         "summary_model",
+        "summary",
         "tools",
         "client_tools",
         "tool_policies",
@@ -470,6 +471,8 @@ class MockScript(_LoopFieldsWhenUsed):
     stop_reason: str = Field(default="end_turn", min_length=1, max_length=_MAX_STOP_REASON_CHARS)
     #: The replies to the model calls that follow each round of tool results, in order.
     after_tools: list[MockScript] = Field(default_factory=list, max_length=MAX_TURNS_LIMIT)
+    #: The reply to a summary request (context policy ``summarize``); None: the default reply.
+    summary: MockScript | None = None
 
     def for_step(self, step: int) -> MockScript:
         """The script of model call ``step`` (1 = this one); past the end, the last one."""

@@ -9,12 +9,19 @@ from typing import Any
 
 from agent_session_manager.activities.history import SUMMARY_HEADER, SUMMARY_SYSTEM_PROMPT
 from agent_session_manager.client.session_client import SessionClient
-from agent_session_manager.core.contract import ContextPolicy
+from agent_session_manager.core.contract import (
+    ContextPolicy,
+    MockError,
+    MockScript,
+    MockText,
+    SessionSpec,
+)
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
-from agent_session_manager.store import EventStore
+from agent_session_manager.core.usage import TokenUsage
+from agent_session_manager.store import EventStore, Summary
 from tests.fakes.anthropic_server import AnthropicFake, Reply, Text, Usage
-from tests.workflows.test_cost_ledger import API_KEY, anthropic_spec, secrets_for
+from tests.workflows.test_cost_ledger import API_KEY, FAST_RETRY, anthropic_spec, secrets_for
 
 SUMMARY = "Earlier the user said one and two."
 
@@ -57,3 +64,40 @@ async def test_one_summary_per_half_window_billed_to_the_run_that_asked(
         if e.type is EventType.MESSAGE_STREAMED and e.run_id == refs[3].run_id
     )
     assert streamed == "reply 4"
+
+
+async def test_a_failed_summary_is_retried_with_the_run_and_asked_for_once_it_worked(
+    client: SessionClient, store: EventStore, run_worker: Any
+) -> None:
+    policy = ContextPolicy(strategy="summarize", max_messages=4, summary_max_chars=200)
+    # The mock's scripted summary fails on the first attempt (the run's retry policy retries
+    # the attempt), then answers.
+    script = MockScript(
+        steps=[MockText(text="ok")],
+        usage=TokenUsage(input_tokens=10, output_tokens=1),
+        summary=MockScript(
+            steps=[MockError(attempts=[1]), MockText(text="SCRIPTED SUMMARY")],
+            usage=TokenUsage(input_tokens=30, output_tokens=5),
+        ),
+    )
+    spec = SessionSpec(
+        agent_id="summarizer", provider="mock", mock=script, context=policy, retry=FAST_RETRY
+    )
+    async with run_worker():
+        sid = (await client.start_session(spec)).session_id
+        refs, results = [], []
+        for n in range(1, 6):
+            refs.append(await client.submit_run(sid, f"prompt {n}"))
+            results.append(await client.wait_run(refs[-1].run_id, sid))
+    assert [r.status for r in results] == [RunStatus.COMPLETED] * 5
+    assert [r.attempts for r in results] == [1, 1, 1, 2, 1]
+    rows = await store.ledger(run_id=refs[3].run_id)
+    assert [(r.step, r.attempt, r.outcome) for r in rows] == [
+        (0, 1, "superseded"),
+        (0, 2, "completed"),
+        (1, 2, "completed"),
+    ]
+    assert results[3].billed_usage == TokenUsage(input_tokens=40, output_tokens=6)
+    # Run 4 (turn 4) kept turn 3 behind the summary: it covers turns 1-2.
+    assert await store.summary(sid, 5) == Summary(3, "SCRIPTED SUMMARY")
+    assert [len(await store.ledger(run_id=ref.run_id)) for ref in refs] == [1, 1, 1, 3, 1]
