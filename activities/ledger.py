@@ -58,9 +58,17 @@ class Ledger:
     _unpriced_warned: set[str] = field(default_factory=set)
 
     def open(
-        self, spec: RunSpec, step: int, attempt: int, model: str | None, secrets: dict[str, str]
+        self,
+        spec: RunSpec,
+        step: int,
+        attempt: int,
+        model: str | None,
+        secrets: dict[str, str],
+        *,
+        alone: bool = True,
     ) -> AttemptBill:
-        """The bill of attempt ``attempt`` of model call ``step``, about to call its provider."""
+        """The bill of attempt ``attempt`` of model call ``step``, about to call its provider
+        (``alone=False``: this attempt billed a summary before it)."""
         return AttemptBill(
             ledger=self,
             spec=spec,
@@ -68,6 +76,7 @@ class Ledger:
             attempt=attempt,
             model=model,
             credential=credential_alias(spec.provider, secrets),
+            alone=alone,
         )
 
     def price(self, model: str | None, usage: TokenUsage) -> int | None:
@@ -94,6 +103,7 @@ class AttemptBill:
     attempt: int
     model: str | None
     credential: str | None
+    alone: bool = True
     run_total: UsageTotal | None = None
     closed: bool = False
 
@@ -159,7 +169,7 @@ class AttemptBill:
             )
         try:
             self.run_total = await outage.outlast(
-                lambda: self.ledger.store.bill(entry),
+                lambda: self.ledger.store.bill(entry, alone=self.alone),
                 f"billing call {self.step} attempt {self.attempt}",
             )
         except Exception:

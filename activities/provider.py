@@ -39,6 +39,7 @@ from agent_session_manager.activities.agent_loop import AgentLoop, tool_results_
 from agent_session_manager.activities.budget import Budgets
 from agent_session_manager.activities.cli_approvals import RunApprovals
 from agent_session_manager.activities.content import read_inputs, store_reply
+from agent_session_manager.activities.history import ConversationHistory
 from agent_session_manager.activities.ledger import AttemptBill, Ledger
 from agent_session_manager.activities.limits import FleetLimits
 from agent_session_manager.activities.providers.base import Provider, ProviderRequest
@@ -47,7 +48,6 @@ from agent_session_manager.activities.store_outage import StoreOutage, activity_
 from agent_session_manager.core.budget import BudgetPolicy
 from agent_session_manager.core.contract import (
     AttemptFailed,
-    ContextPolicy,
     Message,
     ProviderCall,
     ProviderOutcome,
@@ -113,6 +113,7 @@ class ProviderActivities:
         quiet_failed_attempts()  # our own line per failed attempt replaces the SDK's
         self._ledger = Ledger(self.store, self.prices or default_prices())
         self._budgets = Budgets(self.store, self.budgets)
+        self._history = ConversationHistory(self.store, self._ledger, self.secrets)
 
     @activity.defn(name=STREAM_PROVIDER_ACTIVITY)
     @traced_provider_call  # one GenAI span + provider metrics per attempt
@@ -188,12 +189,10 @@ class ProviderActivities:
                     "reading tool results",
                 )
                 messages = [*saved[: call.prefix], results]
-            history = await outage.outlast(
-                lambda: self._history(spec.session_id, spec.turn, spec.context),
-                "reading the conversation",
-            )
             # Before anything is sent: a call that would pass a budget fails here, final.
             await self._budgets.check(spec, sink, outage)
+            # The context policy's window (summarize: may call the provider for a summary).
+            history = await self._history.read(spec, provider, attempt, outage)
             request = ProviderRequest(
                 session_id=spec.session_id,
                 run_id=spec.run_id,
@@ -201,7 +200,7 @@ class ProviderActivities:
                 turn=spec.turn,
                 model=spec.model or provider.default_model,
                 system_prompt=inputs.system_prompt,
-                history=history,
+                history=history.messages,
                 messages=messages,
                 options=spec.provider_options,
                 mock=spec.mock,
@@ -210,7 +209,9 @@ class ProviderActivities:
                 step=call.step,
                 approvals=RunApprovals(spec, sink),
             )
-            bill = self._ledger.open(spec, call.step, attempt, request.model, self.secrets)
+            bill = self._ledger.open(
+                spec, call.step, attempt, request.model, self.secrets, alone=not history.summarized
+            )
             result = await sink.run_with_ticker(
                 provider.stream(request, sink),
                 tick=self.tick,
@@ -352,17 +353,6 @@ class ProviderActivities:
                 "cost_micros": cost["cost_micros"],
                 "billed_usage": cost["billed_usage"].model_dump(exclude={"total_tokens"}),
             }
-
-    async def _history(
-        self, session_id: str, turn: int, policy: ContextPolicy | None
-    ) -> list[Message]:
-        if turn == 1:  # nothing before the first turn: skip the read
-            return []
-        # The session's context policy, or the default one for a run started before
-        # policies existed: either way the read is windowed, never the whole session.
-        return await self.store.conversation(
-            session_id, before_turn=turn, policy=policy or ContextPolicy()
-        )
 
     async def _already_completed(self, run_id: str) -> ProviderOutcome | None:
         row = await self.store.get_run(run_id)

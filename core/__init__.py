@@ -68,7 +68,7 @@ from agent_session_manager.core.content import (
     ref_of,
     travels_by_reference,
 )
-from agent_session_manager.core.context import fit_context, message_chars
+from agent_session_manager.core.context import fit_context, fit_runs, message_chars, summary_room
 from agent_session_manager.core.contract import (
     ID_PATTERN,
     MAX_ID_CHARS,
@@ -510,6 +510,7 @@ __all__ = [
     "exceeded",
     "finite_delay",
     "fit_context",
+    "fit_runs",
     "grant_slots",
     "invalid",
     "is_retryable",
@@ -545,6 +546,7 @@ __all__ = [
     "session_tenant",
     "session_workflow_id",
     "sha256_of",
+    "summary_room",
     "tenant_of",
     "travels_by_reference",
 ]

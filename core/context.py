@@ -22,6 +22,24 @@ def message_chars(message: Message) -> int:
     return len(content) if isinstance(content, str) else len(json.dumps(content))
 
 
+def fit_runs(
+    runs_newest_first: Sequence[Sequence[Message]], policy: ContextPolicy, *, complete: bool
+) -> int:
+    """How many of the newest runs :func:`fit_context` keeps."""
+    count = size = kept = 0
+    last = len(runs_newest_first) - 1
+    for i, run in enumerate(runs_newest_first):
+        if i == last and not complete:
+            break
+        weight = sum(message_chars(m) for m in run)
+        if count + len(run) > policy.max_messages or size + weight > policy.max_chars:
+            break
+        kept += 1
+        count += len(run)
+        size += weight
+    return kept
+
+
 def fit_context(
     runs_newest_first: Sequence[Sequence[Message]], policy: ContextPolicy, *, complete: bool
 ) -> list[Message]:
@@ -31,19 +49,20 @@ def fit_context(
     ``complete=False`` says the reader stopped at its row limit, so the oldest run given may
     be cut: it is never kept (it could not fit anyway, see the store's windowed read).
     """
-    kept: list[Sequence[Message]] = []
-    count = size = 0
-    last = len(runs_newest_first) - 1
-    for i, run in enumerate(runs_newest_first):
-        if i == last and not complete:
-            break
-        weight = sum(message_chars(m) for m in run)
-        if count + len(run) > policy.max_messages or size + weight > policy.max_chars:
-            break
-        kept.append(run)
-        count += len(run)
-        size += weight
+    kept = runs_newest_first[: fit_runs(runs_newest_first, policy, complete=complete)]
     return [m for run in reversed(kept) for m in run]
 
 
-__all__ = ["fit_context", "message_chars"]
+def summary_room(policy: ContextPolicy) -> ContextPolicy:
+    """The window a new summary leaves behind it: half the policy's.
+
+    Summarizing only what the full window dropped would cost a summary call every turn once a
+    session outgrew it; leaving half the window empty lets the next turns' runs fit behind
+    the same summary, so a summary is written about once per half a window of turns.
+    """
+    return policy.model_copy(
+        update={"max_messages": policy.max_messages // 2, "max_chars": policy.max_chars // 2}
+    )
+
+
+__all__ = ["fit_context", "fit_runs", "message_chars", "summary_room"]

@@ -277,6 +277,10 @@ _LOOP_FIELDS = frozenset(
     {
         # Not a loop field, but left out the same way: the default context policy.
         "context",
+        # The summarize strategy's settings: a truncate policy's JSON stays what it was.
+        "summary_max_chars",
+        "summary_model",
+        "summary",
         "tools",
         "client_tools",
         "tool_policies",
@@ -467,6 +471,8 @@ class MockScript(_LoopFieldsWhenUsed):
     stop_reason: str = Field(default="end_turn", min_length=1, max_length=_MAX_STOP_REASON_CHARS)
     #: The replies to the model calls that follow each round of tool results, in order.
     after_tools: list[MockScript] = Field(default_factory=list, max_length=MAX_TURNS_LIMIT)
+    #: The reply to a summary request (context policy ``summarize``); None: the default reply.
+    summary: MockScript | None = None
 
     def for_step(self, step: int) -> MockScript:
         """The script of model call ``step`` (1 = this one); past the end, the last one."""
@@ -513,16 +519,20 @@ class RetrySettings(_Model):
 # --- session ------------------------------------------------------------------------------
 
 
-class ContextPolicy(_Model):
+class ContextPolicy(_LoopFieldsWhenUsed):
     """What of the conversation a run sends its model when the session has outgrown it.
 
-    ``truncate`` (the one strategy so far): the newest whole turns that fit both limits; the
-    oldest go first, a turn is never cut in half, and the system prompt (sent apart from the
+    ``truncate`` (the default): the newest whole turns that fit both limits; the oldest go
+    first, a turn is never cut in half, and the system prompt (sent apart from the
     conversation) is always kept. The limits also bound what each run reads from the store,
     so a turn's read does not grow with the session (:func:`core.context.fit_context`).
+
+    ``summarize``: the same window, led by a summary of the turns it no longer holds, written
+    by the model (``summary_model``, default the run's) at most ``summary_max_chars`` long,
+    stored and reused until the window drops more (:mod:`activities.summary`).
     """
 
-    strategy: Literal["truncate"] = "truncate"
+    strategy: Literal["truncate", "summarize"] = "truncate"
     max_messages: int = Field(
         default=200, ge=2, le=100_000, description="earlier messages sent at most"
     )
@@ -531,6 +541,15 @@ class ContextPolicy(_Model):
         ge=1_000,
         le=50_000_000,
         description="earlier messages' characters sent at most (content blocks as JSON)",
+    )
+    summary_max_chars: int = Field(
+        default=4_000,
+        ge=200,
+        le=200_000,
+        description="summarize: the summary's characters at most (asked of the model, then cut)",
+    )
+    summary_model: Name | None = Field(
+        default=None, description="summarize: the model that writes summaries (default: the run's)"
     )
 
 

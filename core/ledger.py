@@ -7,8 +7,9 @@ attempt's tokens too) and its cost at the price table's version of the day
 marked ``superseded``. A run with tools calls its model once per loop step (``step``, 1-based),
 and each call has its own attempts 1..n, so entries are keyed by ``(run_id, step, attempt)``: a
 replayed or retried write is a no-op, and a later step's row is never mistaken for an earlier
-one's. The credential is its alias (the environment variable's name), never its
-value.
+one's. Step 0 is the summary a run asked for before its first call (the ``summarize`` context
+policy, :mod:`activities.history`). The credential is its alias (the environment variable's
+name), never its value.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ class LedgerEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     run_id: str
-    step: int = Field(default=1, ge=1, description="the agent loop's model call, 1-based")
+    step: int = Field(
+        default=1,
+        ge=0,
+        description="the agent loop's model call, 1-based; 0: the run's conversation summary",
+    )
     attempt: int = Field(ge=1)
     session_id: str
     agent_id: str

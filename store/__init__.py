@@ -12,6 +12,7 @@ session, idempotent by event id, readable by cursor and followable live::
 ``url`` defaults to ``$ASM_DATABASE_URL``, then :data:`DEFAULT_DATABASE_URL`.
 """
 
+from agent_session_manager.store._conversation import SavedRun
 from agent_session_manager.store._engine import DEFAULT_DATABASE_URL
 from agent_session_manager.store._errors import SchemaOutOfDate
 from agent_session_manager.store._hub import Subscription as Watch
@@ -25,6 +26,7 @@ from agent_session_manager.store._limits import (
 from agent_session_manager.store._migrate import upgrade
 from agent_session_manager.store._rows import RunRow, SessionRow
 from agent_session_manager.store._store import EventStore, open_store
+from agent_session_manager.store._summaries import Summary
 from agent_session_manager.store._tenancy import ApiKey
 
 __all__ = [
@@ -34,10 +36,12 @@ __all__ = [
     "LeaseInfo",
     "RateInfo",
     "RunRow",
+    "SavedRun",
     "SchemaOutOfDate",
     "SessionRow",
     "SlotRequest",
     "SlotState",
+    "Summary",
     "Watch",
     "open_store",
     "session_lease_id",

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent_session_manager.core.context import fit_context, message_chars
-from agent_session_manager.core.contract import ContextPolicy, Message
+from agent_session_manager.core.context import fit_runs, message_chars
+from agent_session_manager.core.contract import ContextPolicy
 from agent_session_manager.store import _conversation
 from agent_session_manager.store._conversation import SavedRun
 from agent_session_manager.store._engine import Backend
@@ -63,15 +63,16 @@ class ContextCache:
         self._chars = 0
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
 
-    async def conversation(
+    async def runs(
         self,
         conn: AsyncConnection,
         backend: Backend,
         session_id: str,
         before_turn: int,
         policy: ContextPolicy,
-    ) -> list[Message]:
-        """What ``EventStore.conversation`` returns for ``policy``, from the snapshot if it can."""
+    ) -> list[SavedRun]:
+        """The runs ``EventStore.conversation`` sends for ``policy`` (oldest first), from the
+        snapshot if it can."""
         snap = self._snapshots.get(session_id)
         if snap is not None:
             changes = await _conversation.changed_runs(conn, session_id, snap.version)
@@ -105,7 +106,7 @@ class ContextCache:
             return answer
         # Turns at or past ``before_turn`` filled the window (concurrent runs, a retried run's
         # own messages): read exactly this turn's window, as the store did before the cache.
-        return await _conversation.conversation(conn, backend, session_id, before_turn, policy)
+        return await _conversation.fitted(conn, backend, session_id, before_turn, policy)
 
     def _apply(
         self, session_id: str, snap: _Snapshot, changes: list[tuple[str, int, SavedRun | None]]
@@ -127,21 +128,18 @@ class ContextCache:
 
     def _answer(
         self, session_id: str, snap: _Snapshot, before_turn: int, policy: ContextPolicy
-    ) -> list[Message] | None:
+    ) -> list[SavedRun] | None:
         below = sorted(
             (r for r in snap.runs.values() if r.turn < before_turn),
             key=lambda r: (r.turn, r.run_id),
             reverse=True,
         )
-        fitted = fit_context([r.messages for r in below], policy, complete=True)
-        kept = count = 0
-        while kept < len(below) and count < len(fitted):
-            count += len(below[kept].messages)
-            kept += 1
+        kept = fit_runs([r.messages for r in below], policy, complete=True)
+        fitted = below[:kept][::-1]
         if kept == len(below):
             # Every run fitted: older ones, below the floor, might have fitted too, unless
             # the window holds all the messages it may (an older run has at least one).
-            full = len(fitted) == policy.max_messages
+            full = sum(len(r.messages) for r in fitted) == policy.max_messages
             return fitted if snap.floor == 0 or full else None
         # The window filled up at run ``kept``, which did not fit: it stays as the witness
         # of that, and older runs are let go (a later turn's window starts no earlier).

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent_session_manager.core.context import fit_context
+from agent_session_manager.core.context import fit_runs
 from agent_session_manager.core.contract import ContextPolicy, Message
 from agent_session_manager.core.errors import StateError
 from agent_session_manager.core.status import RunStatus
@@ -197,10 +197,22 @@ async def conversation(
             Message.model_construct(role=r.role, content=r.content)
             for r in await conn.execute(_CONVERSATION, params)
         ]
+    runs = await fitted(conn, backend, session_id, before_turn, policy)
+    return [m for run in runs for m in run.messages]
+
+
+async def fitted(
+    conn: AsyncConnection,
+    backend: Backend,
+    session_id: str,
+    before_turn: int,
+    policy: ContextPolicy,
+) -> list[SavedRun]:
+    """The newest whole runs before ``before_turn`` within ``policy``, oldest first."""
     # One row more than the window: if it comes back, the oldest run read may be cut short,
-    # and fit_context() drops it (with the rows after it, it would exceed max_messages anyway).
+    # and fit_runs() drops it (with the rows after it, it would exceed max_messages anyway).
     runs, complete = await window(conn, backend, session_id, before_turn, policy.max_messages + 1)
-    return fit_context([r.messages for r in runs], policy, complete=complete)
+    return runs[: fit_runs([r.messages for r in runs], policy, complete=complete)][::-1]
 
 
 _VERSION = sa.select(COUNTERS.c.context_version).where(

@@ -100,11 +100,12 @@ def _total(group: UsageGroup, key: str | None, row: Any) -> UsageTotal:
 
 
 async def bill(
-    conn: AsyncConnection, backend: Backend, entry: LedgerEntry, now: datetime
+    conn: AsyncConnection, backend: Backend, entry: LedgerEntry, now: datetime, *, alone: bool
 ) -> UsageTotal:
     """Write ``entry`` (once); on a completed attempt mark the failed attempts before it of
     the same model call (step) superseded. Returns the run's total over every step and
-    attempt."""
+    attempt. ``alone=False``: the run may have a row before its first call's first attempt
+    (a summary's, step 0)."""
     inserted = (await conn.execute(_insert(backend), _row(entry, now))).rowcount == 1
     if entry.outcome == "completed" and entry.attempt > 1:  # a first attempt has none before it
         await conn.execute(
@@ -117,7 +118,7 @@ async def bill(
             )
             .values(outcome="superseded")
         )
-    if inserted and entry.step == 1 and entry.attempt == 1:
+    if inserted and alone and entry.step == 1 and entry.attempt == 1:
         # The run's first row (every later call and attempt comes after it): the total is
         # this row, no need to read it back. A repeated write (nothing inserted) reads.
         return _entry_total(entry)

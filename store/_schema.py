@@ -316,6 +316,23 @@ class SessionTenantRow(_AsmModel, table=True):
     created_at: datetime = Field(sa_type=Timestamp)
 
 
+class SummaryRow(_AsmModel, table=True):
+    """Summaries of a conversation's older turns (the ``summarize`` context policy).
+
+    ``text`` summarizes every run of the session with a turn below ``through_turn`` (a run
+    that counted when it was written); written once per ``(session_id, through_turn)``, never
+    changed, so a retried attempt or a later turn finds it instead of paying for another.
+    """
+
+    __tablename__ = "asm_summaries"
+
+    session_id: str = Field(primary_key=True, max_length=255)
+    through_turn: int = Field(sa_column_kwargs={"primary_key": True, "autoincrement": False})
+    text: str = Field(sa_type=sa.Text)
+    run_id: str = Field(max_length=255)
+    created_at: datetime = Field(sa_type=Timestamp)
+
+
 METADATA: sa.MetaData = _AsmModel.metadata
 EVENTS: sa.Table = EventRow.__table__  # type: ignore[attr-defined]
 COUNTERS: sa.Table = EventCounterRow.__table__  # type: ignore[attr-defined]
@@ -328,6 +345,7 @@ RUN_OWNERS: sa.Table = RunOwnerRow.__table__  # type: ignore[attr-defined]
 LEDGER: sa.Table = LedgerRow.__table__  # type: ignore[attr-defined]
 API_KEYS: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
 SESSION_TENANTS: sa.Table = SessionTenantRow.__table__  # type: ignore[attr-defined]
+SUMMARIES: sa.Table = SummaryRow.__table__  # type: ignore[attr-defined]
 
 
 class SlotLeaseRow(_AsmModel, table=True):

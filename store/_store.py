@@ -43,10 +43,12 @@ from agent_session_manager.store import (
     _ownership,
     _read_models,
     _reads,
+    _summaries,
     _tenancy,
 )
 from agent_session_manager.store._append import append_batch, append_group, dedupe
 from agent_session_manager.store._context_cache import ContextCache
+from agent_session_manager.store._conversation import SavedRun
 from agent_session_manager.store._database import Database
 from agent_session_manager.store._engine import resolve_url
 from agent_session_manager.store._errors import invalid_input, translate
@@ -54,6 +56,7 @@ from agent_session_manager.store._hub import Subscription as Watch
 from agent_session_manager.store._limits import LeaseInfo, RateInfo, SlotRequest, SlotState
 from agent_session_manager.store._reads import MAX_PAGE, invalid_cursor, type_values
 from agent_session_manager.store._rows import RunRow, SessionRow
+from agent_session_manager.store._summaries import Summary
 from agent_session_manager.store._tenancy import ApiKey
 
 
@@ -594,10 +597,47 @@ class EventStore(Database):
                     conn, self.backend, session_id, before_turn, None
                 )
             )
+        runs = await self.conversation_runs(session_id, before_turn, policy)
+        return [m for run in runs for m in run.messages]
+
+    async def conversation_runs(
+        self, session_id: str, before_turn: int, policy: ContextPolicy
+    ) -> list[SavedRun]:
+        """:meth:`conversation` with a policy, by run (oldest first, with each run's turn):
+        what the ``summarize`` strategy needs to know which turns the window left out."""
         return await self._run_read(
-            lambda conn: self._contexts.conversation(
-                conn, self.backend, session_id, before_turn, policy
-            )
+            lambda conn: self._contexts.runs(conn, self.backend, session_id, before_turn, policy)
+        )
+
+    async def older_runs(
+        self, session_id: str, before_turn: int, limit: int, *, whole: bool = True
+    ) -> list[SavedRun]:
+        """The newest counting runs before ``before_turn`` (as :meth:`conversation` counts
+        them), newest first, within ``limit`` messages; ``whole=False`` keeps the oldest run
+        read even if the limit cut it short."""
+        return await self._run_read(
+            lambda conn: self._older_runs(conn, session_id, before_turn, limit, whole)
+        )
+
+    async def _older_runs(
+        self, conn: AsyncConnection, session_id: str, before_turn: int, limit: int, whole: bool
+    ) -> list[SavedRun]:
+        runs, complete = await _conversation.window(
+            conn, self.backend, session_id, before_turn, limit
+        )
+        # The read stops at a row, not a run: the oldest run read may be cut short.
+        return runs if complete or not whole else runs[:-1]
+
+    async def summary(self, session_id: str, turn: int) -> Summary | None:
+        """The stored summary with the highest ``through_turn`` not above ``turn``."""
+        return await self._run_read(lambda conn: _summaries.latest(conn, session_id, turn))
+
+    async def save_summary(self, session_id: str, summary: Summary, run_id: str) -> Summary:
+        """Store ``summary`` (written by run ``run_id``) unless one for the same turns exists
+        already; returns the stored one."""
+        now = _now()
+        return await self._run_write(
+            lambda conn: _summaries.save(conn, self.backend, session_id, summary, run_id, now)
         )
 
     async def run_messages(self, run_id: str) -> list[Message]:
@@ -644,12 +684,15 @@ class EventStore(Database):
 
     # --- cost ledger -------------------------------------------------------------------------
 
-    async def bill(self, entry: LedgerEntry) -> UsageTotal:
+    async def bill(self, entry: LedgerEntry, *, alone: bool = True) -> UsageTotal:
         """Write one attempt's ledger row (a second write of the same ``(run, attempt)`` is a
         no-op); a completed attempt marks the run's failed ones ``superseded``. Returns the
-        run's total over all its attempts."""
+        run's total over all its attempts. ``alone=False`` when the run's first call may not
+        be its first row (a summary was billed before it)."""
         now = _now()
-        return await self._run_write(lambda conn: _ledger.bill(conn, self.backend, entry, now))
+        return await self._run_write(
+            lambda conn: _ledger.bill(conn, self.backend, entry, now, alone=alone)
+        )
 
     async def run_total(self, run_id: str) -> UsageTotal:
         """Every ledger row of ``run_id`` summed (zero attempts when it has none)."""

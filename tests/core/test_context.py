@@ -73,7 +73,10 @@ def test_a_policy_that_holds_everything_keeps_everything() -> None:
         {"max_messages": 100_001},
         {"max_chars": 999},
         {"max_chars": None},
-        {"strategy": "summarize"},
+        {"strategy": "compress"},
+        {"strategy": "summarize", "summary_max_chars": 199},
+        {"strategy": "summarize", "summary_max_chars": 200_001},
+        {"strategy": "summarize", "summary_model": ""},
         {"max_messages": "many"},
         {"unknown": 1},
         "truncate",
@@ -104,3 +107,43 @@ def test_any_context_input_is_a_policy_or_a_validation_error(context: dict[str, 
         assert err.code == "validation_error"
     else:
         assert 2 <= spec.context.max_messages <= 100_000
+
+
+@given(
+    st.fixed_dictionaries(
+        {"strategy": st.just("summarize")},
+        optional={
+            "summary_max_chars": st.one_of(st.integers(-10, 300_000), st.text(), st.none()),
+            "summary_model": st.one_of(st.text(max_size=300), st.integers(), st.none()),
+            "max_messages": st.integers(-5, 200_000),
+        },
+    )
+)
+def test_any_summarize_policy_is_in_range_or_a_validation_error(context: dict[str, Any]) -> None:
+    try:
+        spec = decode_input(
+            [{"agent_id": "a", "context": context}],
+            SessionSpec,
+            what="AgentSession",
+            converter=data_converter.payload_converter,
+        )
+    except AsmError as err:
+        assert err.code == "validation_error"
+        assert "context" in err.message
+    else:
+        assert spec.context.strategy == "summarize"
+        assert 200 <= spec.context.summary_max_chars <= 200_000
+        assert 2 <= spec.context.max_messages <= 100_000
+
+
+def test_a_truncate_policy_sends_what_it_sent_before_summaries_existed() -> None:
+    # A worker of the previous release forbids unknown fields: the summarize settings stay
+    # out of a truncate policy's payload while they hold their defaults.
+    policy = ContextPolicy(max_messages=400)
+    assert policy.model_dump() == {
+        "strategy": "truncate",
+        "max_messages": 400,
+        "max_chars": 400_000,
+    }
+    summarize = ContextPolicy(strategy="summarize", summary_max_chars=800)
+    assert summarize.model_dump()["summary_max_chars"] == 800
