@@ -28,6 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import await_
 
 from agent_session_manager.core.errors import ValidationError
 
@@ -138,6 +139,7 @@ def pg_json_serializer(value: Any) -> str:
 
 def _sqlite_engine(url: URL, *, writer: bool, pool: Mapping[str, Any]) -> AsyncEngine:
     engine = create_async_engine(url, json_serializer=json_serializer, **pool)
+    _rollback_only_if_open(engine.sync_engine.dialect)
 
     @sa.event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -152,12 +154,45 @@ def _sqlite_engine(url: URL, *, writer: bool, pool: Mapping[str, Any]) -> AsyncE
         cur.close()
 
     if writer:
-
-        @sa.event.listens_for(engine.sync_engine, "begin")
-        def _on_begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+        _begin_immediate(engine.sync_engine.dialect)
     return engine
+
+
+def _begin_immediate(dialect: sa.Dialect) -> None:
+    """Make ``dialect`` (the writer's own instance) start each transaction ``BEGIN IMMEDIATE``.
+
+    Sent through the driver in one trip to the connection's thread: as an SQLAlchemy
+    statement it took three (cursor, execute, close), on every write. An error (``database
+    is locked``) is wrapped by SQLAlchemy like any other, as ``do_begin`` runs inside its
+    error handling.
+    """
+
+    def do_begin(dbapi_connection: Any) -> None:
+        await_(dbapi_connection.driver_connection.execute_fetchall("BEGIN IMMEDIATE"))
+
+    dialect.do_begin = do_begin  # type: ignore[method-assign]
+
+
+def _rollback_only_if_open(dialect: sa.Dialect) -> None:
+    """Make ``dialect`` (this engine's own instance) skip a ROLLBACK with nothing to undo.
+
+    SQLAlchemy rolls back when a connection is closed after a read (its implicit
+    transaction) and again when the pool takes a connection back after a commit. On SQLite
+    the reader runs in driver autocommit and a write transaction has ended in its COMMIT, so
+    both are no-ops, yet each was one more trip to the connection's thread: paid by every
+    read before it returns, and by every write before it is published to followers and before
+    the single writer connection is free for the next write. A transaction still open (a
+    failed commit, say) is rolled back as before.
+    """
+    rollback = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        # sqlite3_get_autocommit: a flag read, no trip to the connection's thread.
+        driver = dbapi_connection.driver_connection
+        if driver is None or driver.in_transaction:
+            rollback(dbapi_connection)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def make_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:

@@ -65,19 +65,27 @@ def select_events(
     run_id: str | None,
     types: list[str] | None,
     limit: int,
-    upto: int | None = None,
 ) -> sa.Select[Any]:
-    """Events with ``after_seq < seq < before_seq`` (and ``<= upto``), filtered, in seq order."""
-    stmt = sa.select(EVENTS).where(EVENTS.c.session_id == session_id, EVENTS.c.seq > after_seq)
+    """Events with ``after_seq < seq < before_seq``, filtered, in seq order."""
+    where = _conditions(session_id, after_seq, before_seq, run_id, types)
+    return sa.select(EVENTS).where(*where).order_by(EVENTS.c.seq).limit(limit)
+
+
+def _conditions(
+    session_id: str,
+    after_seq: int,
+    before_seq: int | None,
+    run_id: str | None,
+    types: list[str] | None,
+) -> list[sa.ColumnElement[bool]]:
+    where = [EVENTS.c.session_id == session_id, EVENTS.c.seq > after_seq]
     if before_seq is not None:
-        stmt = stmt.where(EVENTS.c.seq < before_seq)
-    if upto is not None:
-        stmt = stmt.where(EVENTS.c.seq <= upto)
+        where.append(EVENTS.c.seq < before_seq)
     if run_id is not None:
-        stmt = stmt.where(EVENTS.c.run_id == run_id)
+        where.append(EVENTS.c.run_id == run_id)
     if types is not None:
-        stmt = stmt.where(EVENTS.c.type.in_(types))
-    return stmt.order_by(EVENTS.c.seq).limit(limit)
+        where.append(EVENTS.c.type.in_(types))
+    return where
 
 
 def select_newer(heads: Mapping[str, int], page: int) -> tuple[sa.Select[Any], dict[str, Any]]:
@@ -156,15 +164,51 @@ async def read_page(
     limit: int,
 ) -> tuple[list[Event], int]:
     """A page of events and the seq the caller may resume after (past filtered-out rows)."""
-    upto: int | None = None
     if run_id is not None or types is not None:
-        upto = await last_seq(conn, session_id)
-        if before_seq is not None:
-            upto = min(upto, before_seq - 1)
-    stmt = select_events(session_id, after_seq, before_seq, run_id, types, limit, upto)
+        return await _read_filtered_page(
+            conn, session_id, after_seq, before_seq, run_id, types, limit
+        )
+    stmt = select_events(session_id, after_seq, before_seq, run_id, types, limit)
     events = await read_events(conn, stmt)
+    return events, events[-1].seq if events else after_seq
+
+
+async def _read_filtered_page(
+    conn: AsyncConnection,
+    session_id: str,
+    after_seq: int,
+    before_seq: int | None,
+    run_id: str | None,
+    types: list[str] | None,
+    limit: int,
+) -> tuple[list[Event], int]:
+    """A filtered page, bounded by the session's last seq read in the same statement.
+
+    The reader may resume after that seq even when nothing matched: every event up to it was
+    looked at. One statement (one snapshot, one trip to the database) where there were two: a
+    live follower with a type filter reads this way on every wake-up.
+    """
+    last = (
+        sa.select(COUNTERS.c.last_seq).where(COUNTERS.c.session_id == session_id).scalar_subquery()
+    )
+    bound = sa.func.coalesce(last, 0)
+    where = _conditions(session_id, after_seq, before_seq, run_id, types)
+    # The page is limited on its own, so it is an index range scan that stops at ``limit``;
+    # joined to a one-row select of the bound, the bound comes back even with no events.
+    page = (
+        sa.select(EVENTS)
+        .where(*where, EVENTS.c.seq <= bound)
+        .order_by(EVENTS.c.seq)
+        .limit(limit)
+        .subquery("page")
+    )
+    one = sa.select(bound.label("upto")).subquery("bound")
+    stmt = sa.select(one.c.upto, page).select_from(one.outerjoin(page, sa.true()))
+    rows = (await conn.execute(stmt.order_by(page.c.seq))).all()
+    upto = int(rows[0].upto) if rows else 0
+    if before_seq is not None:
+        upto = min(upto, before_seq - 1)
+    events = [_event_from_row(r) for r in rows if r.id is not None]
     if len(events) >= limit:
         return events, events[-1].seq
-    if upto is not None:
-        return events, max(after_seq, upto)
-    return events, events[-1].seq if events else after_seq
+    return events, max(after_seq, upto)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent_session_manager.core.contract import LifecycleRecord, SessionPatch
 from agent_session_manager.core.errors import ResourceError, StateError
-from agent_session_manager.core.events import EventType
+from agent_session_manager.core.events import EventDraft, EventType
 from agent_session_manager.store import EventStore
+from agent_session_manager.store._reads import read_page
 from tests.store.drafts import deltas, lifecycle, run_of
 
 
@@ -89,3 +94,53 @@ async def test_unknown_type_filter_is_invalid_event_type(store: EventStore, sid:
     with pytest.raises(StateError) as err:
         await store.events(sid, types=["nope"])
     assert err.value.code == "invalid_event_type"
+
+
+_kind = st.sampled_from(
+    [EventType.MESSAGE_STREAMED, EventType.RUN_STARTED, EventType.TOOL_CALL_STARTED]
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    # The store is shared by the examples on purpose: each example has its own session.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(st.tuples(_kind, st.sampled_from(["a", "b"])), max_size=30),
+    st.sets(_kind, min_size=1),
+    st.sampled_from([None, "a"]),
+    st.integers(0, 8),
+    st.integers(1, 6),
+)
+async def test_a_filtered_page_returns_what_matches_and_resumes_after_what_it_looked_at(
+    store: EventStore,
+    written: list[tuple[EventType, str]],
+    types: set[EventType],
+    run: str | None,
+    after: int,
+    limit: int,
+) -> None:
+    sid = f"s-{uuid.uuid4().hex[:12]}"
+    drafts = [
+        EventDraft(
+            id=f"{sid}/{i}", session_id=sid, run_id=run_of(sid, r), type=kind, provider="mock"
+        )
+        for i, (kind, r) in enumerate(written)
+    ]
+    await store.append(drafts)
+    after = min(after, len(drafts))
+    wanted = [
+        i + 1
+        for i, (kind, r) in enumerate(written)
+        if i + 1 > after and kind in types and (run is None or r == run)
+    ]
+    run_id = None if run is None else run_of(sid, run)
+    names = sorted(t.value for t in types)
+    events, cursor = await store._run_read(  # the page a live follower reads on each wake-up
+        lambda conn: read_page(conn, sid, after, None, run_id, names, limit)
+    )
+    assert [e.seq for e in events] == wanted[:limit]
+    # Resuming after the cursor skips nothing that matches and repeats nothing.
+    assert cursor == (wanted[limit - 1] if len(wanted) >= limit else max(after, len(drafts)))
