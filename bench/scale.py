@@ -110,7 +110,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         out["start_seconds"] = round(time.perf_counter() - t, 1)
         await asyncio.sleep(2)  # let the last tasks settle
         full_rss = worker.rss_bytes()
-        per = (full_rss - empty_rss) / args.sessions
+        # A bounded cache holds at most `cache` of them: the rest cost the worker nothing.
+        per = (full_rss - empty_rss) / min(args.sessions, cache)
         out["idle_sessions"] = {
             "rss_mb": round(full_rss / MB, 1),
             "rss_per_cached_session_kb": round(per / 1024, 1),
