@@ -24,7 +24,9 @@ def _assert_timeout(err: AsmError, session_id: str) -> None:
     assert err.code == "timeout" and err.retryable and isinstance(err, RuntimeFailure)
     assert "worker" in err.message and "try again" in err.message
     assert err.details["session_id"] == session_id
-    assert "Timeout expired" in err.details["cause"]
+    # The SDK's deadline, or the server's own answer when its deadline came first (load).
+    cause = err.details["cause"]
+    assert "Timeout expired" in cause or "query timed out before a worker" in cause
 
 
 async def test_a_query_no_worker_answers_is_a_retryable_timeout(
@@ -77,3 +79,14 @@ def test_rpc_failures_always_come_out_typed(
         # a deadline the SDK gave up on: retryable, whether or not the text also names a
         # broken connection (then it is an outage)
         assert info.value.code in ("timeout", "temporal_unavailable") and info.value.retryable
+
+
+def test_the_servers_query_deadline_is_a_timeout_not_an_outage() -> None:
+    # The server answered (so it is reachable): no worker took the query in time.
+    with pytest.raises(AsmError) as info, _translated("s-1"):
+        raise RPCError(
+            "query timed out before a worker could process it",
+            RPCStatusCode.DEADLINE_EXCEEDED,
+            b"",
+        )
+    _assert_timeout(info.value, "s-1")
