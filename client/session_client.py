@@ -79,6 +79,7 @@ from agent_session_manager.core.protocol import (
 from agent_session_manager.core.search_attributes import PENDING_APPROVALS
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.temporal import (
+    QUERY_NOT_TAKEN,
     data_converter,
     from_failure,
     is_unreachable,
@@ -210,12 +211,12 @@ def _translated(session_id: str | None = None, address: str | None = None) -> It
             retryable=True,
         ) from exc
     except (RPCError, RuntimeError, ConnectionError) as exc:
-        if isinstance(exc, RPCError) and timed_out(exc):
-            raise call_timed_out(exc, session_id) from exc
         if is_unreachable(exc):
             raise temporal_unavailable(exc, address) from exc
         if not isinstance(exc, RPCError):
             raise
+        if timed_out(exc):
+            raise call_timed_out(exc, session_id) from exc
         if "already completed" in exc.message or "already finished" in exc.message:
             raise error(
                 "invalid_transition",
@@ -235,10 +236,9 @@ def timed_out(exc: RPCError) -> bool:
     """Whether the SDK gave up waiting for the answer (its own RPC deadline, 30 s for a query
     by default): ``CANCELLED`` "Timeout expired", which is neither an outage nor an answer."""
     text = exc.message.lower()
+    # Or the server's own answer, when its deadline for the query came first.
     return (exc.status is RPCStatusCode.CANCELLED and "timeout expired" in text) or (
-        # The server's own answer when no worker took the query within the call's deadline:
-        # the server was reached, so this is no outage (it comes as DEADLINE_EXCEEDED).
-        "query timed out before a worker could process it" in text
+        QUERY_NOT_TAKEN in text
     )
 
 

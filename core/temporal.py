@@ -150,6 +150,9 @@ def _jsonish(values: Any) -> list[Any]:
 #: What the SDK's transport says when a connection broke rather than the server answering: an
 #: RPC cut mid-flight can surface as ``UNKNOWN``/``CANCELLED`` with one of these in the text.
 _TRANSPORT_WORDS = ("transport error", "tcp connect", "connection", "broken pipe", "h2 protocol")
+#: The server's own answer (``DEADLINE_EXCEEDED``) when no worker took a query in time: the
+#: server was reached, so it is no outage.
+QUERY_NOT_TAKEN = "query timed out before a worker could process it"
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -165,6 +168,8 @@ def is_unreachable(exc: BaseException) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, RPCError):
+            if QUERY_NOT_TAKEN in current.message.lower():
+                return False
             if current.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
                 return True
             if current.status in (RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED):
