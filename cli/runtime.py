@@ -29,7 +29,7 @@ from agent_session_manager.observability.config import flush as flush_telemetry
 from agent_session_manager.observability.temporal_plugin import instrument_client
 from agent_session_manager.store import EventStore, open_store, upgrade
 from agent_session_manager.worker.connect import connect_temporal
-from agent_session_manager.worker.dev_server import free_port, read_dev_record, start_dev_server
+from agent_session_manager.worker.dev_server import read_dev_record, start_dev_server
 from agent_session_manager.worker.settings import Settings
 from agent_session_manager.worker.worker import serve
 
@@ -93,12 +93,12 @@ async def runtime(
                     "start one with `asm dev`, or give --address (or set TEMPORAL_ADDRESS)",
                     details={"home": settings.home},
                 )
-            ui_port = free_port()
-            env = await start_dev_server(home=settings.home, port=free_port(), ui_port=ui_port)
+            # Ports of its choosing: it starts again on fresh ones if one is taken meanwhile.
+            env = await start_dev_server(home=settings.home)
             stack.push_async_callback(env.shutdown)
             temporal = instrument_client(env.client)
             address = temporal.service_client.config.target_host
-            ui_url = f"http://127.0.0.1:{ui_port}"
+            ui_url = env.ui_url
             embedded = True
             with_worker = True
         else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -66,6 +67,13 @@ _SDK_DEFAULTS: tuple[str, ...] = (
 STARTUP_TIMEOUT_SECONDS = 60.0
 #: SIGTERM lets the server close its SQLite file; past this it is killed.
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
+#: Starts on fresh ports, in all, when the server exits at start on a port taken meanwhile. The
+#: binary picks its history, matching and worker gRPC ports itself (no flag pins them), and
+#: another process can bind any port between its choice (or ours) and the server's bind: a
+#: test suite or CI host starting servers side by side did, now and then.
+STARTUP_ATTEMPTS = 3
+
+_log = logging.getLogger("agent_session_manager.worker")
 
 
 def temporal_binary() -> str:
@@ -108,10 +116,24 @@ def server_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def free_port() -> int:
-    """An ephemeral TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """An ephemeral TCP port on 127.0.0.1, kept from other ``bind(0)`` and ``connect`` for a while.
+
+    A port merely bound and closed is the next process's ``bind(0)`` to get again, the Temporal
+    binary picking its internal ports included: then two listeners want it and the server exits
+    at start. So, as the binary's own picker does, we leave a connection to it in TIME_WAIT
+    (closed from the accepting side): for ~60 s the kernel hands the port to no ``bind(0)`` or
+    outgoing connection. A listener with ``SO_REUSEADDR`` (Go's, Rust's std, PostgreSQL,
+    asyncio servers: everything we give these ports to) still binds it at once.
+    """
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = int(listener.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port)):
+            accepted, _ = listener.accept()
+            accepted.close()  # first: TIME_WAIT stays on the port's side, not the client's
+        return port
 
 
 def port_is_free(port: int) -> bool:
@@ -129,17 +151,29 @@ def port_is_free(port: int) -> bool:
 class DevServer(WorkflowEnvironment):
     """A running ``temporal server start-dev`` process and a client connected to it."""
 
-    def __init__(self, client: Client, process: asyncio.subprocess.Process, log: IO[bytes]) -> None:
+    def __init__(
+        self,
+        client: Client,
+        process: asyncio.subprocess.Process,
+        log: IO[bytes],
+        ui_port: int | None,
+    ) -> None:
         # from_client adds the SDK's test interceptor (an assert in a workflow fails it),
         # as start_local did.
         super().__init__(WorkflowEnvironment.from_client(client).client)
         self._process = process
         self._log = log
+        self._ui_port = ui_port
 
     @property
     def address(self) -> str:
         """``host:port`` of the frontend."""
         return self.client.service_client.config.target_host
+
+    @property
+    def ui_url(self) -> str | None:
+        """The Web UI's URL; None when headless."""
+        return None if self._ui_port is None else f"http://127.0.0.1:{self._ui_port}"
 
     @property
     def pid(self) -> int:
@@ -164,14 +198,17 @@ async def start_dev_server(
 ) -> DevServer:
     """Start the dev server; ``home`` persists its SQLite database and log (None: in memory).
 
-    Its environment is :func:`server_environ`. If it exits before answering (a busy port, a
-    bad flag), the error carries the last lines of its log.
+    Its environment is :func:`server_environ`. Ports left None are picked free here (the UI's
+    too), as are its HTTP API and metrics ports. If it exits before answering (a busy port, a
+    bad flag), the error carries the last lines of its log. When it exits on a port taken
+    meanwhile and we picked the ports, it is started again on fresh ones (at most
+    :data:`STARTUP_ATTEMPTS` starts); a port the caller chose would only collide again.
     """
     binary = temporal_binary()
-    port = port or free_port()
     # Checked first: the server would fail to bind, but our client would find whatever does
-    # listen there (another dev server) and we would run against someone else's server.
-    for taken in (port, (ui_port or port + 1000) if ui else None):
+    # listen there (another dev server) and we would run against someone else's server. A port
+    # of ours is fresh from free_port, which no bind(0) or connect gets for a while.
+    for taken in (port, ui_port if ui else None):
         if taken is not None and not port_is_free(taken):
             raise error(
                 "already_exists",
@@ -179,18 +216,76 @@ async def start_dev_server(
                 "stop it, or choose other ports",
                 details={"port": taken},
             )
-    args = ["server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
-    args += ["--namespace", "default", "--log-format", "pretty", "--log-level", "error"]
     if home is not None:
         os.makedirs(home, exist_ok=True)
+    attempts = STARTUP_ATTEMPTS if port is None and (ui_port is None or not ui) else 1
+    attempt = 1
+    while True:
+        try:
+            return await _start(
+                binary,
+                home,
+                port=port or free_port(),
+                ui_port=(ui_port or free_port()) if ui else None,
+                extra_args=extra_args,
+            )
+        except _ExitedAtStart as exited:
+            if exited.port_taken and attempt < attempts:
+                _log.warning(
+                    "the embedded Temporal server found a port taken (start %d of %d), "
+                    "starting it on fresh ports: %s",
+                    attempt,
+                    attempts,
+                    exited.tail,
+                )
+                attempt += 1
+                continue
+            on_fresh = (
+                f" (start {attempt} of {attempts}, each on fresh ports)" if attempt > 1 else ""
+            )
+            raise error(
+                "provider_unavailable",
+                f"the embedded Temporal server exited (code {exited.code}) before answering on "
+                f"{exited.address}{on_fresh}: {exited.tail}",
+                details={"address": exited.address, "exit_code": exited.code, "starts": attempt},
+                retryable=False,
+            ) from None
+
+
+class _ExitedAtStart(Exception):
+    """The server process ended before answering; ``port_taken``: on a port bound meanwhile."""
+
+    def __init__(self, address: str, code: int, log_text: str) -> None:
+        super().__init__(address, code)
+        self.address = address
+        self.code = code
+        self.tail = _tail(log_text)
+        # Go's words for EADDRINUSE, from whichever listener lost (ours or an internal one).
+        self.port_taken = "address already in use" in log_text
+
+
+async def _start(
+    binary: str,
+    home: str | None,
+    *,
+    port: int,
+    ui_port: int | None,
+    extra_args: Sequence[str],
+) -> DevServer:
+    """One start of the server; raises :class:`_ExitedAtStart` if it ends before answering."""
+    args = ["server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
+    args += ["--namespace", "default", "--log-format", "pretty", "--log-level", "error"]
+    # Ours rather than the binary's random picks: fewer ports chosen where we cannot see them,
+    # and kept from other bind(0) by free_port. Nothing of ours talks to either.
+    args += ["--http-port", str(free_port()), "--metrics-port", str(free_port())]
+    if home is not None:
         args += ["--db-filename", os.path.join(home, "temporal.db")]
-    if not ui:
-        args.append("--headless")
-    elif ui_port:
-        args += ["--ui-port", str(ui_port)]  # unset: the server's default, port + 1000
+    args += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
     for key in search_attributes.ALL:
         args += ["--search-attribute", f"{key.name}={key._metadata_type}"]
     args += [*_SDK_DEFAULTS, *DEV_SERVER_TUNING, *extra_args]
+    # A fresh log each start: the file is the running server's, and an error's tail is the
+    # start it reports (a failed start's tail is in the warning or error about it).
     log = _open_log(home)
     try:
         process = await asyncio.create_subprocess_exec(
@@ -211,7 +306,7 @@ async def start_dev_server(
             await _stop(process)
         log.close()
         raise
-    return DevServer(client, process, log)
+    return DevServer(client, process, log, ui_port)
 
 
 async def _connect_when_up(
@@ -221,13 +316,7 @@ async def _connect_when_up(
     deadline = loop.time() + STARTUP_TIMEOUT_SECONDS
     while True:
         if process.returncode is not None:
-            raise error(
-                "provider_unavailable",
-                f"the embedded Temporal server exited (code {process.returncode}) before "
-                f"answering on {address}: {_tail(log)}",
-                details={"address": address, "exit_code": process.returncode},
-                retryable=False,
-            )
+            raise _ExitedAtStart(address, process.returncode, _read(log))
         try:
             client = await Client.connect(address, data_converter=data_converter)
             # The frontend answers before the namespace is registered: wait for both.
@@ -240,7 +329,7 @@ async def _connect_when_up(
                 raise error(
                     "provider_unavailable",
                     f"the embedded Temporal server did not answer on {address} within "
-                    f"{STARTUP_TIMEOUT_SECONDS:.0f} s: {_tail(log)}",
+                    f"{STARTUP_TIMEOUT_SECONDS:.0f} s: {_tail(_read(log))}",
                     details={"address": address},
                     retryable=True,
                 ) from None
@@ -265,12 +354,16 @@ def _open_log(home: str | None) -> IO[bytes]:
     return open(os.path.join(home, "temporal.log"), "w+b")
 
 
-def _tail(log: IO[bytes], lines: int = 5) -> str:
+def _read(log: IO[bytes]) -> str:
+    """What the server has written to its log so far."""
+    # pread: the server shares this file's offset (it writes at it); seeking would move it.
+    fd = log.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
+
+def _tail(text: str, lines: int = 5) -> str:
     """The last lines of the server's log, for an error message."""
-    log.flush()
-    log.seek(0)
-    text = log.read().decode(errors="replace").strip().splitlines()
-    return " | ".join(text[-lines:]) or "(no output)"
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(no output)"
 
 
 # --- the running `asm dev` server of a home directory -------------------------------------
