@@ -39,6 +39,7 @@ from agent_session_manager.activities.agent_loop import AgentLoop, tool_results_
 from agent_session_manager.activities.budget import Budgets
 from agent_session_manager.activities.cli_approvals import RunApprovals
 from agent_session_manager.activities.content import read_inputs, store_reply
+from agent_session_manager.activities.heartbeat import Heartbeat
 from agent_session_manager.activities.history import ConversationHistory
 from agent_session_manager.activities.ledger import AttemptBill, Ledger
 from agent_session_manager.activities.limits import FleetLimits
@@ -108,6 +109,9 @@ class ProviderActivities:
     """The worker's budgets; a session's own (``SessionSpec.budget``) comes with its runs."""
     #: Fleet-wide slots, cooldowns and budgets (:mod:`activities.limits`); None: no limits.
     fleet: FleetLimits | None = None
+    #: The worker's heartbeat throttle: an attempt heartbeats from then on
+    #: (:mod:`activities.heartbeat`).
+    heartbeat_grace: float = 0.2
 
     def __post_init__(self) -> None:
         quiet_failed_attempts()  # our own line per failed attempt replaces the SDK's
@@ -131,8 +135,12 @@ class ProviderActivities:
                     retryable=False,
                 )
             )
+        # A quarter of the heartbeat timeout at most: a heartbeat is never late for it.
+        beat = Heartbeat(
+            activity.heartbeat, min(self.heartbeat_grace, spec.heartbeat_timeout_seconds / 4)
+        )
         outage = StoreOutage(
-            activity.heartbeat,
+            beat,
             deadline=activity_deadline(info.scheduled_time, info.schedule_to_close_timeout),
         )
         sink = StoreSink(
@@ -141,7 +149,7 @@ class ProviderActivities:
             run_id=spec.run_id,
             attempt=attempt,
             provider=spec.provider,
-            heartbeat=activity.heartbeat,
+            heartbeat=beat,
             flush_interval=self.flush_interval,
             outage=outage,
             # The first model call keeps the ids runs always had; later ones get their own.
@@ -164,7 +172,7 @@ class ProviderActivities:
                         spec,
                         attempt=attempt,
                         model=spec.model or provider.default_model or "default",
-                        heartbeat=activity.heartbeat,
+                        heartbeat=beat,
                         ttl=spec.heartbeat_timeout_seconds,
                         step=call.step,
                     )

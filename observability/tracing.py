@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+
 from opentelemetry import trace
 
 INSTRUMENTATION_NAME = "agent_session_manager"
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
-    """The application tracer (resolved through the global provider at each use)."""
+    """The application tracer, resolved once: OpenTelemetry sets its global provider once per
+    process, and until it is set ``get_tracer`` returns a proxy that follows it from then on.
+    (Resolving it per span cost a provider lookup and a new tracer on every store write.)"""
     return trace.get_tracer(INSTRUMENTATION_NAME)
 
 
