@@ -19,8 +19,9 @@ here.
 ``execute_tool`` runs one call as its own activity, with the tool's own timeout, heartbeat
 timeout and attempts (set by ``AgentRun``), so a worker crash re-runs only the call that was
 in flight. Every attempt writes ``tool_call_started`` and ``tool_call_completed`` /
-``tool_call_failed`` (with the attempt) to the event store; a long output is stored by
-reference (:mod:`core.content`) and the result carries the reference.
+``tool_call_failed`` (with the attempt) to the event store, in one transaction when the tool
+ends within the sink's flush interval; a long output is stored by reference
+(:mod:`core.content`) and the result carries the reference.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from agent_session_manager.core.protocol import EXECUTE_TOOL_ACTIVITY
 from agent_session_manager.core.temporal import to_application_error
 from agent_session_manager.core.tools import (
     ApprovalPolicy,
+    ToolCallRequest,
     ToolExecutor,
     ToolInvocation,
     ToolResult,
@@ -219,10 +221,18 @@ class ToolActivities:
     store: EventStore
     tools: dict[str, Tool]
     heartbeat_every: float = 1.0
+    #: How long ``tool_call_started`` may wait to share the call's last write (the provider
+    #: sink's delta batching interval): a tool that ends sooner costs one transaction, not two.
+    flush_interval: float = 0.05
 
     @activity.defn(name=EXECUTE_TOOL_ACTIVITY)
     async def execute_tool(self, inv: ToolInvocation) -> ToolResult:
         """Run one attempt of one tool call; record it; return its result (long: by reference).
+
+        ``tool_call_started`` is written once the call has run for ``flush_interval`` (a
+        follower sees a slow tool running), or else together with the call's end, in one
+        transaction, before it. Like the provider's unflushed deltas, a call whose worker dies
+        within the interval leaves no event; the next attempt records its own.
 
         A failure raises ``ApplicationError`` (type ``tool_execution_failed``, retried by the
         tool's policy; ``invalid_input`` and ``tool_not_found`` are not retried): the run turns
@@ -246,26 +256,16 @@ class ToolActivities:
                 provider=inv.provider,
             )
 
-        started = draft(EventType.TOOL_CALL_STARTED, {"executor": "worker"})
-        await self.store.append([started])
+        # Until written, tool_call_started goes out with whatever the call writes next.
+        unwritten = [draft(EventType.TOOL_CALL_STARTED, {"executor": "worker"})]
         try:
-            found = self.tools.get(call.name)
-            if found is None or found.fn is None:
-                raise error(
-                    "tool_not_found",
-                    f"tool {call.name!r} is not installed on this worker",
-                    retryable=False,
-                )
-            arguments = call.input
-            if arguments is None and call.input_ref is not None:
-                arguments = json.loads(await self.store.get_text(call.input_ref))
-            output = await self._heartbeating(found.call(arguments or {}))
+            output = await self._heartbeating(self._call(call), unwritten)
         except asyncio.CancelledError:
             # Cancelled (the run was cancelled, or its deadline passed): say so, then let go.
             cancelled = draft(
                 EventType.TOOL_CALL_FAILED, {"error": "cancelled", "code": "cancelled"}
             )
-            await asyncio.shield(self._append_quietly(cancelled))
+            await asyncio.shield(self._append_quietly([*unwritten, cancelled]))
             raise
         except Exception as exc:
             err = (
@@ -281,7 +281,7 @@ class ToolActivities:
                 EventType.TOOL_CALL_FAILED,
                 {"error": err.message[:_MAX_ERROR_CHARS], "code": err.code},
             )
-            await self.store.append([failed])
+            await self.store.append([*unwritten, failed])
             raise to_application_error(err) from None
         result = ToolResult(
             call_id=call.call_id, name=call.name, status="completed", attempt=attempt
@@ -292,13 +292,34 @@ class ToolActivities:
         else:
             result.output = output
             data = {"output": output}
-        await self.store.append([draft(EventType.TOOL_CALL_COMPLETED, data)])
+        await self.store.append([*unwritten, draft(EventType.TOOL_CALL_COMPLETED, data)])
         return result
 
-    async def _heartbeating(self, work: Awaitable[str]) -> str:
-        """Await ``work`` while heartbeating, so a cancel reaches it within the throttle."""
+    async def _call(self, call: ToolCallRequest) -> str:
+        """The tool's output for ``call`` (its arguments read back when stored by reference)."""
+        found = self.tools.get(call.name)
+        if found is None or found.fn is None:
+            raise error(
+                "tool_not_found",
+                f"tool {call.name!r} is not installed on this worker",
+                retryable=False,
+            )
+        arguments = call.input
+        if arguments is None and call.input_ref is not None:
+            arguments = json.loads(await self.store.get_text(call.input_ref))
+        return await found.call(arguments or {})
+
+    async def _heartbeating(self, work: Awaitable[str], unwritten: list[EventDraft]) -> str:
+        """Await ``work`` while heartbeating, so a cancel reaches it within the throttle;
+        once it has run for ``flush_interval``, write ``unwritten`` (then empty it)."""
         task = asyncio.ensure_future(work)
         try:
+            done, _ = await asyncio.wait({task}, timeout=self.flush_interval)
+            if not done:
+                # Emptied only once written: a write cut by a cancel is sent again with the
+                # cancellation (a retried append skips the ids that landed), in order.
+                await self.store.append(unwritten)
+                unwritten.clear()
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self.heartbeat_every)
                 if done:
@@ -309,11 +330,13 @@ class ToolActivities:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
-    async def _append_quietly(self, event: EventDraft) -> None:
+    async def _append_quietly(self, events: list[EventDraft]) -> None:
         try:
-            await self.store.append([event])
+            await self.store.append(events)
         except Exception:
-            _log.warning("could not record the cancelled tool call %s", event.id, exc_info=True)
+            _log.warning(
+                "could not record the cancelled tool call %s", events[-1].id, exc_info=True
+            )
 
 
 __all__ = [

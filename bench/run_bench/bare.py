@@ -7,6 +7,9 @@
   the same rows to the same store as one of our runs (``run_bench/bare_store.py``), returns the
   child's id, and the caller waits on the child. The parent awaits each child's end (as our
   session settles its runs) and ends on the ``end`` signal.
+* ``BenchLoop`` → ``bench_loop_model`` → (``bench_loop_tool`` → ``bench_loop_model``) per tool: the
+  agent loop of one run, each activity writing what its counterpart of ours writes
+  (``run_bench/bare_loop.py``).
 
 Kept apart from everything else: the workflow sandbox re-imports this module for every
 ``BenchParent``/``BenchChild`` instance (as it re-imports workflows/agent_*.py for ours), so it
@@ -60,6 +63,30 @@ class BenchActivities:
                 bench_noop, str(n), start_to_close_timeout=timedelta(seconds=30)
             )
         return count
+
+
+@workflow.defn(name="BenchLoop")
+class BenchLoop:
+    """One run's agent loop: a model call, then a tool call and a model call per tool
+    (the counterpart of ``AgentRun`` with tools)."""
+
+    @workflow.run
+    async def run(self, args: list[str]) -> int:
+        session_id, run_id, turn, tools = args
+        calls = int(tools) + 1
+        for step in range(1, calls + 1):
+            if step > 1:
+                await workflow.execute_activity(
+                    "bench_loop_tool",
+                    [session_id, run_id, str(step - 1)],
+                    start_to_close_timeout=timedelta(seconds=30),
+                )
+            await workflow.execute_activity(
+                "bench_loop_model",
+                [session_id, run_id, turn, str(step), "1" if step == calls else "0"],
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+        return calls
 
 
 @workflow.defn(name="BenchRun")
