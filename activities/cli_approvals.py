@@ -10,8 +10,8 @@ it), and polls the run's ``describe_run`` until the digest is resolved by ``appr
 ``deny`` (see :mod:`workflows.cli_approvals`). Expiry is this side's own ``deny`` with reason
 ``expired``: the run still takes exactly one resolution. A cancelled attempt resolves as
 denied (the run denies whatever is pending as it ends). The request names its attempt: when a
-worker dies while its CLI waits, the retried attempt's CLI asks again and the run resolves
-the dead attempt's request as superseded.
+worker dies while its CLI waits, the retried attempt tells the run it started
+(:func:`attempt_started`) and the run resolves the dead attempt's request as superseded.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from temporalio.service import RPCError
 
 from agent_session_manager.activities.providers.base import EventSink
 from agent_session_manager.core.contract import (
+    AttemptStarted,
     RunSpec,
     RunWaiting,
     run_workflow_id,
@@ -34,6 +35,7 @@ from agent_session_manager.core.contract import (
 )
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.protocol import (
+    ATTEMPT_STARTED,
     CLI_APPROVAL_REQUESTED,
     DENY,
     DESCRIBE_RUN,
@@ -154,7 +156,7 @@ class RunApprovals:
             attempt=info.attempt,
         )
         await run.signal(CLI_APPROVAL_REQUESTED, request)
-        await self._tell_session(session, [pending])
+        await _tell_session(self.spec, session, [pending])
         loop = asyncio.get_running_loop()
         expires = None if not timeout_seconds else loop.time() + timeout_seconds
         try:
@@ -175,19 +177,40 @@ class RunApprovals:
                 activity.heartbeat()
                 await asyncio.sleep(self.poll_seconds)
         finally:
-            await asyncio.shield(self._tell_session(session, []))
+            await asyncio.shield(_tell_session(self.spec, session, []))
 
-    async def _tell_session(self, session: Any, pending: list[PendingApproval]) -> None:
-        waiting = RunWaiting(
-            run_id=self.spec.run_id,
-            token=self.spec.token,
-            waiting="awaiting_approval" if pending else None,
-            pending_approvals=pending,
+
+async def attempt_started(spec: RunSpec) -> None:
+    """A retried provider attempt starts: tell the run (``attempt_started``), which resolves
+    what earlier attempts' CLIs still wait for as superseded even if this attempt's never asks
+    again (a dead attempt cannot expire its own), and the session, which lists nothing waiting
+    for the run until this attempt asks. Only retries: a model call's first attempt follows a
+    call that ended, and a CLI that ends has had its every request resolved."""
+    info = activity.info()
+    started = AttemptStarted(token=spec.token, activity_id=info.activity_id, attempt=info.attempt)
+    try:
+        client = activity.client()
+        await client.get_workflow_handle(run_workflow_id(spec.run_id)).signal(
+            ATTEMPT_STARTED, started
         )
-        try:
-            await session.signal(RUN_WAITING, waiting)
-        except RPCError as exc:  # a run started on its own: no session to tell
-            log.info("run %s: session not told of its approval: %s", self.spec.run_id, exc)
+        session = client.get_workflow_handle(session_workflow_id(spec.session_id))
+    except (RPCError, RuntimeError) as exc:  # the run is gone, or no client (a unit test)
+        log.info("run %s: attempt %d start not signalled: %s", spec.run_id, info.attempt, exc)
+        return
+    await _tell_session(spec, session, [])
 
 
-__all__ = ["POLL_SECONDS", "RunApprovals", "cli_policy_version"]
+async def _tell_session(spec: RunSpec, session: Any, pending: list[PendingApproval]) -> None:
+    waiting = RunWaiting(
+        run_id=spec.run_id,
+        token=spec.token,
+        waiting="awaiting_approval" if pending else None,
+        pending_approvals=pending,
+    )
+    try:
+        await session.signal(RUN_WAITING, waiting)
+    except RPCError as exc:  # a run started on its own: no session to tell
+        log.info("run %s: session not told of its approval: %s", spec.run_id, exc)
+
+
+__all__ = ["POLL_SECONDS", "RunApprovals", "attempt_started", "cli_policy_version"]

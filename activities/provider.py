@@ -37,7 +37,7 @@ from temporalio.service import RPCError
 
 from agent_session_manager.activities.agent_loop import AgentLoop, tool_results_message
 from agent_session_manager.activities.budget import Budgets
-from agent_session_manager.activities.cli_approvals import RunApprovals
+from agent_session_manager.activities.cli_approvals import RunApprovals, attempt_started
 from agent_session_manager.activities.content import read_inputs, store_reply
 from agent_session_manager.activities.heartbeat import Heartbeat
 from agent_session_manager.activities.history import ConversationHistory
@@ -126,6 +126,8 @@ class ProviderActivities:
         spec = call.spec
         info = activity.info()
         attempt = info.attempt
+        if attempt > 1:  # what earlier attempts' CLIs asked for will never reach them
+            await attempt_started(spec)
         provider = self.providers.get(spec.provider)
         if provider is None:
             raise to_application_error(

@@ -52,6 +52,7 @@ from agent_session_manager.core.tools import (
     ToolName,
     ToolResult,
     ToolSpec,
+    provider_attempt,
 )
 from agent_session_manager.core.usage import TokenUsage
 
@@ -635,6 +636,23 @@ class AttemptFailed(_Model):
     code: str = Field(max_length=64)
     message: str = Field(max_length=4 * MAX_MESSAGE_BYTES)
     retryable: bool
+
+
+class AttemptStarted(_Model):
+    """Argument of the ``attempt_started`` signal: a retried provider attempt of a run starts.
+
+    A lifecycle fact of reference size, no content. ``token`` is the run's own (as in
+    ``run_finished``): anyone else's is dropped.
+    """
+
+    token: str | None = Field(default=None, max_length=64)
+    activity_id: str = Field(max_length=255)
+    attempt: int = Field(ge=1, le=1_000_000)
+
+    def order(self) -> tuple[int, int]:
+        """This attempt in the run's order of provider attempts (as a CLI approval's
+        ``asked_by``)."""
+        return provider_attempt(self.activity_id, self.attempt)
 
 
 class CancelRequest(_Model):

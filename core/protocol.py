@@ -48,6 +48,9 @@ RUN_WAITING: Final = "run_waiting"
 #: Signal the provider activity sends its run when an agent CLI (Codex, Claude Code) asks for
 #: an approval: the run lists it (``describe_run``) and takes the ``approve`` / ``deny``.
 CLI_APPROVAL_REQUESTED: Final = "cli_approval_requested"
+#: Signal the provider activity sends its run when a retried attempt starts: whatever the
+#: earlier attempts' agent CLI still waits for will never reach that CLI (it is gone).
+ATTEMPT_STARTED: Final = "attempt_started"
 #: Session query: the session's status, runs and totals.
 DESCRIBE: Final = "describe"
 #: Run query: the run's current status.

@@ -229,11 +229,16 @@ class CliApprovalRequest(_Model):
     attempt: int | None = Field(default=None, ge=1, le=1_000_000)
 
     def asked_by(self) -> tuple[int, int]:
-        """Which provider call asked, in the run's order: the activity's sequence number
-        (the run's activities get increasing numeric ids), then the attempt."""
-        seq = self.activity_id or ""
-        numeric = seq.isascii() and seq.isdigit() and len(seq) < 10
-        return (int(seq) if numeric else 0, self.attempt or 0)
+        """Which provider call asked, in the run's order (:func:`provider_attempt`)."""
+        return provider_attempt(self.activity_id, self.attempt)
+
+
+def provider_attempt(activity_id: str | None, attempt: int | None) -> tuple[int, int]:
+    """A provider attempt in its run's order: the activity's sequence number (the run's
+    activities get increasing numeric ids), then the attempt; ``0`` for what is not known."""
+    seq = activity_id or ""
+    numeric = seq.isascii() and seq.isdigit() and len(seq) < 10
+    return (int(seq) if numeric else 0, attempt or 0)
 
 
 class PendingToolCall(_Model):
@@ -317,5 +322,6 @@ __all__ = [
     "canonical_json",
     "effective_policy",
     "policy_version",
+    "provider_attempt",
     "sha256_of",
 ]

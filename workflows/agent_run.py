@@ -27,7 +27,7 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from agent_session_manager.workflows.agent_loop import AGENT_LOOP, AgentLoop, let_go_on_cancel
-from agent_session_manager.workflows.cli_approvals import CliApprovals
+from agent_session_manager.workflows.cli_approvals import ATTEMPT_STARTED_PATCH, CliApprovals
 from agent_session_manager.workflows.inputs import argument, fail, no_arguments, parse, unknown
 from agent_session_manager.workflows.lifecycle import record
 
@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core import search_attributes
     from agent_session_manager.core.contract import (
         AttemptFailed,
+        AttemptStarted,
         ProviderCall,
         ProviderOutcome,
         RetrySettings,
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from agent_session_manager.core.protocol import (
         APPROVE,
         ATTEMPT_FAILED,
+        ATTEMPT_STARTED,
         CLI_APPROVAL_REQUESTED,
         DENY,
         DESCRIBE_RUN,
@@ -231,7 +233,8 @@ class AgentRun:
 
     @workflow.signal(dynamic=True)
     def _signal(self, name: str, args: Sequence[RawValue]) -> None:
-        """Every signal arrives here, raw: ``attempt_failed``, from the provider activity.
+        """Every signal arrives here, raw: ``attempt_failed``, ``attempt_started`` and
+        ``cli_approval_requested``, from the provider activity.
 
         The signal itself is the record (the run's history keeps every attempt's error, where
         Temporal keeps only the last failure); the current details say it while retries go on.
@@ -240,6 +243,9 @@ class AgentRun:
         """
         if name == CLI_APPROVAL_REQUESTED:
             self._cli_approval(name, args)
+            return
+        if name == ATTEMPT_STARTED:
+            self._attempt_started(name, args)
             return
         if name != ATTEMPT_FAILED:
             workflow.logger.warning("run: unknown signal %s dropped", name[:80])
@@ -266,6 +272,22 @@ class AgentRun:
             workflow.logger.warning("run: signal %s dropped: not this run's request", name)
             return
         self._show_cli_pending()
+
+    def _attempt_started(self, name: str, args: Sequence[RawValue]) -> None:
+        """A retried provider attempt starts: the CLI approvals earlier attempts left are
+        dead (see :meth:`CliApprovals.attempt_started`)."""
+        try:
+            started = parse(args, AttemptStarted, name)
+        except AsmError as err:
+            workflow.logger.warning("run: signal %s dropped: %s", name, err.message)
+            return
+        cli, attempt = self._cli, started.order()
+        if cli is None or self._status.is_terminal or not cli.is_news(started.token, attempt):
+            return  # not ours, re-sent, or too late: nothing changes
+        if not workflow.patched(ATTEMPT_STARTED_PATCH):
+            return  # a worker of the previous release dropped it here
+        if cli.attempt_started(attempt):
+            self._show_cli_pending()
 
     def _show_cli_pending(self) -> None:
         """``AsmPendingApprovals`` for a run without a loop (the loop keeps its own count)."""

@@ -8,9 +8,12 @@ takes the same ``approve`` / ``deny`` updates as a tool approval, and the activi
 the run's history: exactly one resolution takes effect, a second gets
 ``approval_already_resolved``, a digest for other arguments is rejected. Expiry is the
 activity's own ``deny`` (reason ``expired``), so it too is one resolution among others.
+A dead attempt cannot expire its requests: a retried attempt tells the run it started (signal
+``attempt_started``), and what earlier attempts still wait for resolves as superseded.
 
 Only state, no commands: handlers mutate this book and nothing else, so histories of runs
-that never met a CLI approval replay unchanged.
+that never met a CLI approval replay unchanged (the run upserts ``AsmPendingApprovals`` when
+the book changes; ``attempt_started`` changes it only under the ``attempt-started`` patch).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ with workflow.unsafe.imports_passed_through():
 
 #: A run keeps at most this many CLI approvals (a misbehaving activity cannot grow history).
 MAX_CLI_APPROVALS = 256
+#: Patch under which the run applies ``attempt_started``. A new signal, so no history recorded
+#: before it holds one; but a worker of the previous release drops it as unknown, and a newer
+#: worker replaying that history must not apply it (its upsert would be a new command).
+ATTEMPT_STARTED_PATCH = "attempt-started"
 
 
 class CliApprovals(ApprovalBook):
@@ -66,12 +73,27 @@ class CliApprovals(ApprovalBook):
         self.add(request, asked_by)
         return True
 
-    def supersede(self, asked_by: tuple[int, int]) -> None:
-        """Resolve, as denied, what provider calls before ``asked_by`` still wait for."""
-        reason = f"superseded: provider attempt {asked_by[1]} asks again"
-        for approval in self.entries.values():
-            if approval.asked_by < asked_by:
-                self.settle(approval, "denied", reason)
+    def is_news(self, token: str | None, attempt: tuple[int, int]) -> bool:
+        """Whether the run's own provider ``attempt`` starting changes this book: it is later
+        than every attempt seen so far (a re-sent or stale ``attempt_started`` is not)."""
+        return token == self._token and attempt > self._latest
+
+    def attempt_started(self, attempt: tuple[int, int]) -> int:
+        """A retried provider attempt starts: earlier attempts' CLIs are gone, whether or not
+        the new one ever asks again. What they wait for resolves as superseded, and a request
+        they send from now on (a zombie's) is dropped. How many were superseded."""
+        self._latest = attempt
+        return self.supersede(attempt, f"superseded: provider attempt {attempt[1]} started")
+
+    def supersede(self, asked_by: tuple[int, int], reason: str | None = None) -> int:
+        """Resolve, as denied, what provider calls before ``asked_by`` still wait for; how
+        many that was."""
+        reason = reason or f"superseded: provider attempt {asked_by[1]} asks again"
+        return sum(
+            self.settle(approval, "denied", reason)
+            for approval in self.entries.values()
+            if approval.asked_by < asked_by
+        )
 
     def deny_all(self, reason: str) -> None:
         """The run ends: whatever is still pending resolves as denied."""
@@ -79,4 +101,4 @@ class CliApprovals(ApprovalBook):
             self.settle(approval, "denied", reason)
 
 
-__all__ = ["MAX_CLI_APPROVALS", "CliApprovals"]
+__all__ = ["ATTEMPT_STARTED_PATCH", "MAX_CLI_APPROVALS", "CliApprovals"]

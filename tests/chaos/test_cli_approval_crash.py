@@ -114,3 +114,84 @@ async def test_codex_approval_of_a_killed_worker_is_superseded_by_the_retried_at
     assert asked == [stale.digest, fresh.digest]
     granted = [e.data["digest"] for e in of_type(events, EventType.TOOL_APPROVAL_GRANTED)]
     assert granted == [fresh.digest]
+
+
+async def superseded(client: SessionClient, run_id: str, digest: str) -> str:
+    """The reason the run resolved ``digest`` with, once it has (the retry has started)."""
+    async with asyncio.timeout(90):  # the retried attempt waits out the heartbeat timeout
+        while True:
+            try:
+                progress = await client.describe_run(run_id)
+            except AsmError:  # a query needs a worker: the restarted one is still connecting
+                progress = None
+            for done in [] if progress is None else progress.resolved_approvals:
+                if done.digest == digest:
+                    assert done.decision == "denied" and done.reason is not None
+                    assert progress is not None and progress.pending_approvals == []
+                    return done.reason
+            await asyncio.sleep(0.1)
+
+
+async def session_lists_nothing(client: SessionClient, session_id: str) -> None:
+    """Wait until the session's ``describe`` lists no approval for its run (the retried
+    attempt tells it right after the run)."""
+    async with asyncio.timeout(30):
+        while True:
+            if not (await client.describe(session_id)).runs[0].pending_approvals:
+                return
+            await asyncio.sleep(0.1)
+
+
+@needs_codex
+async def test_codex_approval_of_a_killed_worker_goes_when_the_retry_starts_without_asking(
+    env: WorkflowEnvironment,
+    store: EventStore,
+    task_queue: str,
+    tmp_path: Path,
+    workdir: Path,
+    state: Path,
+) -> None:
+    """The retried attempt's CLI does not ask again (the model answers otherwise, slowly):
+    the dead attempt's request goes all the same, while the run is still going."""
+    async with openai.OpenAIResponsesFake() as fake:
+        fake.script(
+            openai.turn(openai.function_call("exec_command", COMMAND)),
+            # Attempt 2's model answers slowly (a delta every 0.3 s: never silent for long),
+            # and asks for nothing: the run is still going when the test looks.
+            openai.turn(openai.message("thinking it over. " * 40, chunk_size=6), delay=0.3),
+        )
+        address = env.client.service_client.config.target_host
+        client = SessionClient(env.client, store, task_queue=task_queue)
+        worker = WorkerProcess(address, f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}", task_queue)
+        worker.env |= codex_secrets(fake)
+        await worker.start()
+        try:
+            spec = asking_spec(workdir, state).model_copy(update={"heartbeat_timeout_seconds": 3.0})
+            sid = (await client.start_session(spec)).session_id
+            ref = await client.submit_run(sid, "make the file")
+            stale = await listed(client, ref.run_id)
+            assert [a.digest for a in (await client.describe(sid)).runs[0].pending_approvals] == [
+                stale.digest
+            ]
+            await worker.kill9()
+            await worker.start()
+
+            reason = await superseded(client, ref.run_id, stale.digest)
+            assert reason == "superseded: provider attempt 2 started"
+            assert await client.pending_approvals(sid) == []  # `asm approvals ls`
+            await session_lists_nothing(client, sid)
+            with pytest.raises(AsmError) as late:
+                await client.approve(ref.run_id, stale.digest)
+            assert late.value.code == "approval_already_resolved"
+            assert (await client.describe(sid)).runs[0].status is RunStatus.RUNNING
+
+            await client.cancel_run(sid, ref.run_id)
+            result = await asyncio.wait_for(client.wait_run(ref.run_id, sid), 90)
+        finally:
+            await worker.stop()
+    assert result.status is RunStatus.CANCELLED, result.error
+    assert not (workdir / "made-by-command").exists()  # nobody let the dead CLI's command run
+    events = await run_events(store, sid, ref.run_id)
+    asked = [e.data["digest"] for e in of_type(events, EventType.TOOL_APPROVAL_REQUESTED)]
+    assert asked == [stale.digest]  # the retried attempt never asked
+    assert not of_type(events, EventType.TOOL_APPROVAL_GRANTED)

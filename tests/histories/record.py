@@ -20,17 +20,27 @@ from agent_session_manager.activities.providers import discover
 from agent_session_manager.activities.tools import tool
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import (
+    AttemptStarted,
     MockError,
     MockScript,
     MockText,
     MockToolUse,
     RetrySettings,
     RunRequest,
+    RunSpec,
     SessionSpec,
     Transition,
+    run_workflow_id,
     session_workflow_id,
 )
-from agent_session_manager.core.tools import ToolSpec
+from agent_session_manager.core.protocol import ATTEMPT_STARTED, CLI_APPROVAL_REQUESTED
+from agent_session_manager.core.tools import (
+    CliApprovalRequest,
+    PendingApproval,
+    ToolSpec,
+    action_digest,
+    sha256_of,
+)
 from agent_session_manager.store import open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server
 from agent_session_manager.worker.worker import serve
@@ -222,6 +232,44 @@ async def _tool_loop(client: SessionClient) -> list[Path]:
     return [await _save(client, "run_tool_loop", f"run-{ref.run_id}")]
 
 
+async def _attempt_started(client: SessionClient) -> list[Path]:
+    """A CLI approval left pending by attempt 1, then attempt 2 starts (patch attempt-started):
+    the signals a provider activity sends, sent here while a slow mock run streams."""
+    slow = MockScript(steps=[MockText(text="z" * 300, chunk_size=1, delay_ms=10)])
+    spec = SessionSpec(agent_id="rec", session_id="ses_rec_attempt", mock=slow)
+    sid = (await client.start_session(spec)).session_id
+    ref = await client.submit_run(sid, "slow")
+    run = client.temporal.get_workflow_handle(run_workflow_id(ref.run_id))
+    start = await anext(aiter(run.fetch_history_events()))
+    payloads = start.workflow_execution_started_event_attributes.input.payloads
+    [run_spec] = await client.temporal.data_converter.decode(payloads, [RunSpec])
+    arguments = sha256_of({"command": "make"})
+    digest = action_digest(
+        call_id="c1",
+        tool="command_execution",
+        arguments_sha256=arguments,
+        policy_version="v1",
+        expires_at=None,
+    )
+    pending = PendingApproval(
+        run_id=ref.run_id,
+        session_id=sid,
+        call_id="c1",
+        tool="command_execution",
+        arguments_sha256=arguments,
+        policy_version="v1",
+        digest=digest,
+    )
+    request = CliApprovalRequest(token=run_spec.token, approval=pending, activity_id="1", attempt=1)
+    await run.signal(CLI_APPROVAL_REQUESTED, request)
+    await run.signal(
+        ATTEMPT_STARTED, AttemptStarted(token=run_spec.token, activity_id="1", attempt=2)
+    )
+    await client.wait_run(ref.run_id, sid)
+    await client.complete_session(sid)
+    return [await _save(client, "run_attempt_started", f"run-{ref.run_id}")]
+
+
 #: Every scenario, by name: ``python -m tests.histories.record [name ...]`` records those.
 SCENARIOS: dict[str, Scenario] = {
     "multi_turn": _multi_turn,
@@ -231,6 +279,7 @@ SCENARIOS: dict[str, Scenario] = {
     "preempted": _preempted,
     "inline_content": _inline_content,
     "tool_loop": _tool_loop,
+    "attempt_started": _attempt_started,
 }
 
 

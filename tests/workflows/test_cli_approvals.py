@@ -493,3 +493,137 @@ async def test_a_newer_attempts_request_supersedes_what_an_older_attempt_left_pe
     assert (await client.wait_run(run_id, session_id)).status is RunStatus.CANCELLED
     await assert_no_failed_workflow_tasks(handle)
     await assert_replays(handle)
+
+
+async def pending_in_visibility(temporal: Client, run_id: str, count: int) -> None:
+    """Wait until the run's ``AsmPendingApprovals`` says ``count`` (visibility lags a moment
+    behind the upsert)."""
+    query = f"WorkflowId = '{run_workflow_id(run_id)}' AND AsmPendingApprovals = {count}"
+    async with asyncio.timeout(30):
+        while True:
+            if (await temporal.count_workflows(query)).count:
+                return
+            await asyncio.sleep(0.1)
+
+
+def attempt_started(token: Any, attempt: Any, activity_id: Any = "1") -> dict[str, Any]:
+    """What the run's provider activity (id "1") sends as a retried attempt starts."""
+    return {"token": token, "activity_id": activity_id, "attempt": attempt}
+
+
+async def test_a_retried_attempt_that_never_asks_supersedes_what_earlier_attempts_left(
+    client: SessionClient, temporal: Client, raw_client: Client, sleeping: tuple[str, str]
+) -> None:
+    """attempt 1's CLI asked and died; attempt 2 starts and its CLI does not ask (yet): the
+    request is dead all the same, and a dead attempt cannot expire it."""
+    session_id, run_id = sleeping
+    token = await run_token(temporal, run_id)
+    handle = temporal.get_workflow_handle(run_workflow_id(run_id))
+    raw = raw_client.get_workflow_handle(run_workflow_id(run_id))
+
+    async def ask(call_id: str, attempt: int) -> PendingApproval:
+        request = cli_request(run_id, session_id, token, call_id, attempt)
+        await handle.signal("cli_approval_requested", request)
+        return request.approval
+
+    async def listed() -> list[str]:
+        progress = await client.describe_run(run_id)
+        return [] if progress is None else [a.call_id for a in progress.pending_approvals]
+
+    first = await ask("first", 1)
+    assert await listed() == ["first"]
+    # Not the run's own, malformed, or no later than attempt 1: nothing changes.
+    for payload in (
+        None,
+        [],
+        {"attempt": 2},
+        attempt_started("not-the-runs", 2),
+        attempt_started(None, 2),
+        attempt_started(token, 0),
+        attempt_started(token, "two"),
+        attempt_started(token, 1),
+        attempt_started(token, 2, activity_id=None),
+        attempt_started(token, 2, activity_id="x" * 300),
+    ):
+        await raw.signal("attempt_started", payload)
+    await raw.signal("attempt_started", args=[attempt_started(token, 2), "extra"])
+    assert await listed() == ["first"]
+    await pending_in_visibility(temporal, run_id, 1)
+
+    await raw.signal("attempt_started", attempt_started(token, 2))
+    assert await listed() == []
+    assert await client.pending_approvals(session_id) == []  # `asm approvals ls`
+    await pending_in_visibility(temporal, run_id, 0)
+    with pytest.raises(AsmError) as late:
+        await client.approve(run_id, first.digest)
+    assert late.value.code == "approval_already_resolved"
+    assert "superseded: provider attempt 2 started" in late.value.message
+
+    await raw.signal("attempt_started", attempt_started(token, 2))  # re-sent: no change
+    await ask("zombie", 1)  # attempt 1 lives on somewhere: its CLI's answer goes nowhere
+    assert await listed() == []
+    second = await ask("second", 2)  # the retried attempt's CLI asks after all
+    assert await listed() == ["second"]
+    progress = await client.describe_run(run_id)
+    assert progress is not None
+    assert [(r.call_id, r.decision) for r in progress.resolved_approvals] == [("first", "denied")]
+    assert (await client.approve(run_id, second.digest)).decision == "granted"
+
+    await client.cancel_run(session_id, run_id)
+    assert (await client.wait_run(run_id, session_id)).status is RunStatus.CANCELLED
+    await assert_no_failed_workflow_tasks(handle)
+    await assert_replays(handle)
+
+
+def forged_attempts(token: str | None) -> Any:
+    """``attempt_started`` payloads a careless or hostile client could send: any shape, any
+    token but the run's, and the run's token with an attempt that cannot be."""
+    impossible = st.one_of(
+        st.none(),
+        st.integers(max_value=0),
+        st.integers(min_value=1_000_001),
+        st.text(alphabet="ab -", max_size=8),
+        st.lists(scalars, max_size=2),
+    )
+    fields = st.fixed_dictionaries(
+        {},
+        optional={
+            "token": st.one_of(scalars, st.text(max_size=80)).filter(lambda t: t != token),
+            "activity_id": st.one_of(scalars, st.from_regex(r"\A[0-9]{1,12}\Z")),
+            "attempt": st.one_of(scalars, st.integers(min_value=-1, max_value=2_000_000)),
+        },
+    )
+    return st.one_of(
+        scalars,
+        st.lists(scalars, max_size=3),
+        fields,
+        st.builds(attempt_started, st.just(token), impossible, st.text(max_size=12)),
+    )
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_forged_attempt_started_signals_change_nothing_and_wedge_nothing(
+    client: SessionClient,
+    temporal: Client,
+    raw_client: Client,
+    sleeping: tuple[str, str],
+    data: st.DataObject,
+) -> None:
+    session_id, run_id = sleeping
+    token = await run_token(temporal, run_id)
+    handle = temporal.get_workflow_handle(run_workflow_id(run_id))
+    request = cli_request(run_id, session_id, token, "kept", 1)
+    await handle.signal("cli_approval_requested", request)  # re-sent each example: one entry
+    raw = raw_client.get_workflow_handle(run_workflow_id(run_id))
+    for payload in data.draw(st.lists(forged_attempts(token), min_size=1, max_size=4)):
+        await raw.signal("attempt_started", payload)
+    progress = await client.describe_run(run_id)  # answered: the workflow task went through
+    assert progress is not None
+    assert [a.call_id for a in progress.pending_approvals] == ["kept"]
+    assert progress.resolved_approvals == []
+    await assert_no_failed_workflow_tasks(handle)

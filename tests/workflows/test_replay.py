@@ -31,6 +31,7 @@ def test_histories_cover_the_representative_sessions() -> None:
         "run_cancelled",
         "run_retried",
         "run_tool_loop",
+        "run_attempt_started",
     } <= names
 
 
