@@ -1,11 +1,15 @@
 """Billing one provider attempt: its ledger row, written as the attempt ends, however it ends.
 
 The provider activity opens an :class:`AttemptBill` when it is about to call the provider and
-closes it exactly once: with the reply's usage when the call completed, or with what the
-stream had reported by then (:attr:`activities.sink.StoreSink.usage`: Anthropic's
-``message_start``/``message_delta`` usage, the CLIs' usage events, the mock's scripted usage)
-when it failed or was cancelled — a provider bills those tokens too. An attempt that never
-called the provider (a budget refused it, its input could not be read) has no row.
+settles it exactly once. A call that completed writes its row with the reply's usage in the
+same transaction as the reply (:meth:`AttemptBill.answered`, then
+``EventStore.save_reply`` and :meth:`AttemptBill.settled`): one write per call, not two. One
+that failed or was cancelled — or whose reply could not be saved — is closed
+(:meth:`AttemptBill.close`) with the reply's usage if there was one, else with what the stream
+had reported by then (:attr:`activities.sink.StoreSink.usage`: Anthropic's
+``message_start``/``message_delta`` usage, the CLIs' usage events, the mock's scripted usage):
+a provider bills those tokens too. An attempt that never called the provider (a budget
+refused it, its input could not be read) has no row.
 
 The write goes through the attempt's :class:`~activities.store_outage.StoreOutage`: an event
 store that is down is waited out, on the activity's own deadline, never by failing the
@@ -95,7 +99,8 @@ class Ledger:
 
 @dataclass
 class AttemptBill:
-    """One attempt's ledger row, written once by :meth:`close`."""
+    """One attempt's ledger row, written once: with its reply (:meth:`answered`,
+    :meth:`settled`) or by :meth:`close`."""
 
     ledger: Ledger
     spec: RunSpec
@@ -106,6 +111,8 @@ class AttemptBill:
     alone: bool = True
     run_total: UsageTotal | None = None
     closed: bool = False
+    #: The completed row :meth:`answered` made, until :meth:`settled` (or :meth:`close`).
+    reply: LedgerEntry | None = None
 
     def entry(
         self,
@@ -138,6 +145,26 @@ class AttemptBill:
             day=datetime.now(UTC).date().isoformat(),
         )
 
+    def answered(self, sink: StoreSink, usage: TokenUsage, model: str | None = None) -> LedgerEntry:
+        """The row of an attempt whose provider answered with ``usage``, for the caller to
+        write with the reply (``EventStore.save_reply``), then :meth:`settled`. Until then
+        the bill stays open: if the reply cannot be saved, :meth:`close` bills this usage."""
+        self.reply = self.entry(
+            "completed",
+            usage,
+            thinking_tokens=sink.thinking_tokens,
+            model=model or sink.model,
+        )
+        return self.reply
+
+    def settled(self, entry: LedgerEntry, run_total: UsageTotal) -> UsageTotal:
+        """``entry`` (:meth:`answered`'s) was written with the reply; ``run_total`` is what
+        that write returned. The bill is closed: a later :meth:`close` writes nothing."""
+        self.closed = True
+        self.run_total = run_total
+        record_attempt(entry)
+        return run_total
+
     async def close(
         self,
         sink: StoreSink,
@@ -149,15 +176,19 @@ class AttemptBill:
         error_code: str | None = None,
     ) -> UsageTotal | None:
         """Write the row (once); the run's total over all its attempts, ``None`` if the store
-        could not take it before the activity's deadline (the row is then lost: logged)."""
+        could not take it before the activity's deadline (the row is then lost: logged).
+        Without ``usage``: the reply's (:meth:`answered`), else what the stream reported."""
         if self.closed:
             return self.run_total
         self.closed = True
+        reply = self.reply
+        if usage is None:
+            usage = sink.usage if reply is None else reply.usage
         entry = self.entry(
             outcome,
-            sink.usage if usage is None else usage,
+            usage,
             thinking_tokens=sink.thinking_tokens,
-            model=model or sink.model,
+            model=model or (reply.model if reply is not None else sink.model),
             error_code=error_code,
         )
         record_attempt(entry)

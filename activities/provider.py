@@ -3,8 +3,8 @@
 It reads the conversation from SQL (never from workflow payloads), reads its prompt and
 system prompt back when they came by reference (:mod:`activities.content`), runs the provider
 through a :class:`~activities.sink.StoreSink`, and on success stores the assistant message
-together with the attempt's last events in one transaction; a long reply is returned by
-reference. Failures leave the attempt as an ``error_occurred`` event and an
+together with the attempt's last events and its ledger row in one transaction; a long reply
+is returned by reference. Failures leave the attempt as an ``error_occurred`` event and an
 ``ApplicationError`` whose type is the taxonomy code, so the retry policy decides;
 cancellation flushes what was streamed and re-raises.
 
@@ -19,8 +19,8 @@ model has already given is saved once the store is back, not asked for again.
 
 Money: before the call every budget that applies is checked (:mod:`activities.budget`), so a
 call that would pass one is never sent; once the provider was called, the attempt's ledger
-row is written however it ends (:mod:`activities.ledger`), and the outcome (or the error) says
-what the run's attempts cost so far.
+row is written however it ends (:mod:`activities.ledger`; a completed call's with its reply),
+and the outcome (or the error) says what the run's attempts cost so far.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from agent_session_manager.activities.store_outage import StoreOutage, activity_
 from agent_session_manager.core.budget import BudgetPolicy
 from agent_session_manager.core.contract import (
     AttemptFailed,
+    LifecycleRecord,
     Message,
     ProviderCall,
     ProviderOutcome,
@@ -85,10 +86,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _cost(total: UsageTotal | None) -> dict[str, Any]:
-    """The run's cost fields of an outcome, from the ledger's total (none: not known)."""
-    if total is None:
-        return {}
+def _cost(total: UsageTotal) -> dict[str, Any]:
+    """The run's cost fields of an outcome, from the ledger's total."""
     return {"cost_micros": total.cost_micros, "billed_usage": total.usage}
 
 
@@ -229,10 +228,8 @@ class ProviderActivities:
             )
             await slot.aclose()  # the provider has answered: the next run may call it
             note_result(result)  # response model and stop reason for the provider span
-            # Billed before the reply is saved: the run's outcome carries every attempt's cost.
-            billed = await bill.close(
-                sink, outage, "completed", usage=result.usage, model=result.model
-            )
+            # Written with the reply below, whose outcome carries every attempt's cost.
+            entry, alone = bill.answered(sink, result.usage, result.model), bill.alone
             assistant = Message(
                 role="assistant", content=result.content or result.text or "(no text)"
             )
@@ -250,47 +247,49 @@ class ProviderActivities:
             tool_calls = await outage.outlast(
                 lambda: loop.calls(self.store, result), "storing tool arguments"
             )
-            outcome = ProviderOutcome(
-                output=output,
-                output_ref=output_ref,
-                stop_reason=result.stop_reason,
-                usage=call.usage_before + result.usage,
-                attempt=attempt,
-                **_cost(billed),
-                tool_calls=tool_calls,
-                messages=len(transcript),
-            )
-            if tool_calls:
-                # Not the run's end: the transcript so far and this call's events, atomically;
-                # the workflow runs the tools and calls the model again.
-                await sink.written_first()
-                events = sink.take()
-                await outage.outlast(
-                    lambda: self.store.save_messages(
-                        spec.session_id, spec.run_id, spec.turn, transcript, events=events
-                    ),
-                    "saving the transcript",
+
+            def outcome_of(billed: UsageTotal) -> ProviderOutcome:
+                return ProviderOutcome(
+                    output=output,
+                    output_ref=output_ref,
+                    stop_reason=result.stop_reason,
+                    usage=call.usage_before + result.usage,
+                    attempt=attempt,
+                    **_cost(billed),
+                    tool_calls=tool_calls,
+                    messages=len(transcript),
                 )
-                return outcome
-            ended = completed_result(spec, outcome)
-            # The assistant message, the attempt's last events and run_completed land
-            # atomically.
+
+            ended_at = _now()
+
+            def completed(billed: UsageTotal) -> LifecycleRecord:
+                """The run's ``run_completed``, with what its attempts cost."""
+                ended = completed_result(spec, outcome_of(billed))
+                return run_ended(spec, ended, now=ended_at, output=result.text)
+
+            # One transaction: the ledger row, the transcript, the attempt's last events and,
+            # unless the workflow runs tools and calls the model again, run_completed. The
+            # reply is complete: from here an outage is waited out, never retried by calling
+            # the model again.
             await sink.written_first()
             events = sink.take()
-            completed = run_ended(spec, ended, now=_now(), output=result.text)
-            # The reply is complete: from here an outage is waited out, never retried by
-            # calling the model again.
-            await outage.outlast(
-                lambda: self.store.save_messages(
+            stored = await outage.outlast(
+                lambda: self.store.save_reply(
                     spec.session_id,
                     spec.run_id,
                     spec.turn,
                     transcript,
-                    events=events,
-                    record=completed,
+                    events,
+                    bill=entry,
+                    alone=alone,
+                    ending=None if tool_calls else completed,
                 ),
                 "saving the reply",
             )
+            outcome = outcome_of(bill.settled(entry, stored.total))
+            if tool_calls:
+                return outcome
+            ended = completed_result(spec, outcome)
         except asyncio.CancelledError:
             await asyncio.shield(self._flush_quietly(sink))
             if bill is not None:

@@ -44,7 +44,8 @@ class InstrumentedStore:
     Wraps the worker's store (``serve``); everything else passes through unchanged.
     Spans: ``asm.store.<method>`` (kind CLIENT) with ``db.system.name``, ``db.operation.name``,
     ``asm.session_id``, ``asm.run_id``, ``asm.events.count`` and ``asm.events.written``.
-    Metrics come from ``record``: only a *newly written* lifecycle event counts.
+    Metrics come from ``record`` and ``save_reply``'s ending: only a *newly written* lifecycle
+    event counts.
     """
 
     def __init__(self, store: Any) -> None:
@@ -97,33 +98,37 @@ class InstrumentedStore:
         first_token_seen(drafts)
         return written
 
-    async def save_messages(
+    async def save_reply(
         self,
         session_id: str,
         run_id: str,
         turn: int,
         messages: Sequence[Any],
         events: Sequence[Any] = (),
-        record: Any = None,
+        *,
+        bill: Any,
+        alone: bool = True,
+        ending: Any = None,
     ) -> Any:
-        count = len(events) + (record is not None)
         with self._span(
-            "save_messages",
+            "save_reply",
             {
                 "asm.session_id": session_id,
                 "asm.run_id": run_id,
-                "asm.events.count": count,
-                "asm.event.type": None if record is None else record.type,
+                "asm.events.count": len(events) + (ending is not None),
             },
         ) as span:
-            written = await self._store.save_messages(
-                session_id, run_id, turn, messages, events, record
+            saved = await self._store.save_reply(
+                session_id, run_id, turn, messages, events, bill=bill, alone=alone, ending=ending
             )
-            span.set_attribute("asm.events.written", len(written))
+            span.set_attribute("asm.events.written", len(saved.written))
+            if saved.record is not None:  # built from the run's total inside the write
+                span.set_attribute("asm.event.type", saved.record.type)
         first_token_seen(events)
-        if record is not None and any(e.id == record.event_id for e in written):
+        record = saved.record
+        if record is not None and any(e.id == record.event_id for e in saved.written):
             await self._observe_lifecycle(record)
-        return written
+        return saved
 
     async def put_content(self, content: str | bytes, *args: Any) -> Any:
         # The size only: the content itself never goes into a span.

@@ -25,7 +25,7 @@ from agent_session_manager.store._limits import (
 )
 from agent_session_manager.store._migrate import upgrade
 from agent_session_manager.store._rows import RunRow, SessionRow
-from agent_session_manager.store._store import EventStore, open_store
+from agent_session_manager.store._store import EventStore, SavedReply, open_store
 from agent_session_manager.store._summaries import Summary
 from agent_session_manager.store._tenancy import ApiKey
 
@@ -36,6 +36,7 @@ __all__ = [
     "LeaseInfo",
     "RateInfo",
     "RunRow",
+    "SavedReply",
     "SavedRun",
     "SchemaOutOfDate",
     "SessionRow",

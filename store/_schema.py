@@ -184,7 +184,8 @@ class RunTable(_AsmModel, table=True):
 
 
 class MessageRow(_AsmModel, table=True):
-    """Conversation messages of a run, in order; replaced as a whole by ``save_messages``."""
+    """Conversation messages of a run, in order; replaced as a whole by ``save_messages`` (or
+    ``save_reply``)."""
 
     __tablename__ = "asm_messages"
     __table_args__ = (

@@ -6,8 +6,9 @@ and run read models in ``store._read_models``; connections, retries and closing 
 
 Idempotency
     An event whose ``id`` exists is skipped (within a batch, the first occurrence wins), so a
-    retried activity or a replayed local activity writes nothing twice. ``record`` and
-    ``save_messages`` apply their read-model changes as *sets*, so re-applying them is a no-op.
+    retried activity or a replayed local activity writes nothing twice. ``record``,
+    ``save_messages`` and ``save_reply`` apply their read-model changes as *sets*, so
+    re-applying them is a no-op; a ledger row is written once per ``(run, step, attempt)``.
 
 Text that PostgreSQL cannot store (NUL characters) becomes U+FFFD there; SQLite keeps it.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -62,6 +64,18 @@ from agent_session_manager.store._tenancy import ApiKey
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SavedReply:
+    """What :meth:`EventStore.save_reply` wrote."""
+
+    #: The events newly written, the ending's last (none on a repeated save).
+    written: list[Event]
+    #: The run's total over all its ledger rows, the saved attempt's included.
+    total: UsageTotal
+    #: The ending record built from ``total`` and applied (None: the save had no ending).
+    record: LifecycleRecord | None
 
 
 class EventStore(Database):
@@ -548,30 +562,79 @@ class EventStore(Database):
         lifecycle record made it yet. Returns the newly written events. ``run_mismatch`` if
         the run belongs to another session; ``session_mismatch`` if an event does.
         """
-        msgs = [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
-        drafts = [*events, _read_models.record_draft(record)] if record is not None else events
-        batch = dedupe(drafts)
-        for d in batch:
-            if d.session_id != session_id:
-                raise StateError(
-                    "session_mismatch",
-                    f"event {d.id!r} belongs to session {d.session_id!r}, not {session_id!r}",
-                    details={"event_id": d.id, "session_id": d.session_id},
-                )
+        msgs, batch = _saved(session_id, messages, events)
         now = _now()
-
-        async def tx(conn: AsyncConnection) -> list[Event]:
-            # Lock order everywhere: counters, then session/run rows (no deadlock cycles).
-            written = await append_batch(conn, self.backend, batch, now) if batch else []
-            await _conversation.replace_messages(
-                conn, self.backend, session_id, run_id, turn, msgs, now
-            )
-            if record is not None:
-                await _read_models.apply_record(conn, self.backend, record, now)
-            return written
-
-        written = await self._run_write(tx, ids={d.id: session_id for d in batch})
+        written = await self._run_write(
+            lambda conn: self._save(conn, session_id, run_id, turn, msgs, batch, record, now),
+            ids={d.id: session_id for d in batch},
+        )
         self._published(written)
+        return written
+
+    async def save_reply(
+        self,
+        session_id: str,
+        run_id: str,
+        turn: int,
+        messages: Sequence[Message],
+        events: Sequence[EventDraft] = (),
+        *,
+        bill: LedgerEntry,
+        alone: bool = True,
+        ending: Callable[[UsageTotal], LifecycleRecord] | None = None,
+    ) -> SavedReply:
+        """:meth:`save_messages` of a model call that completed, with its ledger row: one
+        transaction instead of two on every call.
+
+        ``bill`` is written first, as :meth:`bill` would (``alone`` likewise); ``ending``
+        (the run's ``run_completed`` on its last call) is then built from the run's total,
+        which it reports, and applied like ``save_messages``'s ``record``. Idempotent like
+        both: saving again (a commit in doubt) writes no second row nor event, returns the
+        same total and replaces the messages with the same ones.
+        """
+        msgs, batch = _saved(session_id, messages, events)
+        now = _now()
+        # The ending's event id is known inside the transaction only; a lost id race reads
+        # its owner from here (Database._write).
+        ids = {d.id: session_id for d in batch}
+
+        async def tx(conn: AsyncConnection) -> SavedReply:
+            # The ledger row before the counters: only this run's attempts write its rows,
+            # and they take no counter first, so no lock cycle forms.
+            total = await _ledger.bill(conn, self.backend, bill, now, alone=alone)
+            record = None if ending is None else ending(total)
+            if record is not None:
+                ids[record.event_id] = session_id
+            written = await self._save(conn, session_id, run_id, turn, msgs, batch, record, now)
+            return SavedReply(written=written, total=total, record=record)
+
+        saved = await self._run_write(tx, ids=ids)
+        self._published(saved.written)
+        return saved
+
+    async def _save(
+        self,
+        conn: AsyncConnection,
+        session_id: str,
+        run_id: str,
+        turn: int,
+        msgs: list[Message],
+        batch: list[EventDraft],
+        record: LifecycleRecord | None,
+        now: datetime,
+    ) -> list[Event]:
+        """The writes of :meth:`save_messages`, in the caller's transaction."""
+        if record is not None:
+            draft = _read_models.record_draft(record)
+            _check_session(draft, session_id)
+            batch = dedupe([*batch, draft])
+        # Lock order everywhere: counters, then session/run rows (no deadlock cycles).
+        written = await append_batch(conn, self.backend, batch, now) if batch else []
+        await _conversation.replace_messages(
+            conn, self.backend, session_id, run_id, turn, msgs, now
+        )
+        if record is not None:
+            await _read_models.apply_record(conn, self.backend, record, now)
         return written
 
     async def conversation(
@@ -756,6 +819,27 @@ class EventStore(Database):
             raise invalid_input(f"limit must be in 1..{MAX_PAGE}, got {limit}")
         filters = _ledger_filters(run_id=run_id, session_id=session_id)
         return await self._run_read(lambda conn: _ledger.entries(conn, limit, **filters))
+
+
+def _saved(
+    session_id: str, messages: Sequence[Message], events: Sequence[EventDraft]
+) -> tuple[list[Message], list[EventDraft]]:
+    """The messages and events a save writes, checked before its transaction."""
+    msgs = [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
+    batch = dedupe(events)
+    for d in batch:
+        _check_session(d, session_id)
+    return msgs, batch
+
+
+def _check_session(draft: EventDraft, session_id: str) -> None:
+    """``session_mismatch`` unless ``draft`` is an event of ``session_id``."""
+    if draft.session_id != session_id:
+        raise StateError(
+            "session_mismatch",
+            f"event {draft.id!r} belongs to session {draft.session_id!r}, not {session_id!r}",
+            details={"event_id": draft.id, "session_id": draft.session_id},
+        )
 
 
 def _ledger_filters(**filters: str | None) -> dict[str, str | None]:

@@ -5,9 +5,9 @@ reads what its counterpart of ours does for ``bench/tools.py``'s mock scripts, n
   ``run_started`` (first call), the conversation read (``conversation_runs``, the default
   context policy), the run's transcript read (a later call), the first streamed delta with
   ``message_sent`` in one append (the text reply only: a ``tool_use`` reply streams nothing,
-  and ours writes its events with the transcript), the ledger row (``store.bill``), and the
-  transcript with the call's remaining events (and ``run_completed`` on the last call) in one
-  ``save_messages``. Not mirrored: the fleet limits' cooldown read (a feature of ours, not part
+  and ours writes its events with the transcript), and the ledger row with the transcript and
+  the call's remaining events (and ``run_completed`` on the last call) in one ``save_reply``.
+  Not mirrored: the fleet limits' cooldown read (a feature of ours, not part
   of the work) and ``turn_completed`` (ours writes it in the session, once per run whatever
   its tool calls: it cancels out of every difference the benchmark reports).
 * ``bench_loop_tool``, one tool call (ours: ``execute_tool``): ``tool_call_started`` and
@@ -24,12 +24,13 @@ from temporalio import activity
 
 from agent_session_manager.core.contract import (
     ContextPolicy,
+    LifecycleRecord,
     Message,
     ProviderOutcome,
     RunSpec,
 )
 from agent_session_manager.core.events import EventDraft, EventType, activity_event_id
-from agent_session_manager.core.ledger import LedgerEntry
+from agent_session_manager.core.ledger import LedgerEntry, UsageTotal
 from agent_session_manager.core.lifecycle import completed_result, run_ended, run_started
 from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.store import EventStore
@@ -98,32 +99,34 @@ class BareLoop:
         else:
             events = [sent]
             content = [{"type": "tool_use", "id": _call_id(run_id, step), "name": "noop"}]
-        await self.store.bill(
-            LedgerEntry(
-                run_id=run_id,
-                step=step,
-                attempt=1,
-                session_id=session_id,
-                agent_id="bench",
-                provider="mock",
-                model="mock-1",
-                usage=_USAGE,
-                outcome="completed",
-                day=datetime.now(UTC).date().isoformat(),
-            )
+        entry = LedgerEntry(
+            run_id=run_id,
+            step=step,
+            attempt=1,
+            session_id=session_id,
+            agent_id="bench",
+            provider="mock",
+            model="mock-1",
+            usage=_USAGE,
+            outcome="completed",
+            day=datetime.now(UTC).date().isoformat(),
         )
         events += [
             draft(EventType.TOKEN_USAGE_UPDATED, _USAGE.model_dump()),
             draft(EventType.MESSAGE_RECEIVED, {"text": "ok" if last else "", "content": content}),
         ]
         transcript = [*messages, Message(role="assistant", content=content)]
-        record = None
+        ending = None
         if last:
             outcome = ProviderOutcome(output="ok", stop_reason="end_turn", usage=_USAGE, attempt=1)
             ended = completed_result(spec, outcome)
-            record = run_ended(spec, ended, now=_now(), output="ok")
-        await self.store.save_messages(
-            session_id, run_id, turn, transcript, events=events, record=record
+
+            def ending(_total: UsageTotal) -> LifecycleRecord:
+                return run_ended(spec, ended, now=_now(), output="ok")
+
+        # The ledger row, transcript, events (and the ending) in one transaction, like ours.
+        await self.store.save_reply(
+            session_id, run_id, turn, transcript, events, bill=entry, ending=ending
         )
         return run_id
 

@@ -52,6 +52,6 @@ async def test_a_run_is_exported_as_one_trace_and_the_metrics_follow(tmp_path: P
     assert chat.attributes["gen_ai.usage.output_tokens"] > 0
     assert _ancestry(chat, spans) == PROVIDER_ANCESTRY  # the client's submit is the root
     trace = [s for s in spans if s.trace_id == chat.trace_id]
-    assert {"asm.store.record", "asm.store.save_messages"} <= {s.name for s in trace}
+    assert {"asm.store.record", "asm.store.save_reply"} <= {s.name for s in trace}
     assert {"asm.runs.started", "asm.runs.completed", "asm.run.duration"} <= metrics
     assert collector.content_types == {"application/x-protobuf"}

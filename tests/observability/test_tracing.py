@@ -104,7 +104,7 @@ async def test_run_is_one_connected_trace_with_genai_attributes(
     children = [s for s in run_trace if s.parent and s.parent.span_id == provider.context.span_id]
     assert {s.name for s in children} >= {
         "asm.store.record",
-        "asm.store.save_messages",
+        "asm.store.save_reply",
         "SignalWorkflow:run_finished",
     }
     writes = [s for s in children if s.name.startswith("asm.store.")]
@@ -113,10 +113,10 @@ async def test_run_is_one_connected_trace_with_genai_attributes(
         assert write.attributes["db.system.name"] == "sqlite"
         assert write.attributes["asm.run_id"] == ref.run_id
     # ... including the run's lifecycle records, which the attempt writes on the hot path:
-    # run_started on its own, run_completed with the assistant message.
+    # run_started on its own, run_completed with the assistant message and the ledger row.
     records = [s for s in writes if s.name == "asm.store.record"]
     assert [s.attributes["asm.event.type"] for s in records] == ["run_started"]
-    (saved,) = [s for s in writes if s.name == "asm.store.save_messages"]
+    (saved,) = [s for s in writes if s.name == "asm.store.save_reply"]
     assert saved.attributes["asm.event.type"] == "run_completed"
 
 

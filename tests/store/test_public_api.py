@@ -15,6 +15,7 @@ def test_public_names() -> None:
             "LeaseInfo",
             "RateInfo",
             "RunRow",
+            "SavedReply",
             "SavedRun",
             "SchemaOutOfDate",
             "SessionRow",
