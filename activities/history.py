@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent_session_manager.activities.ledger import Ledger
@@ -36,6 +37,9 @@ from agent_session_manager.core.usage import TokenUsage
 from agent_session_manager.observability.cost import record_attempt
 from agent_session_manager.store import EventStore, SavedRun, Summary
 
+#: How many runs' conversations a worker keeps for their agent loop's later model calls (a
+#: run's is dropped when its loop ends; these bound what crashed or failed runs leave).
+REMEMBERED_RUNS = 256
 #: The ledger step of a run's summary call (its model calls are 1, 2, …).
 SUMMARY_STEP = 0
 
@@ -116,6 +120,8 @@ class ConversationHistory:
     secrets: dict[str, str]
     #: How often the summary call heartbeats while its provider is quiet (seconds).
     tick: float = 1.0
+    #: Runs whose conversation this worker read last, newest last (see :meth:`read`).
+    _sent: OrderedDict[str, list[Message]] = field(default_factory=OrderedDict)
 
     async def read(
         self,
@@ -123,10 +129,34 @@ class ConversationHistory:
         provider: Provider,
         attempt: int,
         outage: StoreOutage,
+        step: int = 1,
     ) -> History:
-        """The conversation before ``spec.turn`` (nothing on turn 1: no read at all)."""
+        """The conversation before ``spec.turn`` (nothing on turn 1: no read at all).
+
+        A later model call of the agent loop (``step`` > 1) sends what the run's earlier calls
+        sent, as this worker read it: the provider sees one stable prefix through the loop
+        (what its prompt cache keys on), and the call reads nothing. On another worker, or
+        once this one has forgotten the run (:data:`REMEMBERED_RUNS`), it reads it again.
+        """
         if spec.turn == 1:
             return History([])
+        if step > 1 and (sent := self._sent.get(spec.run_id)) is not None:
+            return History(sent)
+        history = await self._read(spec, provider, attempt, outage)
+        if spec.tools or spec.client_tools:  # a run that may loop: its next call sends it too
+            self._sent[spec.run_id] = history.messages
+            self._sent.move_to_end(spec.run_id)
+            while len(self._sent) > REMEMBERED_RUNS:
+                self._sent.popitem(last=False)
+        return history
+
+    def forget(self, run_id: str) -> None:
+        """The run's loop has ended: no later call will send its conversation."""
+        self._sent.pop(run_id, None)
+
+    async def _read(
+        self, spec: RunSpec, provider: Provider, attempt: int, outage: StoreOutage
+    ) -> History:
         # The session's policy, or the default one for a run started before policies
         # existed: either way the read is windowed, never the whole session.
         policy = spec.context or ContextPolicy()

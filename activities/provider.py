@@ -201,7 +201,7 @@ class ProviderActivities:
             # Before anything is sent: a call that would pass a budget fails here, final.
             await self._budgets.check(spec, sink, outage)
             # The context policy's window (summarize: may call the provider for a summary).
-            history = await self._history.read(spec, provider, attempt, outage)
+            history = await self._history.read(spec, provider, attempt, outage, call.step)
             request = ProviderRequest(
                 session_id=spec.session_id,
                 run_id=spec.run_id,
@@ -289,6 +289,7 @@ class ProviderActivities:
             outcome = outcome_of(bill.settled(entry, stored.total))
             if tool_calls:
                 return outcome
+            self._history.forget(spec.run_id)
             ended = completed_result(spec, outcome)
         except asyncio.CancelledError:
             await asyncio.shield(self._flush_quietly(sink))
