@@ -108,9 +108,9 @@ class ProviderActivities:
     """The worker's budgets; a session's own (``SessionSpec.budget``) comes with its runs."""
     #: Fleet-wide slots, cooldowns and budgets (:mod:`activities.limits`); None: no limits.
     fleet: FleetLimits | None = None
-    #: The worker's heartbeat throttle: an attempt heartbeats from then on
-    #: (:mod:`activities.heartbeat`).
-    heartbeat_grace: float = 0.2
+    #: The worker's heartbeat throttle: an attempt heartbeats at most this often, and not
+    #: before this long (:mod:`activities.heartbeat`).
+    heartbeat_every: float = 0.2
 
     def __post_init__(self) -> None:
         quiet_failed_attempts()  # our own line per failed attempt replaces the SDK's
@@ -138,7 +138,7 @@ class ProviderActivities:
             )
         # A quarter of the heartbeat timeout at most: a heartbeat is never late for it.
         beat = Heartbeat(
-            activity.heartbeat, min(self.heartbeat_grace, spec.heartbeat_timeout_seconds / 4)
+            activity.heartbeat, min(self.heartbeat_every, spec.heartbeat_timeout_seconds / 4)
         )
         outage = StoreOutage(
             beat,

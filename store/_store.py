@@ -590,8 +590,16 @@ class EventStore(Database):
         (the run's ``run_completed`` on its last call) is then built from the run's total,
         which it reports, and applied like ``save_messages``'s ``record``. Idempotent like
         both: saving again (a commit in doubt) writes no second row nor event, returns the
-        same total and replaces the messages with the same ones.
+        same total and replaces the messages with the same ones. ``run_mismatch`` if ``bill``
+        is another run's (nothing is written).
         """
+        if (bill.run_id, bill.session_id) != (run_id, session_id):
+            raise StateError(
+                "run_mismatch",
+                f"ledger entry of run {bill.run_id!r} (session {bill.session_id!r}) saved with "
+                f"run {run_id!r} of session {session_id!r}: bill each attempt with its own run",
+                details={"run_id": bill.run_id, "session_id": bill.session_id},
+            )
         msgs, batch = _saved(session_id, messages, events)
         now = _now()
         # The ending's event id is known inside the transaction only; a lost id race reads

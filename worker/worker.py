@@ -97,7 +97,7 @@ async def serve(
         budgets=settings.budget_policy() if budgets is None else budgets,
         tools={name: t.spec for name, t in installed.items()},
         fleet=fleet,
-        heartbeat_grace=settings.heartbeat_throttle_seconds,
+        heartbeat_every=settings.heartbeat_throttle_seconds,
     )
     tool_activities = ToolActivities(store, installed)
     lifecycle = LifecycleActivities(store, providers)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -20,17 +18,8 @@ from agent_session_manager.core.events import EventType
 from agent_session_manager.core.ledger import LedgerEntry
 from agent_session_manager.core.prices import default_prices
 from agent_session_manager.core.usage import TokenUsage
-from agent_session_manager.store import EventStore, open_store, upgrade
+from agent_session_manager.store import EventStore
 from tests.activities.test_store_outage import Beats, fill_up, make_room
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[EventStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}"
-    await upgrade(url)
-    s = await open_store(url)
-    yield s
-    await s.close()
 
 
 def run_spec(run_id: str = "r1") -> RunSpec:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -31,18 +30,9 @@ from agent_session_manager.core.ledger import LedgerEntry
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.tools import ToolSpec
 from agent_session_manager.core.usage import TokenUsage
-from agent_session_manager.store import EventStore, _conversation, _ledger, open_store, upgrade
+from agent_session_manager.store import EventStore, _conversation, _ledger
 
 USAGE = TokenUsage(input_tokens=12, output_tokens=7)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[EventStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}"
-    await upgrade(url)
-    s = await open_store(url)
-    yield s
-    await s.close()
 
 
 class _Handle:

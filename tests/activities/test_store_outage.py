@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -14,17 +12,8 @@ from agent_session_manager.activities.sink import StoreSink
 from agent_session_manager.activities.store_outage import StoreOutage
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventDraft, EventType
-from agent_session_manager.store import EventStore, open_store, upgrade
+from agent_session_manager.store import EventStore
 from tests.store.drafts import deltas
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[EventStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}"
-    await upgrade(url)
-    s = await open_store(url)
-    yield s
-    await s.close()
 
 
 async def fill_up(store: EventStore) -> None:

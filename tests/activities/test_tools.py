@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,19 +15,10 @@ from temporalio.testing import ActivityEnvironment
 from agent_session_manager.activities.tools import Tool, ToolActivities, call_scope, tool
 from agent_session_manager.core.events import Event, EventDraft, EventType, activity_event_id
 from agent_session_manager.core.tools import ToolCallRequest, ToolInvocation, sha256_of
-from agent_session_manager.store import EventStore, open_store, upgrade
+from agent_session_manager.store import EventStore
 
 #: Longer than any test: a call never outlasts it, so its events share one write.
 NEVER = 3600.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[EventStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}"
-    await upgrade(url)
-    s = await open_store(url)
-    yield s
-    await s.close()
 
 
 @pytest.fixture

@@ -10,12 +10,16 @@ lists only the new one, which is the one a human's approve lets proceed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from agent_session_manager.client.session_client import SessionClient
+from agent_session_manager.core.contract import RunRef
 from agent_session_manager.core.errors import AsmError
 from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
@@ -55,6 +59,43 @@ async def listed(client: SessionClient, run_id: str, not_digest: str = "") -> Pe
             await asyncio.sleep(0.1)
 
 
+@dataclass
+class Asking:
+    """A Codex run whose CLI's request is listed, under a worker subprocess."""
+
+    client: SessionClient
+    worker: WorkerProcess
+    sid: str
+    ref: RunRef
+    stale: PendingApproval
+
+
+@asynccontextmanager
+async def asking(
+    env: WorkflowEnvironment,
+    store: EventStore,
+    task_queue: str,
+    tmp_path: Path,
+    workdir: Path,
+    state: Path,
+    fake: openai.OpenAIResponsesFake,
+) -> AsyncIterator[Asking]:
+    """Start ``asm worker`` against ``fake``, a session whose Codex asks, and a run; yield once
+    the run lists its request; stop the worker at the end."""
+    address = env.client.service_client.config.target_host
+    client = SessionClient(env.client, store, task_queue=task_queue)
+    worker = WorkerProcess(address, f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}", task_queue)
+    worker.env |= codex_secrets(fake)
+    await worker.start()
+    try:
+        spec = asking_spec(workdir, state).model_copy(update={"heartbeat_timeout_seconds": 3.0})
+        sid = (await client.start_session(spec)).session_id
+        ref = await client.submit_run(sid, "make the file")
+        yield Asking(client, worker, sid, ref, await listed(client, ref.run_id))
+    finally:
+        await worker.stop()
+
+
 @needs_codex
 async def test_codex_approval_of_a_killed_worker_is_superseded_by_the_retried_attempt(
     env: WorkflowEnvironment,
@@ -71,16 +112,8 @@ async def test_codex_approval_of_a_killed_worker_is_superseded_by_the_retried_at
             openai.turn(openai.function_call("exec_command", COMMAND)),
             openai.turn(openai.message("done")),
         )
-        address = env.client.service_client.config.target_host
-        client = SessionClient(env.client, store, task_queue=task_queue)
-        worker = WorkerProcess(address, f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}", task_queue)
-        worker.env |= codex_secrets(fake)
-        await worker.start()
-        try:
-            spec = asking_spec(workdir, state).model_copy(update={"heartbeat_timeout_seconds": 3.0})
-            sid = (await client.start_session(spec)).session_id
-            ref = await client.submit_run(sid, "make the file")
-            stale = await listed(client, ref.run_id)
+        async with asking(env, store, task_queue, tmp_path, workdir, state, fake) as run:
+            client, worker, sid, ref, stale = run.client, run.worker, run.sid, run.ref, run.stale
             await worker.kill9()
             await worker.start()
             fresh = await listed(client, ref.run_id, not_digest=stale.digest)
@@ -104,8 +137,6 @@ async def test_codex_approval_of_a_killed_worker_is_superseded_by_the_retried_at
             await client.approve(ref.run_id, fresh.digest, reason="ok")
             result = await asyncio.wait_for(client.wait_run(ref.run_id, sid), 90)
             ended = await client.describe_run(ref.run_id)  # a query needs the worker
-        finally:
-            await worker.stop()
     assert result.status is RunStatus.COMPLETED, result.error
     assert (workdir / "made-by-command").exists()  # the live CLI proceeded
     assert ended is None or ended.pending_approvals == []
@@ -160,16 +191,8 @@ async def test_codex_approval_of_a_killed_worker_goes_when_the_retry_starts_with
             # and asks for nothing: the run is still going when the test looks.
             openai.turn(openai.message("thinking it over. " * 40, chunk_size=6), delay=0.3),
         )
-        address = env.client.service_client.config.target_host
-        client = SessionClient(env.client, store, task_queue=task_queue)
-        worker = WorkerProcess(address, f"sqlite+aiosqlite:///{tmp_path / 'asm.db'}", task_queue)
-        worker.env |= codex_secrets(fake)
-        await worker.start()
-        try:
-            spec = asking_spec(workdir, state).model_copy(update={"heartbeat_timeout_seconds": 3.0})
-            sid = (await client.start_session(spec)).session_id
-            ref = await client.submit_run(sid, "make the file")
-            stale = await listed(client, ref.run_id)
+        async with asking(env, store, task_queue, tmp_path, workdir, state, fake) as run:
+            client, worker, sid, ref, stale = run.client, run.worker, run.sid, run.ref, run.stale
             assert [a.digest for a in (await client.describe(sid)).runs[0].pending_approvals] == [
                 stale.digest
             ]
@@ -187,8 +210,6 @@ async def test_codex_approval_of_a_killed_worker_goes_when_the_retry_starts_with
 
             await client.cancel_run(sid, ref.run_id)
             result = await asyncio.wait_for(client.wait_run(ref.run_id, sid), 90)
-        finally:
-            await worker.stop()
     assert result.status is RunStatus.CANCELLED, result.error
     assert not (workdir / "made-by-command").exists()  # nobody let the dead CLI's command run
     events = await run_events(store, sid, ref.run_id)

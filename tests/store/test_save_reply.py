@@ -144,3 +144,18 @@ async def test_nothing_is_written_when_the_ending_is_refused(store: EventStore, 
     assert await store.ledger(run_id=run) == []
     assert await store.run_messages(run) == []
     assert await store.last_seq(sid) == 1  # run_started only
+
+
+@pytest.mark.parametrize("other", ["run", "session"])
+async def test_another_runs_ledger_entry_is_refused_before_anything_is_written(
+    store: EventStore, sid: str, other: str
+) -> None:
+    run = await _started(store, sid, "t1")
+    bill = _entry(sid, run, 1, "completed")
+    bill = bill.model_copy(update={"run_id": f"{run}-x"} if other == "run" else {"session_id": "x"})
+    with pytest.raises(StateError) as err:
+        await store.save_reply(sid, run, 1, _transcript(1), deltas(sid, "t1", 1), bill=bill)
+    assert err.value.code == "run_mismatch"
+    assert await store.ledger(session_id=sid) == [] and await store.ledger(session_id="x") == []
+    assert await store.run_messages(run) == []
+    assert await store.last_seq(sid) == 1  # run_started only
