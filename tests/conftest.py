@@ -8,11 +8,14 @@ wheel), started by ``worker.dev_server.start_dev_server`` with our search attrib
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import os
 import sqlite3
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,74 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         if stream is not None:
             stream.flush()
     os._exit(config.stash.get(_EXIT, int(pytest.ExitCode.INTERNAL_ERROR)))
+
+
+# --- a hung test fails, saying where ------------------------------------------------------
+# Every async test shares the session's event loop; one waiting forever (a stream whose end
+# never comes) would hold the whole run until CI kills it, printing nothing. Past its budget
+# an async test is cancelled and fails with the await chain of every task on the loop.
+# pytest-timeout (pyproject) is the last resort for the rest, e.g. a fixture that hangs.
+
+TEST_BUDGET_SECONDS = 300.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.obj = _bounded(item.obj)
+
+
+def _bounded(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Any]:
+    @functools.wraps(test)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        stacks: list[str] = []
+
+        def hung() -> None:
+            stacks.extend(_await_chain(t) for t in asyncio.all_tasks())
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(TEST_BUDGET_SECONDS, hung)
+        try:
+            await test(*args, **kwargs)
+        except asyncio.CancelledError:
+            if not stacks:
+                raise
+            task.uncancel()
+        finally:
+            timer.cancel()
+        if stacks:
+            pytest.fail(
+                f"still running after {TEST_BUDGET_SECONDS:.0f} s; every task on the loop:\n\n"
+                + "\n\n".join(stacks),
+                pytrace=False,
+            )
+
+    return run
+
+
+def _await_chain(task: asyncio.Task[Any]) -> str:
+    """Where ``task`` waits, outermost first: a suspended task's own stack is one frame."""
+    lines = [repr(task)]
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        frame = frame or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        awaited = (
+            getattr(awaited, "cr_await", None)
+            or getattr(awaited, "ag_await", None)
+            or getattr(awaited, "gi_yieldfrom", None)
+        )
+        if awaited is not None and not inspect.isawaitable(awaited):
+            break
+        if isinstance(awaited, asyncio.Future):
+            lines.append(f"  waiting for {awaited!r}")
+            break
+    return "\n".join(lines)
 
 
 # --- Temporal ----------------------------------------------------------------------------
