@@ -11,7 +11,8 @@ it), and polls the run's ``describe_run`` until the digest is resolved by ``appr
 ``expired``: the run still takes exactly one resolution. A cancelled attempt resolves as
 denied (the run denies whatever is pending as it ends). The request names its attempt: when a
 worker dies while its CLI waits, the retried attempt tells the run it started
-(:func:`attempt_started`) and the run resolves the dead attempt's request as superseded.
+(:func:`attempt_started`), the run resolves the dead attempt's request as superseded, and
+the retried attempt records that end in the log (the dead one cannot).
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError
 
 from agent_session_manager.activities.providers.base import EventSink
@@ -33,7 +38,8 @@ from agent_session_manager.core.contract import (
     run_workflow_id,
     session_workflow_id,
 )
-from agent_session_manager.core.events import EventType
+from agent_session_manager.core.errors import AsmError
+from agent_session_manager.core.events import EventDraft, EventType
 from agent_session_manager.core.protocol import (
     ATTEMPT_STARTED,
     CLI_APPROVAL_REQUESTED,
@@ -44,17 +50,28 @@ from agent_session_manager.core.protocol import (
 from agent_session_manager.core.tools import (
     ApprovalDecision,
     ApprovalPolicy,
+    ApprovalResolution,
     CliApprovalRequest,
     PendingApproval,
     RunProgress,
     action_digest,
     sha256_of,
 )
+from agent_session_manager.store import EventStore
 
 log = logging.getLogger(__name__)
 
 #: How often the waiting activity asks the run whether the approval was decided.
 POLL_SECONDS = 0.5
+#: How long a retried attempt's background recording waits for the run to settle what its
+#: predecessors asked (a query may wait seconds for a worker after a crash).
+_RECORD_SECONDS = 60.0
+#: The events that tell whether a request was answered.
+_APPROVAL_EVENTS = (
+    EventType.TOOL_APPROVAL_REQUESTED.value,
+    EventType.TOOL_APPROVAL_GRANTED.value,
+    EventType.TOOL_APPROVAL_DENIED.value,
+)
 
 
 def cli_policy_version(tool: str, policy: ApprovalPolicy) -> str:
@@ -180,24 +197,115 @@ class RunApprovals:
             await asyncio.shield(_tell_session(self.spec, session, []))
 
 
-async def attempt_started(spec: RunSpec) -> None:
+async def attempt_started(spec: RunSpec, store: EventStore) -> None:
     """A retried provider attempt starts: tell the run (``attempt_started``), which resolves
     what earlier attempts' CLIs still wait for as superseded even if this attempt's never asks
     again (a dead attempt cannot expire its own), and the session, which lists nothing waiting
     for the run until this attempt asks. Only retries: a model call's first attempt follows a
-    call that ended, and a CLI that ends has had its every request resolved."""
+    call that ended, and a CLI that ends has had its every request resolved.
+
+    The attempts that asked are gone and cannot record how their requests ended: what the log
+    shows asked and never ended is recorded in the background once the run has settled it
+    (:func:`_record_ends`), without holding up this attempt."""
     info = activity.info()
     started = AttemptStarted(token=spec.token, activity_id=info.activity_id, attempt=info.attempt)
     try:
         client = activity.client()
-        await client.get_workflow_handle(run_workflow_id(spec.run_id)).signal(
-            ATTEMPT_STARTED, started
-        )
-        session = client.get_workflow_handle(session_workflow_id(spec.session_id))
-    except (RPCError, RuntimeError) as exc:  # the run is gone, or no client (a unit test)
+    except RuntimeError as exc:  # no client (a unit test)
         log.info("run %s: attempt %d start not signalled: %s", spec.run_id, info.attempt, exc)
         return
-    await _tell_session(spec, session, [])
+    orphaned = await _unended(store, spec)
+    run = client.get_workflow_handle(run_workflow_id(spec.run_id))
+    try:
+        await run.signal(ATTEMPT_STARTED, started)
+    except RPCError as exc:  # the run is gone
+        log.info("run %s: attempt %d start not signalled: %s", spec.run_id, info.attempt, exc)
+        return
+    await _tell_session(spec, client.get_workflow_handle(session_workflow_id(spec.session_id)), [])
+    if orphaned:
+        task = asyncio.create_task(_record_ends(run, store, spec, info.attempt, orphaned))
+        _RECORDING.add(task)
+        task.add_done_callback(_RECORDING.discard)
+
+
+#: The background recordings of superseded requests' ends (held: the loop keeps weak refs).
+_RECORDING: set[asyncio.Task[None]] = set()
+
+
+async def _unended(store: EventStore, spec: RunSpec) -> dict[str, dict[str, Any]]:
+    """The data of the run's ``tool_approval_requested`` events that no grant or denial
+    followed in the log, by digest."""
+    try:
+        events = await store.events(
+            spec.session_id, run_id=spec.run_id, types=_APPROVAL_EVENTS, strict=False
+        )
+    except AsmError as err:  # the log is unreachable: the run's resolutions still stand
+        log.warning("run %s: its approval requests not read: %s", spec.run_id, err.message)
+        return {}
+    asked: dict[str, dict[str, Any]] = {}
+    for event in events:
+        digest = str(event.data.get("digest", ""))
+        if event.type is EventType.TOOL_APPROVAL_REQUESTED and event.data.get("policy") == "ask":
+            asked[digest] = event.data
+        else:
+            asked.pop(digest, None)
+    return asked
+
+
+async def _record_ends(
+    run: Any, store: EventStore, spec: RunSpec, attempt: int, asked: dict[str, dict[str, Any]]
+) -> None:
+    """Record how the run settled ``asked`` (requests of attempts that are gone), once it has:
+    ``tool_approval_denied`` (``decided_by`` ``supersede``), or what a human decided just
+    before. Each id names the request, so a second retried attempt writes nothing twice."""
+    left = dict(asked)
+    try:
+        async with asyncio.timeout(_RECORD_SECONDS):
+            while left:
+                progress = await _describe(run)
+                drafts = [
+                    _ended(spec, attempt, left.pop(done.digest), done)
+                    for done in (progress.resolved_approvals if progress else [])
+                    if done.digest in left
+                ]
+                if drafts:
+                    await store.append(drafts)
+                if left:
+                    await asyncio.sleep(POLL_SECONDS)
+    except (TimeoutError, AsmError) as exc:
+        log.warning(
+            "run %s: ends of %d approval requests not recorded: %s", spec.run_id, len(left), exc
+        )
+
+
+def _ended(
+    spec: RunSpec, attempt: int, asked: dict[str, Any], done: ApprovalResolution
+) -> EventDraft:
+    superseded = done.reason is not None and done.reason.startswith("superseded")
+    granted = done.decision == "granted"
+    return EventDraft(
+        id=f"{spec.run_id}/approval-ended/{done.digest}",
+        session_id=spec.session_id,
+        run_id=spec.run_id,
+        attempt=attempt,
+        type=EventType.TOOL_APPROVAL_GRANTED if granted else EventType.TOOL_APPROVAL_DENIED,
+        provider=spec.provider,
+        data={
+            **asked,
+            "decided_by": "supersede" if superseded else "human",
+            "reason": done.reason,
+        },
+    )
+
+
+async def _describe(run: Any) -> RunProgress | None:
+    """The run's ``describe_run``; None when it cannot say (gone, or no worker answers)."""
+    try:
+        raw = await run.query(DESCRIBE_RUN)
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
+        log.info("describe_run of %s failed: %s", run.id, exc)
+        return None
+    return None if raw is None else RunProgress.model_validate(raw)
 
 
 async def _tell_session(spec: RunSpec, session: Any, pending: list[PendingApproval]) -> None:

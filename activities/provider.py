@@ -126,7 +126,7 @@ class ProviderActivities:
         info = activity.info()
         attempt = info.attempt
         if attempt > 1:  # what earlier attempts' CLIs asked for will never reach them
-            await attempt_started(spec)
+            await attempt_started(spec, self.store)
         provider = self.providers.get(spec.provider)
         if provider is None:
             raise to_application_error(

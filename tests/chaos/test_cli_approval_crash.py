@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import RunRef
 from agent_session_manager.core.errors import AsmError
-from agent_session_manager.core.events import EventType
+from agent_session_manager.core.events import Event, EventType
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.tools import PendingApproval
 from agent_session_manager.store import EventStore
@@ -145,6 +145,17 @@ async def test_codex_approval_of_a_killed_worker_is_superseded_by_the_retried_at
     assert asked == [stale.digest, fresh.digest]
     granted = [e.data["digest"] for e in of_type(events, EventType.TOOL_APPROVAL_GRANTED)]
     assert granted == [fresh.digest]
+    assert ended_as_superseded(events) == [stale.digest]  # recorded by the retried attempt
+
+
+def ended_as_superseded(events: list[Event]) -> list[str]:
+    """The digests the log shows denied, each as superseded by a retried attempt."""
+    denied = of_type(events, EventType.TOOL_APPROVAL_DENIED)
+    for e in denied:
+        assert e.data["decided_by"] == "supersede", e.data
+        assert e.data["reason"] == "superseded: provider attempt 2 started", e.data
+        assert e.attempt == 2 and e.data["policy"] == "ask" and e.data["kind"]
+    return [e.data["digest"] for e in denied]
 
 
 async def superseded(client: SessionClient, run_id: str, digest: str) -> str:
@@ -216,3 +227,5 @@ async def test_codex_approval_of_a_killed_worker_goes_when_the_retry_starts_with
     asked = [e.data["digest"] for e in of_type(events, EventType.TOOL_APPROVAL_REQUESTED)]
     assert asked == [stale.digest]  # the retried attempt never asked
     assert not of_type(events, EventType.TOOL_APPROVAL_GRANTED)
+    # The dead attempt cannot say how its request ended: the retried one said it.
+    assert ended_as_superseded(events) == [stale.digest]
