@@ -26,7 +26,11 @@ One tool call's added latency is p50(ours, 1 tool) - p50(ours, 0 tools). It is c
 * ``ratio_vs_two_activities``: p50(bare 3) - p50(bare 1), two no-op round trips (the shape
   without the work).
 
-Samples are taken in alternating blocks so that load from other processes hits all sides alike.
+Samples are taken in cycles (every side in turn, five times) so that load from other processes
+hits all sides alike. ``ratio_vs_same_work`` divides the p50s of all samples;
+``ratio_vs_same_work_paired`` computes the ratio within each cycle, from that cycle's medians,
+and reports the median and quartiles over cycles: a slow spell of the machine then moves both
+sides of a ratio together instead of landing on one side's samples.
 
 Run: ``.venv/bin/python bench/tools.py [--samples 40]``
 """
@@ -59,6 +63,9 @@ from agent_session_manager.core.status import RunStatus
 from agent_session_manager.store import open_store, upgrade
 from agent_session_manager.worker.dev_server import start_dev_server
 from agent_session_manager.worker.worker import serve
+
+#: Samples of each side per cycle (a cycle runs every side in turn this many times).
+CYCLE = 5
 
 
 @tool(description="Does nothing")
@@ -149,11 +156,17 @@ async def main(samples: int) -> dict[str, Any]:
                 for fn in sides.values():  # warm up every path once
                     await fn()
                 ms: dict[str, list[float]] = {k: [] for k in sides}
-                block = 5
+                cycles: list[dict[str, list[float]]] = []
                 while min(len(v) for v in ms.values()) < samples:
-                    for name, fn in sides.items():
-                        for _ in range(block):
-                            ms[name].append(await timed(fn))
+                    # One cycle: every side in turn, CYCLE times, so a slow spell of the
+                    # machine falls on all sides of the cycle alike.
+                    cycle: dict[str, list[float]] = {k: [] for k in sides}
+                    for _ in range(CYCLE):
+                        for name, fn in sides.items():
+                            cycle[name].append(await timed(fn))
+                    for name, got in cycle.items():
+                        ms[name].extend(got)
+                    cycles.append(cycle)
                     log(f"{len(ms['ours_no_tool'])}/{samples}")
         finally:
             await env.shutdown()
@@ -163,19 +176,44 @@ async def main(samples: int) -> dict[str, Any]:
     bare_one = p50["bare_2_activities"] - p50["bare_1_activity"]
     bare_two = p50["bare_3_activities"] - p50["bare_1_activity"]
     same_work = p50["bare_loop_one_tool"] - p50["bare_loop_no_tool"]
+    paired = [r for r in map(_cycle_ratio, cycles) if r is not None]
     return {
         "samples": samples,
+        "cycles": len(cycles),
         "p50_ms": p50,
         "tool_call_added_ms": round(added, 2),
         "bare_activity_round_trip_ms": round(bare_one, 2),
         "bare_two_activities_ms": round(bare_two, 2),
         "bare_loop_tool_call_added_ms": round(same_work, 2),
         "ratio_vs_same_work": round(added / same_work, 2) if same_work > 0 else None,
+        "ratio_vs_same_work_paired": _spread(paired),
         "ratio_vs_one_activity": round(added / bare_one, 2) if bare_one > 0 else None,
         "ratio_vs_two_activities": round(added / bare_two, 2) if bare_two > 0 else None,
         "target_ratio": 1.3,
         "load_before": before,
         "load_after": load_snapshot(),
+    }
+
+
+def _cycle_ratio(cycle: dict[str, list[float]]) -> float | None:
+    """One cycle's tool call added (ours) over the bare loop's, from the cycle's medians."""
+    med = {k: statistics.median(v) for k, v in cycle.items()}
+    same_work = med["bare_loop_one_tool"] - med["bare_loop_no_tool"]
+    if same_work <= 0:
+        return None
+    return (med["ours_one_tool"] - med["ours_no_tool"]) / same_work
+
+
+def _spread(ratios: list[float]) -> dict[str, Any]:
+    """Median and quartiles of the per-cycle ratios."""
+    if len(ratios) < 2:
+        return {"cycles": len(ratios), "median": ratios[0] if ratios else None}
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return {
+        "cycles": len(ratios),
+        "median": round(statistics.median(ratios), 2),
+        "q1": round(q1, 2),
+        "q3": round(q3, 2),
     }
 
 
