@@ -66,6 +66,7 @@ POLL_SECONDS = 0.5
 #: How long a retried attempt's background recording waits for the run to settle what its
 #: predecessors asked (a query may wait seconds for a worker after a crash).
 _RECORD_SECONDS = 60.0
+_RECORD_POLL_SECONDS = 0.2
 #: The events that tell whether a request was answered.
 _APPROVAL_EVENTS = (
     EventType.TOOL_APPROVAL_REQUESTED.value,
@@ -245,10 +246,10 @@ async def _unended(store: EventStore, spec: RunSpec) -> dict[str, dict[str, Any]
     asked: dict[str, dict[str, Any]] = {}
     for event in events:
         digest = str(event.data.get("digest", ""))
-        if event.type is EventType.TOOL_APPROVAL_REQUESTED and event.data.get("policy") == "ask":
-            asked[digest] = event.data
-        else:
+        if event.type is not EventType.TOOL_APPROVAL_REQUESTED:
             asked.pop(digest, None)
+        elif event.data.get("policy") == "ask":  # others are answered by the policy at once
+            asked[digest] = event.data
     return asked
 
 
@@ -263,18 +264,30 @@ async def _record_ends(
         async with asyncio.timeout(_RECORD_SECONDS):
             while left:
                 progress = await _describe(run)
-                drafts = [
-                    _ended(spec, attempt, left.pop(done.digest), done)
+                settled = [
+                    done
                     for done in (progress.resolved_approvals if progress else [])
                     if done.digest in left
                 ]
-                if drafts:
-                    await store.append(drafts)
+                if settled:
+                    try:
+                        await store.append(
+                            [_ended(spec, attempt, left[done.digest], done) for done in settled]
+                        )
+                    except AsmError as err:  # an outage: written on a later round
+                        log.info("run %s: approval ends not written yet: %s", spec.run_id, err)
+                    else:
+                        for done in settled:
+                            left.pop(done.digest, None)
                 if left:
-                    await asyncio.sleep(POLL_SECONDS)
-    except (TimeoutError, AsmError) as exc:
+                    await asyncio.sleep(_RECORD_POLL_SECONDS)
+    except TimeoutError:
         log.warning(
-            "run %s: ends of %d approval requests not recorded: %s", spec.run_id, len(left), exc
+            "run %s: %d approval ends not recorded: not settled by the run, or not written, "
+            "within %.0f s",
+            spec.run_id,
+            len(left),
+            _RECORD_SECONDS,
         )
 
 

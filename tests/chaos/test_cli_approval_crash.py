@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from agent_session_manager.client.session_client import SessionClient
 from agent_session_manager.core.contract import RunRef
 from agent_session_manager.core.errors import AsmError
-from agent_session_manager.core.events import Event, EventType
+from agent_session_manager.core.events import EventType
 from agent_session_manager.core.status import RunStatus
 from agent_session_manager.core.tools import PendingApproval
 from agent_session_manager.store import EventStore
@@ -35,6 +35,7 @@ from tests.workflows.test_agent_cli_runs import (
 )
 from tests.workflows.test_cli_approvals import asking_spec
 
+DENIED = EventType.TOOL_APPROVAL_DENIED
 COMMAND = {
     "cmd": "touch made-by-command",
     "sandbox_permissions": "require_escalated",
@@ -145,12 +146,19 @@ async def test_codex_approval_of_a_killed_worker_is_superseded_by_the_retried_at
     assert asked == [stale.digest, fresh.digest]
     granted = [e.data["digest"] for e in of_type(events, EventType.TOOL_APPROVAL_GRANTED)]
     assert granted == [fresh.digest]
-    assert ended_as_superseded(events) == [stale.digest]  # recorded by the retried attempt
+    # Recorded by the retried attempt, in the background.
+    assert await ended_as_superseded(store, sid, ref.run_id) == [stale.digest]
 
 
-def ended_as_superseded(events: list[Event]) -> list[str]:
-    """The digests the log shows denied, each as superseded by a retried attempt."""
-    denied = of_type(events, EventType.TOOL_APPROVAL_DENIED)
+async def ended_as_superseded(store: EventStore, session_id: str, run_id: str) -> list[str]:
+    """The digests the log shows denied, each as superseded by a retried attempt (written in
+    the background once the run settled them: waited for)."""
+    async with asyncio.timeout(30):
+        while True:
+            denied = of_type(await run_events(store, session_id, run_id), DENIED)
+            if denied:
+                break
+            await asyncio.sleep(0.1)
     for e in denied:
         assert e.data["decided_by"] == "supersede", e.data
         assert e.data["reason"] == "superseded: provider attempt 2 started", e.data
@@ -228,4 +236,4 @@ async def test_codex_approval_of_a_killed_worker_goes_when_the_retry_starts_with
     assert asked == [stale.digest]  # the retried attempt never asked
     assert not of_type(events, EventType.TOOL_APPROVAL_GRANTED)
     # The dead attempt cannot say how its request ended: the retried one said it.
-    assert ended_as_superseded(events) == [stale.digest]
+    assert await ended_as_superseded(store, sid, ref.run_id) == [stale.digest]
