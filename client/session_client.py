@@ -486,17 +486,22 @@ class SessionClient:
     async def _wait_started(
         self, handle: WorkflowHandle[AgentSession, SessionSummary], session_id: str
     ) -> SessionView:
-        delay = 0.01
-        while True:
+        # The session is started: a connection dropped while we wait for it to say so (a
+        # server's GOAWAY cutting a long query, an outage) is waited out like any outage.
+        waiter = self._waiter()
+
+        async def look() -> SessionView:
             with self._translated(session_id):
                 desc = await handle.describe()
                 if desc.status is not WorkflowExecutionStatus.RUNNING:
                     await handle.result()  # raises the typed failure
-                view = await handle.query(AgentSession.describe)
-            if view.ready:
-                return view
+                return await handle.query(AgentSession.describe)
+
+        delay = 0.01
+        while not (view := await waiter.call(look)).ready:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
+        return view
 
     async def _by_reference(self, content: str | None) -> ContentRef | None:
         """Store ``content`` if it is over the inline limit; its reference, else None."""

@@ -154,6 +154,26 @@ async def test_session_result_rides_out_a_temporal_outage(
     assert {r.component for r in reports} == {"temporal"}
 
 
+async def test_start_session_rides_out_a_connection_lost_while_it_waits_for_the_start(
+    proxied: SessionClient,
+    temporal_proxy: TcpProxy,
+    reports: list[Outage],
+    run_worker: Any,
+) -> None:
+    # No worker yet: the session is started, and start_session waits in its describe query
+    # when the line goes down (seen in CI as a server's GOAWAY cutting that long query).
+    starting = asyncio.create_task(proxied.start_session(agent_id="outage"))
+    await asyncio.sleep(1.0)
+    assert not starting.done()
+    await temporal_proxy.cut()
+    await asyncio.sleep(1.0)
+    await temporal_proxy.restore()
+    async with run_worker():
+        view = await asyncio.wait_for(starting, 60)
+    assert view.ready and view.agent_id == "outage"
+    assert {r.component for r in reports} == {"temporal"}
+
+
 async def test_one_shot_calls_fail_fast_with_temporal_unavailable(
     client: SessionClient,
     proxied_temporal: Client,
