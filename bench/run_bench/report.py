@@ -44,6 +44,8 @@ def ratios(out: dict[str, Any]) -> dict[str, Any]:
     evicted_1000 = (ev.get("n_1000") or {}).get("ours_evicted_over_cached")
     cancel_p95 = (cn.get("cancel_run_returned") or {}).get("p95_ms")
     stop_p95 = (cn.get("cancel_to_last_message_streamed") or {}).get("p95_ms")
+    late_p95 = (cn.get("late_cancel_run_returned") or {}).get("p95_ms")
+    late_stop_p95 = (cn.get("late_cancel_to_last_message_streamed") or {}).get("p95_ms")
 
     def check(value: float | None, target: float, le: bool) -> dict[str, Any]:
         met = None if value is None else (value <= target if le else value >= target)
@@ -83,6 +85,16 @@ def ratios(out: dict[str, Any]) -> dict[str, Any]:
         ),
         "cancel_to_provider_stopped_p95_s": check(
             None if stop_p95 is None else round(stop_p95 / 1000, 3),
+            TARGETS["cancel_p95_max_s"],
+            True,
+        ),
+        "late_cancel_run_p95_s": check(
+            None if late_p95 is None else round(late_p95 / 1000, 3),
+            TARGETS["cancel_p95_max_s"],
+            True,
+        ),
+        "late_cancel_to_provider_stopped_p95_s": check(
+            None if late_stop_p95 is None else round(late_stop_p95 / 1000, 3),
             TARGETS["cancel_p95_max_s"],
             True,
         ),
