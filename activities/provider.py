@@ -39,7 +39,7 @@ from agent_session_manager.activities.agent_loop import AgentLoop, tool_results_
 from agent_session_manager.activities.budget import Budgets
 from agent_session_manager.activities.cli_approvals import RunApprovals, attempt_started
 from agent_session_manager.activities.content import read_inputs, store_reply
-from agent_session_manager.activities.heartbeat import Heartbeat
+from agent_session_manager.activities.heartbeat import MOST_SECONDS, Heartbeat
 from agent_session_manager.activities.history import ConversationHistory
 from agent_session_manager.activities.ledger import AttemptBill, Ledger
 from agent_session_manager.activities.limits import FleetLimits
@@ -109,7 +109,7 @@ class ProviderActivities:
     #: Fleet-wide slots, cooldowns and budgets (:mod:`activities.limits`); None: no limits.
     fleet: FleetLimits | None = None
     #: The worker's heartbeat throttle: an attempt heartbeats at most this often, and not
-    #: before this long (:mod:`activities.heartbeat`).
+    #: before this long; later ones further apart (:mod:`activities.heartbeat`).
     heartbeat_every: float = 0.2
 
     def __post_init__(self) -> None:
@@ -137,8 +137,9 @@ class ProviderActivities:
                 )
             )
         # A quarter of the heartbeat timeout at most: a heartbeat is never late for it.
+        quarter = spec.heartbeat_timeout_seconds / 4
         beat = Heartbeat(
-            activity.heartbeat, min(self.heartbeat_every, spec.heartbeat_timeout_seconds / 4)
+            activity.heartbeat, min(self.heartbeat_every, quarter), most=min(MOST_SECONDS, quarter)
         )
         outage = StoreOutage(
             beat,

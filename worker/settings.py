@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     log_format: str = "text"
     home: str = Field(default=".asm", description="where the embedded server and SQLite live")
     ui_url: str | None = Field(default=None, description="Temporal UI base URL for links")
-    #: Heartbeats are throttled to this; it bounds how fast a cancel reaches a provider.
+    #: When a provider attempt first heartbeats and the shortest interval between heartbeats
+    #: (later ones back off to 1 s): it bounds how fast a cancel reaches a young attempt.
     heartbeat_throttle_seconds: float = 0.2
     prices_file: str | None = Field(
         default=None,
