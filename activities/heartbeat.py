@@ -8,13 +8,13 @@ whether or not it heartbeat at its start. Heartbeats before then buy nothing: sk
 spares a short attempt (a quick model call, a mock reply) the server round trip and the
 SDK's work per call.
 
-Later heartbeats come further apart, each interval twice the last, up to ``most`` (a second
-by default). A young attempt, which is when most cancels come (the user sees the reply start
-and stops it), hears a cancel within the throttle; an older one within ``most``. A heartbeat
-costs about 2.7 ms of CPU (0.6 ms in the worker, 2.1 ms in the server; measured with 1,500 of
-them), and on a saturated worker attempts live longer *because* it is saturated: at a fixed
+Later heartbeats come further apart, each interval twice the last, up to ``most`` (half a
+second by default). A young attempt, which is when most cancels come (the user sees the reply
+start and stops it), hears a cancel within the throttle; an older one within ``most``. A
+heartbeat costs about 2.7 ms of CPU (0.6 ms in the worker, 2.1 ms in the server;
+``bench/heartbeat_cost.py``), and on a saturated worker attempts live longer *because* it is saturated: at a fixed
 pace an attempt spends the most heartbeats exactly when the machine has the least to spare
-(about 9 per mock run with 50 sessions on 2 cores; about 3 with the backoff).
+(8 to 9 per mock run with 50 sessions on 2 cores; about 3 with the backoff).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 #: The longest interval between an attempt's heartbeats (unless the throttle is longer).
-MOST_SECONDS = 1.0
+MOST_SECONDS = 0.5
 
 
 class Heartbeat:

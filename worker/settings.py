@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     home: str = Field(default=".asm", description="where the embedded server and SQLite live")
     ui_url: str | None = Field(default=None, description="Temporal UI base URL for links")
     #: When a provider attempt first heartbeats and the shortest interval between heartbeats
-    #: (later ones back off to 1 s): it bounds how fast a cancel reaches a young attempt.
+    #: (later ones back off to 0.5 s): it bounds how fast a cancel reaches a young attempt.
     heartbeat_throttle_seconds: float = 0.2
     prices_file: str | None = Field(
         default=None,
