@@ -12,9 +12,9 @@ Later heartbeats come further apart, each interval twice the last, up to ``most`
 second by default). A young attempt, which is when most cancels come (the user sees the reply
 start and stops it), hears a cancel within the throttle; an older one within ``most``. A
 heartbeat costs about 2.7 ms of CPU (0.6 ms in the worker, 2.1 ms in the server;
-``bench/heartbeat_cost.py``), and on a saturated worker attempts live longer *because* it is saturated: at a fixed
-pace an attempt spends the most heartbeats exactly when the machine has the least to spare
-(8 to 9 per mock run with 50 sessions on 2 cores; about 3 with the backoff).
+``bench/heartbeat_cost.py``), and on a saturated worker attempts live longer *because* it is
+saturated: at a fixed pace an attempt spends the most heartbeats exactly when the machine has
+the least to spare (8 to 9 per mock run with 50 sessions on 2 cores; about 3 with the backoff).
 """
 
 from __future__ import annotations
