@@ -24,6 +24,21 @@ NOTES = [
 ]
 
 
+#: The cancel phase's p95s judged against ``cancel_p95_max_s``: name in the report, its summary.
+CANCEL_CHECKS = {
+    "cancel_run_p95_s": "cancel_run_returned",
+    "cancel_to_provider_stopped_p95_s": "cancel_to_last_message_streamed",
+    "late_cancel_run_p95_s": "late_cancel_run_returned",
+    "late_cancel_to_provider_stopped_p95_s": "late_cancel_to_last_message_streamed",
+}
+
+
+def p95_s(summary: dict[str, Any] | None) -> float | None:
+    """A summary's p95 in seconds (None when the phase did not run)."""
+    p95 = (summary or {}).get("p95_ms")
+    return None if p95 is None else round(p95 / 1000, 3)
+
+
 def ratios(out: dict[str, Any]) -> dict[str, Any]:
     """Each ratio beside its target, with ``met`` (None when its phase did not run)."""
     lat = out.get("latency", {})
@@ -42,10 +57,6 @@ def ratios(out: dict[str, Any]) -> dict[str, Any]:
     first_r = ratio(first_p50, bare_p50)
     tp_r = ratio(tp.get("ours_runs_per_s"), tp.get("bare_runs_per_s"))
     evicted_1000 = (ev.get("n_1000") or {}).get("ours_evicted_over_cached")
-    cancel_p95 = (cn.get("cancel_run_returned") or {}).get("p95_ms")
-    stop_p95 = (cn.get("cancel_to_last_message_streamed") or {}).get("p95_ms")
-    late_p95 = (cn.get("late_cancel_run_returned") or {}).get("p95_ms")
-    late_stop_p95 = (cn.get("late_cancel_to_last_message_streamed") or {}).get("p95_ms")
 
     def check(value: float | None, target: float, le: bool) -> dict[str, Any]:
         met = None if value is None else (value <= target if le else value >= target)
@@ -78,24 +89,8 @@ def ratios(out: dict[str, Any]) -> dict[str, Any]:
             first_r, TARGETS["first_event_p50_over_bare_latency_p50_max"], True
         ),
         "throughput_ours_over_bare": check(tp_r, TARGETS["throughput_ratio_min"], False),
-        "cancel_run_p95_s": check(
-            None if cancel_p95 is None else round(cancel_p95 / 1000, 3),
-            TARGETS["cancel_p95_max_s"],
-            True,
-        ),
-        "cancel_to_provider_stopped_p95_s": check(
-            None if stop_p95 is None else round(stop_p95 / 1000, 3),
-            TARGETS["cancel_p95_max_s"],
-            True,
-        ),
-        "late_cancel_run_p95_s": check(
-            None if late_p95 is None else round(late_p95 / 1000, 3),
-            TARGETS["cancel_p95_max_s"],
-            True,
-        ),
-        "late_cancel_to_provider_stopped_p95_s": check(
-            None if late_stop_p95 is None else round(late_stop_p95 / 1000, 3),
-            TARGETS["cancel_p95_max_s"],
-            True,
-        ),
+        **{
+            name: check(p95_s(cn.get(key)), TARGETS["cancel_p95_max_s"], True)
+            for name, key in CANCEL_CHECKS.items()
+        },
     }
