@@ -415,6 +415,8 @@ class SessionClient:
     ) -> SessionView:
         """Start an ``AgentSession`` and wait until it has started (or failed to).
 
+        The start itself fails at once if Temporal cannot be reached; once it is sent, the
+        wait for the session to say it started rides out an outage (see :attr:`patience`).
         Give a :class:`SessionSpec`, or its fields as keywords (``agent_id`` is required
         then); the keywords are ignored when a spec is given. ``tenant`` (given either way)
         is the session's one tenant: it is recorded as the ``AsmTenant`` search attribute, so
