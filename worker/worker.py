@@ -14,7 +14,6 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from agent_session_manager.activities.content import ContentActivities
 from agent_session_manager.activities.lifecycle import LifecycleActivities
@@ -28,6 +27,7 @@ from agent_session_manager.core.budget import BudgetPolicy
 from agent_session_manager.core.prices import PriceTable
 from agent_session_manager.observability.instrumented_store import instrument_store
 from agent_session_manager.store import EventStore
+from agent_session_manager.worker.sandbox import workflow_runner
 from agent_session_manager.worker.settings import (
     Settings,
     price_table,
@@ -35,21 +35,6 @@ from agent_session_manager.worker.settings import (
 )
 from agent_session_manager.workflows.agent_run import AgentRun
 from agent_session_manager.workflows.agent_session import AgentSession
-
-#: Our modules the workflow sandbox takes from the worker instead of re-importing them for
-#: every workflow instance (a run is a new ``AgentRun`` instance, so it paid the import of
-#: ``workflows/*`` on every run). Safe because they hold no mutable module state and import
-#: only ``temporalio`` and ``core`` (the import-linter contract ``workflows -> core``, checked
-#: in CI): nothing they import can be non-deterministic. The sandbox's runtime restrictions
-#: (clocks, randomness, I/O called from workflow code) still apply to them.
-SANDBOX_PASSTHROUGH = ("agent_session_manager.core", "agent_session_manager.workflows")
-
-
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox with our pure modules passed through (:data:`SANDBOX_PASSTHROUGH`)."""
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
-    )
 
 
 @asynccontextmanager
@@ -126,7 +111,7 @@ async def serve(
         max_cached_workflows=(
             settings.max_cached_sessions if max_cached_workflows is None else max_cached_workflows
         ),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(client.data_converter),
         # Temporal echoes an update's request in the workflow's accept/reject reply, so an
         # update just under the server's 2 MiB request limit makes that reply exceed the SDK's
         # own 2 MiB check: the task would fail on every retry and wedge the session (found by

@@ -184,8 +184,11 @@ async def test_a_raw_client_inline_prompt_is_stored_by_the_session(
         assert result.status is RunStatus.COMPLETED and result.output == "ok"
         conversation = await store.conversation(sid, before_turn=2)
         assert conversation[0].content == prompt
-        # The caller's own update holds the prompt (what this measure finds)...
-        assert await largest_payload(handle) > len(prompt)
+        # The caller's own update holds the prompt (what this measure finds)... in the first
+        # execution: the session continues as new after its run, and a handle without a run id
+        # would read the new one (a race this test lost once under a full suite's load).
+        first = raw_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        assert await largest_payload(first) > len(prompt)
         # ...but the run never saw the content in its input: only the two references.
         run = client.temporal.get_workflow_handle(run_workflow_id(result.run_id))
         assert await history_bytes(run) < HISTORY_PER_RUN
