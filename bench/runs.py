@@ -23,7 +23,8 @@ Phases:
    (``client.stream_events``, started before the first submit), p50/p95; plus a per-stage
    breakdown from the event store's ``created_at`` and from the runs' Temporal histories.
 3. ``throughput``: 200 runs over 50 sessions (4 sequential runs each) vs 50 bare session-shaped
-   parents (4 runs each) vs 200 bare parent workflows with 50 in flight; runs/s.
+   parents (4 runs each) vs 200 bare parent workflows with 50 in flight; runs/s, over
+   ``--throughput-rounds`` rounds (3) in which ours and bare_session take turns going first.
 4. ``worker_cpu``: each worker in its own process (``run_bench/worker_proc.py``, the same
    script for both sides), ``--cpu-runs`` runs per side in alternating blocks; the worker
    process's CPU (psutil) per run, ours and bare_session.
@@ -107,7 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--block", type=int, default=10, help="alternating block size (10)")
     p.add_argument("--sessions", type=int, default=50, help="throughput sessions (50)")
     p.add_argument("--runs-per-session", type=int, default=4, help="throughput runs each (4)")
-    p.add_argument("--throughput-rounds", type=int, default=1, help="ours/bare rounds (1)")
+    p.add_argument(
+        "--throughput-rounds",
+        type=int,
+        default=3,
+        help="ours/bare rounds, alternating who goes first (3)",
+    )
     p.add_argument("--cancel-runs", type=int, default=20, help="cancel samples; 0 skips (20)")
     p.add_argument("--long-runs", type=int, default=500, help="long session runs; 0 skips (500)")
     p.add_argument(

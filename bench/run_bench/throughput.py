@@ -19,29 +19,38 @@ async def throughput(h: Harness) -> dict[str, Any]:
     bare_sids = await asyncio.gather(*(h.bare_session() for _ in range(sessions)))
     rounds: list[dict[str, float]] = []
     cpu = CpuMeter(h.server_pids)
-    for r in range(h.args.throughput_rounds):
-        # ours: every session runs `per` runs back to back, all sessions at once
+
+    async def drive(sid: str) -> None:  # ours: `per` runs back to back in one session
+        for _ in range(per):
+            await h.ours_run(sid)
+
+    async def drive_bare(sid: str) -> None:  # bare, session-shaped: `per` runs in one parent
+        for _ in range(per):
+            await h.bare_session_run(sid)
+
+    async def ours_round() -> float:
         t0 = time.perf_counter()
-
-        async def drive(sid: str) -> None:
-            for _ in range(per):
-                await h.ours_run(sid)
-
         with cpu.measure("ours", total):
             await bounded(asyncio.gather(*(drive(s) for s in sids)), 600, "ours throughput")
-        ours_s = time.perf_counter() - t0
-        # bare, session-shaped: as many long-lived parents, `per` runs each, all at once
+        return time.perf_counter() - t0
+
+    async def bare_session_round() -> float:
         t0 = time.perf_counter()
-
-        async def drive_bare(sid: str) -> None:
-            for _ in range(per):
-                await h.bare_session_run(sid)
-
         with cpu.measure("bare_session", total):
             await bounded(
                 asyncio.gather(*(drive_bare(s) for s in bare_sids)), 600, "bare session throughput"
             )
-        bare_session_s = time.perf_counter() - t0
+        return time.perf_counter() - t0
+
+    for r in range(h.args.throughput_rounds):
+        # All sessions at once on each side; who goes first alternates between rounds, so that
+        # whatever the previous side left behind (server backlog, garbage) falls on both.
+        if r % 2 == 0:
+            ours_s = await ours_round()
+            bare_session_s = await bare_session_round()
+        else:
+            bare_session_s = await bare_session_round()
+            ours_s = await ours_round()
         # bare: `total` parent workflows, `sessions` in flight
         sem = asyncio.Semaphore(sessions)
         t0 = time.perf_counter()
