@@ -249,17 +249,24 @@ class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
             ) from exc
 
 
+#: One JSON converter for every :class:`_PayloadConverter`. The worker makes a new payload
+#: converter for every workflow activation; building the pydantic converter each time cost
+#: ~2% of the worker's event loop (py-spy), and its cache of type adapters began empty every
+#: time. The converter is stateless but for that cache (thread-safe, bounded by pydantic's
+#: converter), and the types it caches are our passed-through models and builtins.
+_JSON_CONVERTER = _ValidatingJSONConverter()
+
+_CONVERTERS = tuple(
+    _JSON_CONVERTER if isinstance(c, JSONPlainPayloadConverter) else c
+    for c in DefaultPayloadConverter.default_encoding_payload_converters
+)
+
+
 class _PayloadConverter(CompositePayloadConverter):
     """The default converters, with JSON replaced by :class:`_ValidatingJSONConverter`."""
 
     def __init__(self) -> None:
-        json_converter = _ValidatingJSONConverter()
-        super().__init__(
-            *(
-                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
-                for c in DefaultPayloadConverter.default_encoding_payload_converters
-            )
-        )
+        super().__init__(*_CONVERTERS)
 
     def from_payloads(
         self, payloads: Sequence[Payload], type_hints: list[type] | None = None
