@@ -27,12 +27,22 @@ One tool call's added latency is p50(ours, 1 tool) - p50(ours, 0 tools). It is c
   without the work).
 
 Samples are taken in cycles (every side in turn, five times) so that load from other processes
-hits all sides alike. ``ratio_vs_same_work`` divides the p50s of all samples;
+hits all sides alike, and each sample starts ``--settle-ms`` (50) after the one before. Without
+that pause, a sample's tail (ours: the session records the run's end after the client has its
+result) lands on the next side, and in the cycle's fixed order only ``ours_one_tool`` follows a
+run of ours: with ``--settle-ms 0`` the tool call's ratio was 1.19-1.36 in this order and
+1.11-1.13 with the sides reordered so that no ours run follows another; with the pause, 0.90-1.01
+in either order. The pause makes every side slower (each starts from an idle worker and
+server), and the bare no-op activity round trip with it (8-9 ms back to back, 15-18 ms after the
+pause), so the literal ratio below is about halved by it; the same-work ratio compares ours with
+the bare loop under the same conditions either way.
+
+``ratio_vs_same_work`` divides the p50s of all samples;
 ``ratio_vs_same_work_paired`` computes the ratio within each cycle, from that cycle's medians,
 and reports the median and quartiles over cycles: a slow spell of the machine then moves both
 sides of a ratio together instead of landing on one side's samples.
 
-Run: ``.venv/bin/python bench/tools.py [--samples 40]``
+Run: ``.venv/bin/python bench/tools.py [--samples 40] [--settle-ms 50]``
 """
 
 from __future__ import annotations
@@ -91,7 +101,7 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
     return (time.perf_counter() - t) * 1000
 
 
-async def main(samples: int) -> dict[str, Any]:
+async def main(samples: int, settle_ms: float) -> dict[str, Any]:
     before = load_snapshot()
     with tempfile.TemporaryDirectory(prefix="asm-bench-tools-") as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'asm.db'}"
@@ -164,6 +174,7 @@ async def main(samples: int) -> dict[str, Any]:
                     for _ in range(CYCLE):
                         for name, fn in sides.items():
                             cycle[name].append(await timed(fn))
+                            await asyncio.sleep(settle_ms / 1000)
                     for name, got in cycle.items():
                         ms[name].extend(got)
                     cycles.append(cycle)
@@ -180,6 +191,7 @@ async def main(samples: int) -> dict[str, Any]:
     return {
         "samples": samples,
         "cycles": len(cycles),
+        "settle_ms": settle_ms,
         "p50_ms": p50,
         "tool_call_added_ms": round(added, 2),
         "bare_activity_round_trip_ms": round(bare_one, 2),
@@ -220,4 +232,11 @@ def _spread(ratios: list[float]) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=40)
-    print(json.dumps(asyncio.run(main(parser.parse_args().samples)), indent=2))
+    parser.add_argument(
+        "--settle-ms",
+        type=float,
+        default=50.0,
+        help="pause after each sample, so its tail does not land on the next side (50)",
+    )
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.samples, args.settle_ms)), indent=2))
