@@ -31,9 +31,9 @@ hits all sides alike, and each sample starts ``--settle-ms`` (50) after the one 
 that pause, a sample's tail (ours: the session records the run's end after the client has its
 result) lands on the next side, and in the cycle's fixed order only ``ours_one_tool`` follows a
 run of ours: with ``--settle-ms 0`` the tool call's ratio was 1.19-1.36 in this order and
-1.11-1.13 with the sides reordered so that no ours run follows another; with the pause, 0.90-1.01
+1.11-1.13 with the sides reordered so that no ours run follows another; with the pause, 0.90-1.10
 in either order. The pause makes every side slower (each starts from an idle worker and
-server), and the bare no-op activity round trip with it (8-9 ms back to back, 15-18 ms after the
+server), and the bare no-op activity round trip with it (8-9 ms back to back, 14-18 ms after the
 pause), so the literal ratio below is about halved by it; the same-work ratio compares ours with
 the bare loop under the same conditions either way.
 
